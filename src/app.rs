@@ -1,0 +1,177 @@
+//! The application: [`Application::build`] opens the database, binds the listener and wires the
+//! routers; [`Application::run_until_stopped`] serves until the stop token fires, then drains
+//! (sessions closed with 1001, in-flight requests finished, buffered charger state written).
+//! Tests build it on `127.0.0.1:0` and read the port back.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::booking::rest::{self, Api, OperatorToken};
+use crate::booking::store::{self, Store};
+use crate::central::{self, Central, LiveState, Sessions};
+use crate::ops;
+use crate::settings::Settings;
+
+/// Connections waiting to be accepted; a reconnect storm of thousands of chargers must not
+/// see refused connections.
+const LISTEN_BACKLOG: u32 = 4096;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    central: Arc<Central>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store: Arc<dyn Store> = store::open(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot open database {}", redact(&settings.database_url)))?;
+        let (operator, token_file) =
+            OperatorToken::load_or_generate(settings.api_token.as_deref(), &settings.data_dir)
+                .with_context(|| {
+                    format!(
+                        "cannot keep the operator token in {}",
+                        settings.data_dir.display()
+                    )
+                })?;
+        if let Some(path) = token_file {
+            tracing::info!(path = %path.display(), "operator token file (use it as the Bearer token)");
+        }
+        let listener = bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let central = Arc::new(Central {
+            settings: settings.clone(),
+            store,
+            sessions: Sessions::default(),
+            live: Arc::new(LiveState::default()),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let api = Arc::new(Api {
+            central: central.clone(),
+            operator,
+        });
+        let router = Router::new()
+            .merge(central::router(central.clone()))
+            .merge(rest::router(api))
+            .merge(ops::router(central.clone()));
+        Ok(Application {
+            listener,
+            addr,
+            router,
+            central,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The live sessions, for callers embedding the server (and tests) that send CALLs.
+    pub fn central(&self) -> Arc<Central> {
+        self.central.clone()
+    }
+
+    /// Serve until `stop` is cancelled, then shut down gracefully.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            addr,
+            router,
+            central,
+        } = self;
+        let settings = central.settings.clone();
+        let flusher_stop = CancellationToken::new();
+        let flusher = tokio::spawn(central::live::run_flusher(
+            central.live.clone(),
+            central.store.clone(),
+            settings.state_flush_interval,
+            flusher_stop.clone(),
+        ));
+        // Sessions watch `central.shutdown`; cancel it when the caller's token fires.
+        let sessions_stop = central.shutdown.clone();
+        let stop_watch = stop.clone();
+        tokio::spawn(async move {
+            stop_watch.cancelled().await;
+            sessions_stop.cancel();
+        });
+        tracing::info!(%addr, database = %redact(&settings.database_url), "echarging listening");
+        let listener = listener.tap_io(|tcp| {
+            // Small OCPP frames must not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        // In-flight requests get the grace period once the stop fires; upgraded sockets are
+        // not requests any more, the session tracker below waits for them.
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(settings.shutdown_grace).await;
+        };
+        let served = tokio::select! {
+            result = serve => Some(result),
+            _ = deadline => None,
+        };
+        if served.is_none() {
+            tracing::warn!("requests still running after the grace period; stopping anyway");
+        }
+        tracing::info!("no longer accepting; draining charger sessions");
+        central.tracker.close();
+        if tokio::time::timeout(settings.shutdown_grace, central.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("charger sessions still open after the grace period");
+        }
+        flusher_stop.cancel();
+        let _ = flusher.await;
+        central.store.close().await;
+        tracing::info!("stopped");
+        match served {
+            Some(result) => result.context("server error"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

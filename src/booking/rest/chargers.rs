@@ -1,0 +1,316 @@
+//! `/api/v1/chargers`: operators register, list, inspect, update and delete chargers. Answers
+//! join what the store holds with the live sessions: `online`, `lastSeen`, boot info and
+//! connector status are as fresh as the last frame, even before they are written behind.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use super::Api;
+use super::auth::Operator;
+use crate::booking::charger::{ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger};
+use crate::booking::store::{Page, StoreError};
+use crate::central::{ChargeBoxId, EndReason, machine_key};
+use crate::problem::{ApiJson, Problem};
+
+const MAX_NAME_LEN: usize = 100;
+const DEFAULT_PAGE: u32 = 1000;
+const MAX_PAGE: u32 = 10_000;
+
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/chargers", get(list).post(create))
+        .route(
+            "/chargers/{id}",
+            get(show).patch(update).delete(remove),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateCharger {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    connectors: u32,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateCharger {
+    /// `null` clears the name.
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default)]
+    connectors: Option<u32>,
+    /// `null` removes the password: the charger may then connect without Basic auth.
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    /// Only chargers whose id sorts after this one (paging).
+    after: Option<String>,
+    limit: Option<u32>,
+    /// Only chargers that are (or are not) connected now.
+    online: Option<bool>,
+}
+
+/// A charger as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargerView {
+    id: String,
+    name: Option<String>,
+    connectors: u32,
+    password_protected: bool,
+    online: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_seen: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_boot_at: Option<OffsetDateTime>,
+    vendor: Option<String>,
+    model: Option<String>,
+    serial_number: Option<String>,
+    charge_box_serial_number: Option<String>,
+    firmware_version: Option<String>,
+    iccid: Option<String>,
+    imsi: Option<String>,
+    meter_type: Option<String>,
+    meter_serial_number: Option<String>,
+    connector_status: Vec<ConnectorStatusView>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectorStatusView {
+    connector_id: u32,
+    status: String,
+    error_code: String,
+    info: Option<String>,
+    vendor_error_code: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    timestamp: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl Api {
+    fn view(&self, mut record: ChargerRecord) -> ChargerView {
+        self.central.live.overlay(&mut record);
+        let online = self.central.sessions.is_online(&record.id);
+        let boot = record.boot.unwrap_or_default();
+        let known = |s: String| (!s.is_empty()).then_some(s);
+        ChargerView {
+            online,
+            id: record.id.to_string(),
+            name: record.name,
+            connectors: record.connectors,
+            password_protected: record.password_hash.is_some(),
+            last_seen: record.last_seen_at,
+            last_boot_at: record.last_boot_at,
+            vendor: known(boot.vendor),
+            model: known(boot.model),
+            serial_number: boot.serial_number,
+            charge_box_serial_number: boot.charge_box_serial_number,
+            firmware_version: boot.firmware_version,
+            iccid: boot.iccid,
+            imsi: boot.imsi,
+            meter_type: boot.meter_type,
+            meter_serial_number: boot.meter_serial_number,
+            connector_status: record
+                .connector_status
+                .into_iter()
+                .map(|c| ConnectorStatusView {
+                    connector_id: c.connector_id,
+                    status: c.status,
+                    error_code: c.error_code,
+                    info: c.info,
+                    vendor_error_code: c.vendor_error_code,
+                    timestamp: c.reported_at,
+                    updated_at: c.updated_at,
+                })
+                .collect(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict(what) => Problem::new(StatusCode::CONFLICT, "Conflict").detail(what),
+        other => Problem::internal(&other),
+    }
+}
+
+fn path_id(raw: &str) -> Result<ChargeBoxId, Problem> {
+    // An id that cannot be valid cannot be registered either.
+    ChargeBoxId::parse(raw).map_err(|_| Problem::not_found(format!("no charger {raw:?}")))
+}
+
+fn validate_name(name: Option<String>) -> Result<Option<String>, Problem> {
+    match name.map(|n| n.trim().to_string()) {
+        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(Problem::invalid_field(
+            "name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        )),
+        Some(n) if n.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn validate_connectors(n: u32) -> Result<u32, Problem> {
+    if (1..=MAX_CONNECTORS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Problem::invalid_field(
+            "connectors",
+            format!("must be from 1 to {MAX_CONNECTORS}"),
+        ))
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, Problem> {
+    machine_key::validate(password).map_err(|e| Problem::invalid_field("password", e))?;
+    Ok(machine_key::hash(password))
+}
+
+async fn create(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    ApiJson(body): ApiJson<CreateCharger>,
+) -> Result<Response, Problem> {
+    let id = ChargeBoxId::parse(&body.id).map_err(|e| Problem::invalid_field("id", e))?;
+    let new = NewCharger {
+        id,
+        name: validate_name(body.name)?,
+        connectors: validate_connectors(body.connectors)?,
+        password_hash: body.password.as_deref().map(hash_password).transpose()?,
+    };
+    let record = api
+        .central
+        .store
+        .insert_charger(&new)
+        .await
+        .map_err(store_error)?;
+    let location = format!("/api/v1/chargers/{}", record.id);
+    let mut response = (StatusCode::CREATED, Json(api.view(record))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn list(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ChargerView>>, Problem> {
+    let Query(q) = query.map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "Invalid query").detail(e.body_text())
+    })?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("must be from 1 to {MAX_PAGE}"),
+        ));
+    }
+    let records = api
+        .central
+        .store
+        .chargers(&Page {
+            after: q.after,
+            limit,
+        })
+        .await
+        .map_err(store_error)?;
+    let views = records
+        .into_iter()
+        .map(|r| api.view(r))
+        .filter(|v| q.online.is_none_or(|want| v.online == want))
+        .collect();
+    Ok(Json(views))
+}
+
+async fn show(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<Json<ChargerView>, Problem> {
+    let id = path_id(&raw)?;
+    match api.central.store.charger(&id).await.map_err(store_error)? {
+        Some(record) => Ok(Json(api.view(record))),
+        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+    }
+}
+
+async fn update(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<UpdateCharger>,
+) -> Result<Json<ChargerView>, Problem> {
+    let id = path_id(&raw)?;
+    let patch = ChargerPatch {
+        name: body.name.map(validate_name).transpose()?,
+        connectors: body.connectors.map(validate_connectors).transpose()?,
+        password_hash: match body.password {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(p)) => Some(Some(hash_password(&p)?)),
+        },
+    };
+    match api
+        .central
+        .store
+        .update_charger(&id, &patch)
+        .await
+        .map_err(store_error)?
+    {
+        Some(record) => Ok(Json(api.view(record))),
+        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+    }
+}
+
+async fn remove(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = path_id(&raw)?;
+    if !api
+        .central
+        .store
+        .delete_charger(&id)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(Problem::not_found(format!("no charger {raw:?}")));
+    }
+    api.central.sessions.disconnect(&id, EndReason::Deregistered);
+    api.central.live.forget(&id);
+    Ok(StatusCode::NO_CONTENT)
+}

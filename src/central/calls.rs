@@ -1,0 +1,54 @@
+//! Calls the central system makes to a charger (ReserveNow, RemoteStartTransaction, …): what a
+//! queued call carries to the session task and how one can fail. Correlation and timeouts happen
+//! in the session task, which is the only place that knows what is on the wire.
+
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::ocpp::ErrorCode;
+
+/// Why a call to a charger produced no typed answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("charger is offline")]
+    Offline,
+    #[error("too many calls already waiting for this charger")]
+    QueueFull,
+    #[error("charger did not answer within the call timeout")]
+    Timeout,
+    #[error("charger disconnected before answering")]
+    Disconnected,
+    #[error("charger answered with CALLERROR {code:?}: {description}")]
+    CallError {
+        code: ErrorCode,
+        description: String,
+        details: serde_json::Value,
+    },
+    #[error("charger's answer does not match the {action} response schema: {reason}")]
+    BadResponse {
+        action: &'static str,
+        reason: String,
+    },
+    #[error("could not encode the request: {0}")]
+    Encode(String),
+}
+
+/// The raw answer: a CALLRESULT payload's JSON text, or a failure.
+pub type RawAnswer = Result<String, CallFailure>;
+
+/// One call waiting in a charger's queue. Boxed in the channel so an idle charger's queue costs
+/// a few pointers, not a block of full-size slots.
+pub struct QueuedCall {
+    pub action: &'static str,
+    pub payload: String,
+    pub reply: oneshot::Sender<RawAnswer>,
+}
+
+/// The one call on the wire (OCPP-J allows a single outstanding CALL per direction).
+pub struct InFlight {
+    pub message_id: String,
+    pub action: &'static str,
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<RawAnswer>,
+}

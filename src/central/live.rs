@@ -1,0 +1,174 @@
+//! What connected chargers report (boot info, connector status, last seen), held in memory and
+//! written to the store behind the sessions by [`run_flusher`]. Heartbeats and status updates
+//! must never wait on the database (design.md), so a session only touches memory: an atomic for
+//! "last seen", a short `std::sync::Mutex` for the rest, never held across an `.await`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::booking::charger::{
+    BootInfo, ChargerRecord, ChargerState, ConnectorStatus, from_millis, to_millis,
+};
+use crate::booking::store::Store;
+use crate::central::ChargeBoxId;
+
+/// One charger's reported state since this process started.
+#[derive(Default)]
+pub struct ChargerLive {
+    last_seen_ms: AtomicI64,
+    details: Mutex<Details>,
+}
+
+#[derive(Default)]
+struct Details {
+    boot: Option<(BootInfo, OffsetDateTime)>,
+    connectors: BTreeMap<u32, ConnectorStatus>,
+}
+
+impl ChargerLive {
+    /// Called for every inbound frame: one relaxed store, nothing else.
+    pub fn touch(&self, now: OffsetDateTime) {
+        self.last_seen_ms.store(to_millis(now), Ordering::Relaxed);
+    }
+
+    pub fn last_seen(&self) -> Option<OffsetDateTime> {
+        match self.last_seen_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(from_millis(ms)),
+        }
+    }
+
+    fn snapshot(&self, id: &ChargeBoxId) -> ChargerState {
+        let d = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        ChargerState {
+            id: id.clone(),
+            last_seen_at: self.last_seen(),
+            boot: d.boot.clone(),
+            connector_status: d.connectors.values().cloned().collect(),
+        }
+    }
+}
+
+/// Every charger's live state plus the set whose state changed since the last flush.
+#[derive(Default)]
+pub struct LiveState {
+    chargers: DashMap<ChargeBoxId, Arc<ChargerLive>>,
+    dirty: Mutex<HashSet<ChargeBoxId>>,
+}
+
+impl LiveState {
+    /// The entry a session keeps for its whole life, so its per-frame updates skip the map.
+    pub fn entry(&self, id: &ChargeBoxId) -> Arc<ChargerLive> {
+        self.chargers.entry(id.clone()).or_default().clone()
+    }
+
+    pub fn get(&self, id: &ChargeBoxId) -> Option<Arc<ChargerLive>> {
+        self.chargers.get(id).map(|e| e.clone())
+    }
+
+    pub fn forget(&self, id: &ChargeBoxId) {
+        self.chargers.remove(id);
+        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    pub fn mark_dirty(&self, id: &ChargeBoxId) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+    }
+
+    pub fn record_boot(&self, id: &ChargeBoxId, live: &ChargerLive, boot: BootInfo) {
+        let now = OffsetDateTime::now_utc();
+        live.touch(now);
+        live.details
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .boot = Some((boot, now));
+        self.mark_dirty(id);
+    }
+
+    pub fn record_status(&self, id: &ChargeBoxId, live: &ChargerLive, status: ConnectorStatus) {
+        live.details
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .connectors
+            .insert(status.connector_id, status);
+        self.mark_dirty(id);
+    }
+
+    /// Take the states changed since the last call.
+    pub fn drain_dirty(&self) -> Vec<ChargerState> {
+        let ids = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        ids.into_iter()
+            .filter_map(|id| self.get(&id).map(|live| live.snapshot(&id)))
+            .collect()
+    }
+
+    /// Lay the fresher live state over what the store last persisted.
+    pub fn overlay(&self, record: &mut ChargerRecord) {
+        let Some(live) = self.get(&record.id) else {
+            return;
+        };
+        if let Some(seen) = live.last_seen() {
+            record.last_seen_at = Some(record.last_seen_at.map_or(seen, |s| s.max(seen)));
+        }
+        let d = live.details.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((boot, at)) = &d.boot {
+            record.boot = Some(boot.clone());
+            record.last_boot_at = Some(*at);
+        }
+        for status in d.connectors.values() {
+            match record
+                .connector_status
+                .iter_mut()
+                .find(|c| c.connector_id == status.connector_id)
+            {
+                Some(slot) => *slot = status.clone(),
+                None => record.connector_status.push(status.clone()),
+            }
+        }
+        record.connector_status.sort_by_key(|c| c.connector_id);
+    }
+}
+
+/// Write changed charger state every `interval` until `stop`, then once more.
+pub async fn run_flusher(
+    live: Arc<LiveState>,
+    store: Arc<dyn Store>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        flush(&live, store.as_ref()).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// One batch; on failure the states are marked dirty again so the next flush retries them.
+pub async fn flush(live: &LiveState, store: &dyn Store) {
+    let states = live.drain_dirty();
+    if states.is_empty() {
+        return;
+    }
+    if let Err(e) = store.save_charger_states(&states).await {
+        tracing::warn!(error = %e, count = states.len(), "could not persist charger state; will retry");
+        for s in &states {
+            live.mark_dirty(&s.id);
+        }
+    }
+}

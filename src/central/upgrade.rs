@@ -1,0 +1,114 @@
+//! `GET /ocpp/{chargeBoxId}`: the gate every charger passes. Order matters: an unknown id is 404
+//! and a wrong or missing password 401 before any WebSocket is made; only then is the
+//! subprotocol checked, and a client that offers none of ours gets the handshake without the
+//! header and an immediate close (OCPP-J 1.6 §3.1.2), then the session task takes the socket.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use tracing::{Instrument, debug, warn};
+
+use super::session::{self, close_code};
+use super::{ChargeBoxId, Central, machine_key};
+use crate::problem::Problem;
+
+/// The only subprotocol we speak.
+pub const OCPP16: &str = "ocpp1.6";
+
+pub(crate) async fn upgrade(
+    State(central): State<Arc<Central>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(id) = ChargeBoxId::parse(&raw_id) else {
+        return not_registered(&raw_id);
+    };
+    let credentials = match central.store.charger_credentials(&id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_registered(&raw_id),
+        Err(e) => {
+            warn!(error = %e, "charger lookup failed");
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")
+                .detail("the charger registry cannot be read right now; retry shortly")
+                .into_response();
+        }
+    };
+    if let Some(hash) = credentials {
+        if !basic_auth_matches(&headers, &id, &hash) {
+            debug!(charger = %id, "rejected: bad or missing credentials");
+            let mut response = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+                .detail("this charger requires HTTP Basic authentication with its password")
+                .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"echarging\", charset=\"UTF-8\""),
+            );
+            return response;
+        }
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let s = &central.settings;
+    let ws = ws
+        .protocols([OCPP16])
+        .read_buffer_size(s.ws_read_buffer)
+        .write_buffer_size(0)
+        .max_write_buffer_size(s.ws_max_write_buffer)
+        .max_message_size(s.max_frame_size)
+        .max_frame_size(s.max_frame_size);
+    if ws.selected_protocol().is_none() {
+        debug!(charger = %id, "rejected: no supported subprotocol offered");
+        return ws.on_upgrade(|mut socket| async move {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: close_code::PROTOCOL_ERROR,
+                    reason: "subprotocol ocpp1.6 required".into(),
+                })))
+                .await;
+        });
+    }
+    let tracker = central.tracker.clone();
+    ws.on_upgrade(move |socket| {
+        let span = tracing::info_span!("charger", id = %id);
+        tracker.track_future(session::run(socket, id, central).instrument(span))
+    })
+}
+
+fn not_registered(raw_id: &str) -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "Unknown charger")
+        .detail(format!("no charger {raw_id:?} is registered"))
+        .into_response()
+}
+
+/// HTTP Basic with username = charge box id and the charger's password.
+fn basic_auth_matches(headers: &HeaderMap, id: &ChargeBoxId, hash: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    // The password may hold any bytes, ':' included; only the first ':' separates.
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    user == id.as_str().as_bytes()
+        && std::str::from_utf8(password).is_ok_and(|p| machine_key::verify(hash, p))
+}

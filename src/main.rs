@@ -1,0 +1,68 @@
+//! The `echarging` binary: read settings, start logging, serve until SIGTERM or ctrl-c.
+
+use std::process::ExitCode;
+
+use echarging::app::Application;
+use echarging::settings::{self, Invocation};
+use echarging::telemetry;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let settings = match settings::from_args_and_env() {
+        Ok(Invocation::Serve(s)) => s,
+        Err(line) => {
+            eprintln!("echarging: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echarging: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match Application::build(settings).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("echarging: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let stop = CancellationToken::new();
+        tokio::spawn(signal_to(stop.clone()));
+        match app.run_until_stopped(stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("echarging: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancel `stop` on SIGTERM (how orchestrators stop us) or ctrl-c.
+async fn signal_to(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stop requested");
+    stop.cancel();
+}

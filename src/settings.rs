@@ -1,0 +1,484 @@
+//! Settings: one `Settings` value built from defaults, an optional TOML file, `ECHARGING_*`
+//! environment variables and command-line flags, in rising precedence (api.md "Running").
+//! Every value is validated here, so the rest of the program only ever sees good ones, and a bad
+//! one stops start-up with one line that names the setting, where it came from and why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The validated settings of one server process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// REST, OCPP and operations share this one address.
+    pub listen: SocketAddr,
+    /// `sqlite://…` (embedded, default) or `postgres://…`.
+    pub database_url: String,
+    /// The operator token; when `None` one is generated at first start and kept in `data_dir`.
+    pub api_token: Option<String>,
+    /// Where generated state (the operator token, the SQLite file by default) lives.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// A tracing filter directive, e.g. `info` or `echarging=debug,info`.
+    pub log: String,
+    /// The Heartbeat interval handed to chargers in the BootNotification answer.
+    pub heartbeat_interval: Duration,
+    /// A charger silent for this many heartbeat intervals is marked offline and its socket closed.
+    pub offline_after_intervals: f64,
+    /// How often a WebSocket Ping is sent to each charger (zero: never).
+    pub ws_ping_interval: Duration,
+    /// How long the central system waits for the answer to a CALL it sent.
+    pub call_timeout: Duration,
+    /// How many outbound CALLs may wait per charger before new ones are refused.
+    pub call_queue: usize,
+    /// Largest WebSocket frame or message accepted from a charger; beyond it the socket is closed
+    /// with 1009 (Message Too Big).
+    pub max_frame_size: usize,
+    /// Per-socket read buffer; kept small because it is paid once per connected charger.
+    pub ws_read_buffer: usize,
+    /// Bytes a socket may hold unsent before the session is considered stuck and closed.
+    pub ws_max_write_buffer: usize,
+    /// How often buffered charger state (boot info, connector status, last seen) is written.
+    pub state_flush_interval: Duration,
+    /// How long a graceful stop waits for sessions and requests to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: everything default, the given database.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        let database_url = database_url.into();
+        let data_dir = default_data_dir(&database_url);
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url,
+            api_token: None,
+            data_dir,
+            log_format: LogFormat::Human,
+            log: "info".into(),
+            heartbeat_interval: Duration::from_secs(300),
+            offline_after_intervals: 2.0,
+            ws_ping_interval: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(30),
+            call_queue: 32,
+            max_frame_size: 64 * 1024,
+            ws_read_buffer: 4 * 1024,
+            ws_max_write_buffer: 64 * 1024,
+            state_flush_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// How long a charger may stay silent before it is considered gone.
+    pub fn max_silence(&self) -> Duration {
+        self.heartbeat_interval.mul_f64(self.offline_after_intervals)
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/echarging.db";
+
+/// The SQLite file's folder, or `data` for a server database.
+fn default_data_dir(database_url: &str) -> PathBuf {
+    sqlite_path(database_url)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// The file path of a `sqlite:` URL, without its query string.
+pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// What the `echarging` binary was asked to do.
+#[derive(Debug, Clone)]
+pub enum Invocation {
+    Serve(Settings),
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "echarging", version, about = "OCPP 1.6J EV charging central system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+    /// TOML file with the same keys as the flags (snake_case)
+    #[arg(long, env = "ECHARGING_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    values: CliValues,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Run the central system (the default)
+    Serve,
+}
+
+/// Every setting as text, so that validation (and its one-line error) is ours, not clap's.
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CliValues {
+    /// Address for REST, OCPP and operations [default: 127.0.0.1:8080]
+    #[arg(long, env = "ECHARGING_LISTEN", global = true)]
+    listen: Option<String>,
+    /// sqlite://PATH (default sqlite://data/echarging.db) or postgres://…
+    #[arg(long, env = "ECHARGING_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Operator bearer token [default: generated and stored in the data folder]
+    #[arg(long, env = "ECHARGING_API_TOKEN", global = true, hide_env_values = true)]
+    api_token: Option<String>,
+    /// Folder for generated state [default: the SQLite file's folder, else ./data]
+    #[arg(long, env = "ECHARGING_DATA_DIR", global = true)]
+    data_dir: Option<String>,
+    /// human or json [default: human]
+    #[arg(long, env = "ECHARGING_LOG_FORMAT", global = true)]
+    log_format: Option<String>,
+    /// Log filter, e.g. info or echarging=debug [default: info]
+    #[arg(long, env = "ECHARGING_LOG", global = true)]
+    log: Option<String>,
+    /// Heartbeat interval given to chargers, e.g. 300 or 5m [default: 300s]
+    #[arg(long, env = "ECHARGING_HEARTBEAT_INTERVAL", global = true)]
+    heartbeat_interval: Option<String>,
+    /// Silent for this many heartbeat intervals → offline [default: 2]
+    #[arg(long, env = "ECHARGING_OFFLINE_AFTER_INTERVALS", global = true)]
+    offline_after_intervals: Option<String>,
+    /// WebSocket ping period, 0 disables [default: 60s]
+    #[arg(long, env = "ECHARGING_WS_PING_INTERVAL", global = true)]
+    ws_ping_interval: Option<String>,
+    /// Time allowed for a charger to answer a CALL [default: 30s]
+    #[arg(long, env = "ECHARGING_CALL_TIMEOUT", global = true)]
+    call_timeout: Option<String>,
+    /// Outbound CALLs that may wait per charger [default: 32]
+    #[arg(long, env = "ECHARGING_CALL_QUEUE", global = true)]
+    call_queue: Option<String>,
+    /// Largest accepted WebSocket message in bytes [default: 65536]
+    #[arg(long, env = "ECHARGING_MAX_FRAME_SIZE", global = true)]
+    max_frame_size: Option<String>,
+    /// Per-socket read buffer in bytes, at most 4096 [default: 4096]
+    #[arg(long, env = "ECHARGING_WS_READ_BUFFER", global = true)]
+    ws_read_buffer: Option<String>,
+    /// Unsent bytes allowed per socket [default: 65536]
+    #[arg(long, env = "ECHARGING_WS_MAX_WRITE_BUFFER", global = true)]
+    ws_max_write_buffer: Option<String>,
+    /// How often buffered charger state is written to the database [default: 1s]
+    #[arg(long, env = "ECHARGING_STATE_FLUSH_INTERVAL", global = true)]
+    state_flush_interval: Option<String>,
+    /// Time allowed for a graceful stop [default: 10s]
+    #[arg(long, env = "ECHARGING_SHUTDOWN_GRACE", global = true)]
+    shutdown_grace: Option<String>,
+}
+
+/// A setting that could not be accepted; its `Display` is the one line printed at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {key} = {value:?} (from {source_name}): {reason}")]
+pub struct SettingError {
+    pub key: &'static str,
+    pub value: String,
+    pub source_name: String,
+    pub reason: String,
+}
+
+/// Parse the process's arguments and environment. `Err` carries the line to print.
+pub fn from_args_and_env() -> Result<Invocation, String> {
+    from_iter(std::env::args_os())
+}
+
+pub fn from_iter<I, T>(args: I) -> Result<Invocation, String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                e.exit()
+            }
+            // clap's own message is several lines with usage; one line is the contract.
+            _ => {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                return Err(first.trim_start_matches("error: ").to_string());
+            }
+        },
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    let file = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+            toml::from_str::<CliValues>(&text).map_err(|e| {
+                let msg = e.message().trim().replace('\n', " ");
+                format!("invalid config file {}: {msg}", path.display())
+            })?
+        }
+        None => CliValues::default(),
+    };
+    let settings = resolve(&cli.values, &file, &matches, cli.config.as_deref())
+        .map_err(|e| e.to_string())?;
+    match cli.command {
+        None | Some(CliCommand::Serve) => Ok(Invocation::Serve(settings)),
+    }
+}
+
+/// One setting's winning text and where it came from.
+struct Pick<'a> {
+    key: &'static str,
+    value: &'a str,
+    source_name: String,
+}
+
+impl Pick<'_> {
+    fn fail(&self, reason: impl Into<String>) -> SettingError {
+        SettingError {
+            key: self.key,
+            value: self.value.to_string(),
+            source_name: self.source_name.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn resolve(
+    cli: &CliValues,
+    file: &CliValues,
+    matches: &ArgMatches,
+    config_path: Option<&Path>,
+) -> Result<Settings, SettingError> {
+    let pick = |key: &'static str, flag: &Option<String>, from_file: &Option<String>| {
+        let env_name = format!("ECHARGING_{}", key.to_uppercase());
+        if let Some(v) = flag.as_deref() {
+            let source_name = match matches.value_source(key) {
+                Some(ValueSource::EnvVariable) => env_name,
+                _ => format!("--{}", key.replace('_', "-")),
+            };
+            return Some((v.to_string(), source_name));
+        }
+        from_file.as_deref().map(|v| {
+            let path = config_path.map(|p| p.display().to_string()).unwrap_or_default();
+            (v.to_string(), format!("config file {path}"))
+        })
+    };
+    macro_rules! get {
+        ($key:ident) => {
+            pick(stringify!($key), &cli.$key, &file.$key)
+        };
+    }
+    // Parses one setting when it was given; `$parse` sees a `Pick` to build its error from.
+    macro_rules! parse {
+        ($key:ident, $parse:expr) => {
+            match get!($key) {
+                Some((value, source_name)) => {
+                    let p = Pick {
+                        key: stringify!($key),
+                        value: &value,
+                        source_name,
+                    };
+                    #[allow(clippy::redundant_closure_call)]
+                    Some(($parse)(&p)?)
+                }
+                None => None,
+            }
+        };
+    }
+
+    let database_url = parse!(database_url, |p: &Pick| {
+        let v = p.value.trim();
+        if v.starts_with("sqlite:") {
+            if sqlite_path(v).is_none() && !v.contains(":memory:") {
+                return Err(p.fail("sqlite URL has no file path"));
+            }
+            Ok(v.to_string())
+        } else if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            Ok(v.to_string())
+        } else {
+            Err(p.fail("expected sqlite://PATH or postgres://…"))
+        }
+    })
+    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+
+    let mut s = Settings::with_database(database_url);
+    if let Some(v) = parse!(listen, |p: &Pick| p
+        .value
+        .trim()
+        .parse::<SocketAddr>()
+        .map_err(|e| p.fail(e.to_string())))
+    {
+        s.listen = v;
+    }
+    s.api_token = parse!(api_token, |p: &Pick| {
+        let v = p.value.trim();
+        if v.len() < 16 {
+            Err(p.fail("an operator token needs at least 16 characters"))
+        } else if !v.bytes().all(|b| b.is_ascii_graphic()) {
+            Err(p.fail("use printable ASCII without spaces"))
+        } else {
+            Ok(v.to_string())
+        }
+    });
+    if let Some(v) = parse!(data_dir, |p: &Pick| Ok::<_, SettingError>(PathBuf::from(p.value))) {
+        s.data_dir = v;
+    }
+    if let Some(v) = parse!(log_format, |p: &Pick| match p.value.trim() {
+        "human" | "text" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(p.fail("expected human or json")),
+    }) {
+        s.log_format = v;
+    }
+    if let Some(v) = parse!(log, |p: &Pick| {
+        tracing_subscriber::EnvFilter::try_new(p.value)
+            .map(|_| p.value.to_string())
+            .map_err(|e| p.fail(e.to_string()))
+    }) {
+        s.log = v;
+    }
+    let duration = |min: Duration, allow_zero: bool| {
+        move |p: &Pick| {
+            let d = parse_duration(p.value).map_err(|e| p.fail(e))?;
+            if (d.is_zero() && !allow_zero) || (!d.is_zero() && d < min) {
+                return Err(p.fail(format!("must be at least {min:?}")));
+            }
+            Ok(d)
+        }
+    };
+    if let Some(v) = parse!(heartbeat_interval, |p: &Pick| {
+        let d = duration(Duration::from_secs(1), false)(p)?;
+        if d.subsec_nanos() != 0 || d.as_secs() > i32::MAX as u64 {
+            return Err(p.fail("OCPP sends the interval in whole seconds"));
+        }
+        Ok(d)
+    }) {
+        s.heartbeat_interval = v;
+    }
+    if let Some(v) = parse!(offline_after_intervals, |p: &Pick| match p
+        .value
+        .trim()
+        .parse::<f64>()
+    {
+        Ok(f) if f.is_finite() && f >= 1.0 && f <= 100.0 => Ok(f),
+        _ => Err(p.fail("expected a number from 1 to 100")),
+    }) {
+        s.offline_after_intervals = v;
+    }
+    if let Some(v) = parse!(ws_ping_interval, duration(Duration::from_millis(100), true)) {
+        s.ws_ping_interval = v;
+    }
+    if let Some(v) = parse!(call_timeout, duration(Duration::from_millis(10), false)) {
+        s.call_timeout = v;
+    }
+    if let Some(v) = parse!(call_queue, |p: &Pick| parse_count(p, 1, 10_000)) {
+        s.call_queue = v;
+    }
+    if let Some(v) = parse!(max_frame_size, |p: &Pick| parse_count(p, 1024, 16 << 20)) {
+        s.max_frame_size = v;
+    }
+    if let Some(v) = parse!(ws_read_buffer, |p: &Pick| parse_count(p, 256, 4096)) {
+        s.ws_read_buffer = v;
+    }
+    if let Some(v) = parse!(ws_max_write_buffer, |p: &Pick| parse_count(p, 1024, 16 << 20)) {
+        s.ws_max_write_buffer = v;
+    }
+    if let Some(v) = parse!(
+        state_flush_interval,
+        duration(Duration::from_millis(10), false)
+    ) {
+        s.state_flush_interval = v;
+    }
+    if let Some(v) = parse!(shutdown_grace, duration(Duration::from_millis(0), true)) {
+        s.shutdown_grace = v;
+    }
+    Ok(s)
+}
+
+fn parse_count(p: &Pick, min: usize, max: usize) -> Result<usize, SettingError> {
+    match p.value.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(p.fail(format!("expected a whole number from {min} to {max}"))),
+    }
+}
+
+/// `300` (seconds) or a humantime span such as `5m`, `1.5s`, `250ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| "expected a duration".to_string());
+    }
+    humantime::parse_duration(t).map_err(|e| format!("expected a duration such as 30s: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let mut all = vec!["echarging"];
+        all.extend_from_slice(args);
+        from_iter(all).map(|Invocation::Serve(s)| s)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://data/echarging.db");
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert!(s.api_token.is_none());
+    }
+
+    #[test]
+    fn flags_are_validated_with_one_line_naming_the_setting() {
+        let err = parse(&["--listen", "nowhere"]).unwrap_err();
+        assert!(err.starts_with("invalid setting listen = \"nowhere\" (from --listen)"));
+        assert!(!err.contains('\n'));
+        let err = parse(&["--heartbeat-interval", "1.5"]).unwrap_err();
+        assert!(err.contains("heartbeat_interval"), "{err}");
+        let err = parse(&["--database-url", "mysql://x"]).unwrap_err();
+        assert!(err.contains("database_url"), "{err}");
+        let err = parse(&["--bogus"]).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn file_is_overridden_by_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echarging.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nheartbeat_interval = \"2m\"\ncall_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = parse(&["--config", p, "--call-timeout", "250ms"]).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(120));
+        assert_eq!(s.call_timeout, Duration::from_millis(250));
+
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = parse(&["--config", p]).unwrap_err();
+        assert!(err.contains("lisen") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn data_dir_follows_the_sqlite_file() {
+        let s = parse(&["--database-url", "sqlite:///var/lib/ech/x.db"]).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/ech"));
+        let s = parse(&["--database-url", "postgres://u@h/db"]).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+    }
+}

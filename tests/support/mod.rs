@@ -1,0 +1,138 @@
+//! Shared test harness: spawn the real application on 127.0.0.1:0 with a fresh SQLite file,
+//! talk to it with real HTTP (reqwest) and real WebSocket chargers (the simulator's library), and
+//! check every frame the server sent against the official OCPP 1.6 JSON schemas.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod schema;
+
+use std::time::Duration;
+
+use echarging::app::Application;
+use echarging::central::Central;
+use echarging::settings::Settings;
+use echarging_sim::{Charger, ChargerConfig};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-operator-token-0123456789";
+
+pub struct TestApp {
+    pub base: String,
+    pub ws_url: String,
+    pub http: reqwest::Client,
+    pub central: Arc<Central>,
+    pub stop: CancellationToken,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// The app with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The app with settings adjusted by `tweak` (a fresh database and port regardless).
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    echarging::telemetry::init_for_tests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("echarging.db");
+    let mut settings = Settings::with_database(format!("sqlite://{}", db.display()));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.api_token = Some(TOKEN.into());
+    settings.data_dir = dir.path().to_path_buf();
+    settings.state_flush_interval = Duration::from_millis(50);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let central = app.central();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        ws_url: format!("ws://127.0.0.1:{port}/ocpp"),
+        http: reqwest::Client::new(),
+        central,
+        stop,
+        server,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An operator request.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+    }
+
+    pub async fn register_charger(&self, id: &str, connectors: u32, password: Option<&str>) {
+        let mut body = json!({"id": id, "connectors": connectors});
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
+        let r = self
+            .api(reqwest::Method::POST, "/api/v1/chargers")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "register {id}: {}", r.text().await.unwrap());
+    }
+
+    pub async fn charger_view(&self, id: &str) -> Value {
+        let r = self
+            .api(reqwest::Method::GET, &format!("/api/v1/chargers/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub fn charger_config(&self, id: &str) -> ChargerConfig {
+        ChargerConfig::new(self.ws_url.clone(), id)
+    }
+
+    pub async fn connect(&self, id: &str) -> Charger {
+        Charger::connect(&self.charger_config(id))
+            .await
+            .expect("charger connects")
+    }
+
+    /// Register, connect and boot a charger.
+    pub async fn booted_charger(&self, id: &str) -> Charger {
+        self.register_charger(id, 2, None).await;
+        let mut charger = self.connect(id).await;
+        let boot = charger.boot().await.expect("boot answered");
+        assert_eq!(boot["status"], "Accepted");
+        charger
+    }
+
+    /// Poll the charger view until `check` holds (the live state is eventually consistent with
+    /// socket events), failing after a few seconds.
+    pub async fn wait_for_view(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let view = self.charger_view(id).await;
+            if check(&view) {
+                return view;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "charger view never matched: {view:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+    }
+}
