@@ -106,7 +106,10 @@ async fn boot_heartbeat_and_status_show_in_the_charger_view() {
 
     let view = app
         .wait_for_view("CP-1", |v| {
-            v["online"] == true && v["connectorStatus"].as_array().is_some_and(|a| a.len() == 3)
+            v["online"] == true
+                && v["connectorStatus"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 3)
         })
         .await;
     assert_eq!(view["vendor"], "Acme");
@@ -225,7 +228,10 @@ async fn client_without_our_subprotocol_is_closed() {
     // Offering only another protocol: no header is echoed, which the client must refuse.
     let mut cfg = app.charger_config("CP-NOPROTO");
     cfg.subprotocols = vec!["ocpp2.0.1".into()];
-    let err = Charger::connect(&cfg).await.err().expect("no protocol echoed");
+    let err = Charger::connect(&cfg)
+        .await
+        .err()
+        .expect("no protocol echoed");
     assert!(matches!(err, ConnectError::NoSubprotocol), "{err:?}");
 
     // Offering several with ours among them: ours is chosen.
@@ -296,7 +302,11 @@ async fn malformed_frames_get_the_right_callerror_and_the_session_lives_on() {
         assert!(!description.is_empty());
         still_answers(&mut charger).await;
     }
-    assert!(wrong.is_empty(), "wrong CALLERROR codes:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "wrong CALLERROR codes:\n{}",
+        wrong.join("\n")
+    );
 
     // A binary frame is not OCPP-J either.
     charger.send_binary(vec![1, 2, 3]).await.unwrap();
@@ -314,6 +324,21 @@ async fn malformed_frames_get_the_right_callerror_and_the_session_lives_on() {
         .await
         .unwrap();
     still_answers(&mut charger).await;
+
+    // A broken answer is not answered (that could ping-pong), and the session goes on.
+    charger.send_text(r#"[3,"x"]"#).await.unwrap();
+    charger
+        .send_text(r#"[4,"x","GenericError"]"#)
+        .await
+        .unwrap();
+    still_answers(&mut charger).await;
+    assert!(
+        charger
+            .next_incoming(Duration::from_millis(200))
+            .await
+            .is_err(),
+        "nothing may answer a broken CALLRESULT/CALLERROR"
+    );
 
     // The 2.0 spelling of an error code is understood on input (no reply is due to it).
     charger
@@ -399,12 +424,7 @@ async fn a_second_connection_replaces_the_first() {
     // Calls now go to the new socket.
     let id = ChargeBoxId::parse("CP-DUP").unwrap();
     let central = app.central.clone();
-    let call = tokio::spawn(async move {
-        central
-            .sessions
-            .call(&id, &ocpp::ClearCache {})
-            .await
-    });
+    let call = tokio::spawn(async move { central.sessions.call(&id, &ocpp::ClearCache {}).await });
     let (msg_id, action, _) = second.next_call(WAIT).await.unwrap();
     assert_eq!(action, "ClearCache");
     second
@@ -540,7 +560,9 @@ async fn silent_charger_is_marked_offline_and_closed() {
     while tokio::time::Instant::now() < until {
         let _ = lively.next_incoming(Duration::from_millis(100)).await;
     }
-    let view = app.wait_for_view("CP-QUIET", |v| v["online"] == false).await;
+    let view = app
+        .wait_for_view("CP-QUIET", |v| v["online"] == false)
+        .await;
     assert!(view["lastSeen"].is_string());
     assert_eq!(app.charger_view("CP-LIVE").await["online"], true);
     assert_eq!(expect_close(&mut quiet).await, Some(1000));

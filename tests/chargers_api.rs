@@ -14,7 +14,8 @@ use support::{TOKEN, spawn_app};
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status(), status);
     assert_eq!(
-        r.headers()["content-type"], "application/problem+json",
+        r.headers()["content-type"],
+        "application/problem+json",
         "errors are problem+json"
     );
     let body: Value = r.json().await.unwrap();
@@ -51,7 +52,11 @@ async fn operator_token_is_required() {
         .unwrap();
     problem(r, 401).await;
     // Nothing was written by the refused request.
-    let r = app.api(Method::GET, "/api/v1/chargers").send().await.unwrap();
+    let r = app
+        .api(Method::GET, "/api/v1/chargers")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
     app.shutdown().await;
 }
@@ -210,9 +215,18 @@ async fn bad_bodies_name_the_field() {
         (json!({"id": "CP-1", "connectors": -1}), "connectors"),
         (json!({"id": "CP-1"}), "connectors"),
         (json!({"connectors": 1}), "id"),
-        (json!({"id": "CP-1", "connectors": 1, "password": "short"}), "password"),
-        (json!({"id": "CP-1", "connectors": 1, "name": "n".repeat(101)}), "name"),
-        (json!({"id": "CP-1", "connectors": 1, "colour": "red"}), "colour"),
+        (
+            json!({"id": "CP-1", "connectors": 1, "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"id": "CP-1", "connectors": 1, "name": "n".repeat(101)}),
+            "name",
+        ),
+        (
+            json!({"id": "CP-1", "connectors": 1, "colour": "red"}),
+            "colour",
+        ),
     ];
     for (body, field) in cases {
         let r = app

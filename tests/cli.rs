@@ -105,7 +105,10 @@ async fn generated_token_works_and_sigterm_closes_chargers_with_1001() {
             .any(|l| l["path"].as_str() == Some(token_path.to_str().unwrap())),
         "the token's location is logged"
     );
-    assert!(!lines.iter().any(|l| l.to_string().contains(token)), "never the token itself");
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains(token)),
+        "never the token itself"
+    );
 
     let http = reqwest::Client::new();
     let r = http

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::calls::{CallFailure, InFlight, QueuedCall};
 use super::live::ChargerLive;
 use super::registry::{EndReason, SessionHandle};
-use super::{ChargeBoxId, Central, inbound};
+use super::{Central, ChargeBoxId, inbound};
 use crate::ocpp::{self, ChargePointRequest, ErrorCode, Frame};
 
 /// A socket that cannot take a frame for this long is treated as dead.
@@ -30,10 +30,6 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
 }
-
-/// Message id OCPP 2.0.1 prescribes for a CALLERROR answering a frame whose id is unreadable;
-/// 1.6J is silent, and reusing the 2.0.1 rule keeps such errors recognisable.
-const UNKNOWN_MESSAGE_ID: &str = "-1";
 
 struct Session {
     id: ChargeBoxId,
@@ -177,7 +173,7 @@ impl Session {
             Message::Binary(_) => {
                 // OCPP-J carries only text frames; answer like any unparseable frame.
                 let reply = ocpp::encode_call_error(
-                    UNKNOWN_MESSAGE_ID,
+                    ocpp::UNREADABLE_MESSAGE_ID,
                     ErrorCode::FormationViolation,
                     "OCPP-J frames must be text",
                     None,
@@ -193,8 +189,14 @@ impl Session {
             }
         };
         let reply = match Frame::parse(text.as_str()) {
+            // A broken answer is logged, never answered: a CALLERROR for a CALLRESULT could
+            // ping-pong between two peers that both do so.
+            Err(e) if is_answer(text.as_str()) => {
+                warn!(code = ?e.code, "malformed CALLRESULT/CALLERROR ignored: {}", e.description);
+                None
+            }
             Err(e) => Some(ocpp::encode_call_error(
-                e.message_id.as_deref().unwrap_or(UNKNOWN_MESSAGE_ID),
+                e.reply_id(),
                 e.code,
                 &e.description,
                 None,
@@ -259,10 +261,7 @@ impl Session {
         self.sent_calls += 1;
         // Unique across this charger's connections, so a late answer cannot match a newer call.
         let message_id = format!("{:x}-{}", self.connection, self.sent_calls);
-        let frame = format!(
-            "[2,\"{message_id}\",\"{}\",{}]",
-            call.action, call.payload
-        );
+        let frame = format!("[2,\"{message_id}\",\"{}\",{}]", call.action, call.payload);
         self.in_flight = Some(InFlight {
             message_id,
             action: call.action,
@@ -302,7 +301,11 @@ impl Session {
         }
         self.central.sessions.unregister(&self.id, self.connection);
         self.central.live.mark_dirty(&self.id);
-        info!(connection = self.connection, why = ending.why, "charger disconnected");
+        info!(
+            connection = self.connection,
+            why = ending.why,
+            "charger disconnected"
+        );
     }
 }
 
@@ -325,6 +328,16 @@ fn transport_ending(error: &axum::Error) -> Ending {
             why: "transport error",
         }
     }
+}
+
+/// Whether a frame claims to be a CALLRESULT (3) or CALLERROR (4), however broken the rest.
+fn is_answer(text: &str) -> bool {
+    let rest = text
+        .trim_start()
+        .strip_prefix('[')
+        .unwrap_or("")
+        .trim_start();
+    rest.starts_with('3') || rest.starts_with('4')
 }
 
 /// Resolves at `deadline`, or never when there is none.

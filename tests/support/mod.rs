@@ -66,9 +66,7 @@ impl TestApp {
 
     /// An operator request.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .bearer_auth(TOKEN)
+        self.http.request(method, self.url(path)).bearer_auth(TOKEN)
     }
 
     pub async fn register_charger(&self, id: &str, connectors: u32, password: Option<&str>) {
@@ -82,7 +80,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "register {id}: {}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            201,
+            "register {id}: {}",
+            r.text().await.unwrap()
+        );
     }
 
     pub async fn charger_view(&self, id: &str) -> Value {

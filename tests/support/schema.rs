@@ -70,7 +70,9 @@ pub fn assert_server_frames_valid(charger: &Charger) -> usize {
     for text in charger.received() {
         let frame: Value = serde_json::from_str(text)
             .unwrap_or_else(|e| panic!("server sent non-JSON {text:?}: {e}"));
-        let a = frame.as_array().unwrap_or_else(|| panic!("not a frame: {text}"));
+        let a = frame
+            .as_array()
+            .unwrap_or_else(|| panic!("not a frame: {text}"));
         let id = a.get(1).and_then(Value::as_str).expect("message id");
         assert!(id.chars().count() <= 36, "message id too long: {text}");
         match a[0].as_u64() {
@@ -90,7 +92,10 @@ pub fn assert_server_frames_valid(charger: &Charger) -> usize {
             Some(4) => {
                 assert_eq!(a.len(), 5, "{text}");
                 let code = a[2].as_str().expect("error code");
-                assert!(ERROR_CODES_16.contains(&code), "not a 1.6 error code: {text}");
+                assert!(
+                    ERROR_CODES_16.contains(&code),
+                    "not a 1.6 error code: {text}"
+                );
                 assert!(a[3].is_string() && a[4].is_object(), "{text}");
             }
             _ => panic!("unknown message type: {text}"),
