@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("echarging: cannot start the runtime: {e}");

@@ -82,7 +82,8 @@ impl Settings {
 
     /// How long a charger may stay silent before it is considered gone.
     pub fn max_silence(&self) -> Duration {
-        self.heartbeat_interval.mul_f64(self.offline_after_intervals)
+        self.heartbeat_interval
+            .mul_f64(self.offline_after_intervals)
     }
 }
 
@@ -112,7 +113,11 @@ pub enum Invocation {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "echarging", version, about = "OCPP 1.6J EV charging central system")]
+#[command(
+    name = "echarging",
+    version,
+    about = "OCPP 1.6J EV charging central system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<CliCommand>,
@@ -140,7 +145,12 @@ struct CliValues {
     #[arg(long, env = "ECHARGING_DATABASE_URL", global = true)]
     database_url: Option<String>,
     /// Operator bearer token [default: generated and stored in the data folder]
-    #[arg(long, env = "ECHARGING_API_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ECHARGING_API_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     api_token: Option<String>,
     /// Folder for generated state [default: the SQLite file's folder, else ./data]
     #[arg(long, env = "ECHARGING_DATA_DIR", global = true)]
@@ -229,8 +239,8 @@ where
         }
         None => CliValues::default(),
     };
-    let settings = resolve(&cli.values, &file, &matches, cli.config.as_deref())
-        .map_err(|e| e.to_string())?;
+    let settings =
+        resolve(&cli.values, &file, &matches, cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
         None | Some(CliCommand::Serve) => Ok(Invocation::Serve(settings)),
     }
@@ -270,7 +280,9 @@ fn resolve(
             return Some((v.to_string(), source_name));
         }
         from_file.as_deref().map(|v| {
-            let path = config_path.map(|p| p.display().to_string()).unwrap_or_default();
+            let path = config_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             (v.to_string(), format!("config file {path}"))
         })
     };
@@ -331,7 +343,9 @@ fn resolve(
             Ok(v.to_string())
         }
     });
-    if let Some(v) = parse!(data_dir, |p: &Pick| Ok::<_, SettingError>(PathBuf::from(p.value))) {
+    if let Some(v) = parse!(data_dir, |p: &Pick| Ok::<_, SettingError>(PathBuf::from(
+        p.value
+    ))) {
         s.data_dir = v;
     }
     if let Some(v) = parse!(log_format, |p: &Pick| match p.value.trim() {
@@ -366,14 +380,13 @@ fn resolve(
     }) {
         s.heartbeat_interval = v;
     }
-    if let Some(v) = parse!(offline_after_intervals, |p: &Pick| match p
-        .value
-        .trim()
-        .parse::<f64>()
-    {
-        Ok(f) if f.is_finite() && f >= 1.0 && f <= 100.0 => Ok(f),
-        _ => Err(p.fail("expected a number from 1 to 100")),
-    }) {
+    if let Some(v) = parse!(
+        offline_after_intervals,
+        |p: &Pick| match p.value.trim().parse::<f64>() {
+            Ok(f) if (1.0..=100.0).contains(&f) => Ok(f),
+            _ => Err(p.fail("expected a number from 1 to 100")),
+        }
+    ) {
         s.offline_after_intervals = v;
     }
     if let Some(v) = parse!(ws_ping_interval, duration(Duration::from_millis(100), true)) {
@@ -391,7 +404,11 @@ fn resolve(
     if let Some(v) = parse!(ws_read_buffer, |p: &Pick| parse_count(p, 256, 4096)) {
         s.ws_read_buffer = v;
     }
-    if let Some(v) = parse!(ws_max_write_buffer, |p: &Pick| parse_count(p, 1024, 16 << 20)) {
+    if let Some(v) = parse!(ws_max_write_buffer, |p: &Pick| parse_count(
+        p,
+        1024,
+        16 << 20
+    )) {
         s.ws_max_write_buffer = v;
     }
     if let Some(v) = parse!(

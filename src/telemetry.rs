@@ -8,8 +8,8 @@ use crate::settings::{LogFormat, Settings};
 /// Install the global subscriber for the server process.
 pub fn init(settings: &Settings) {
     // RUST_LOG, when set, wins: it is what people reach for when debugging one module.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(settings.log.as_str()));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(settings.log.as_str()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -90,9 +90,18 @@ mod tests {
         assert!(ChargeBoxId::parse("CP-0001").is_ok());
         assert!(ChargeBoxId::parse("abc.DEF_12~x").is_ok());
         assert_eq!(ChargeBoxId::parse(""), Err(InvalidChargeBoxId::Empty));
-        assert_eq!(ChargeBoxId::parse("a:b"), Err(InvalidChargeBoxId::BadCharacter));
-        assert_eq!(ChargeBoxId::parse("a/b"), Err(InvalidChargeBoxId::BadCharacter));
-        assert_eq!(ChargeBoxId::parse(&"x".repeat(49)), Err(InvalidChargeBoxId::TooLong));
+        assert_eq!(
+            ChargeBoxId::parse("a:b"),
+            Err(InvalidChargeBoxId::BadCharacter)
+        );
+        assert_eq!(
+            ChargeBoxId::parse("a/b"),
+            Err(InvalidChargeBoxId::BadCharacter)
+        );
+        assert_eq!(
+            ChargeBoxId::parse(&"x".repeat(49)),
+            Err(InvalidChargeBoxId::TooLong)
+        );
     }
 
     proptest! {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use super::live::ChargerLive;
-use super::{ChargeBoxId, Central};
+use super::{Central, ChargeBoxId};
 use crate::booking::charger::{BootInfo, ConnectorStatus};
 use crate::ocpp::{self, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
 
@@ -71,7 +71,10 @@ pub(crate) async fn answer(
             },
         ),
         Req::StartTransaction(start) => {
-            warn!(connector = start.connector_id, "StartTransaction refused: no ledger for idTags yet");
+            warn!(
+                connector = start.connector_id,
+                "StartTransaction refused: no ledger for idTags yet"
+            );
             // The charger must receive a transactionId even when refused (OCPP 1.6 §6.46); it
             // stops at once on a status other than Accepted, so 0 names no transaction.
             reply(
@@ -83,7 +86,10 @@ pub(crate) async fn answer(
             )
         }
         Req::StopTransaction(stop) => {
-            warn!(transaction = stop.transaction_id, "StopTransaction for a transaction the ledger does not hold");
+            warn!(
+                transaction = stop.transaction_id,
+                "StopTransaction for a transaction the ledger does not hold"
+            );
             // Answered regardless: the spec requires it, or the charger retries forever.
             reply(message_id, &StopTransactionResponse { id_tag_info: None })
         }

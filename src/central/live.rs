@@ -74,7 +74,10 @@ impl LiveState {
 
     pub fn forget(&self, id: &ChargeBoxId) {
         self.chargers.remove(id);
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub fn mark_dirty(&self, id: &ChargeBoxId) {
@@ -87,10 +90,7 @@ impl LiveState {
     pub fn record_boot(&self, id: &ChargeBoxId, live: &ChargerLive, boot: BootInfo) {
         let now = OffsetDateTime::now_utc();
         live.touch(now);
-        live.details
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .boot = Some((boot, now));
+        live.details.lock().unwrap_or_else(|p| p.into_inner()).boot = Some((boot, now));
         self.mark_dirty(id);
     }
 

@@ -154,10 +154,10 @@ impl Session {
                             why: "silent",
                         };
                     }
-                    if !ping.is_zero() {
-                        if let Some(ending) = self.write(Message::Ping(Default::default())).await {
-                            return ending;
-                        }
+                    if !ping.is_zero()
+                        && let Some(ending) = self.write(Message::Ping(Default::default())).await
+                    {
+                        return ending;
                     }
                 }
             }

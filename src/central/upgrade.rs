@@ -13,7 +13,7 @@ use base64::Engine;
 use tracing::{Instrument, debug, warn};
 
 use super::session::{self, close_code};
-use super::{ChargeBoxId, Central, machine_key};
+use super::{Central, ChargeBoxId, machine_key};
 use crate::problem::Problem;
 
 /// The only subprotocol we speak.
@@ -38,18 +38,18 @@ pub(crate) async fn upgrade(
                 .into_response();
         }
     };
-    if let Some(hash) = credentials {
-        if !basic_auth_matches(&headers, &id, &hash) {
-            debug!(charger = %id, "rejected: bad or missing credentials");
-            let mut response = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-                .detail("this charger requires HTTP Basic authentication with its password")
-                .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"echarging\", charset=\"UTF-8\""),
-            );
-            return response;
-        }
+    if let Some(hash) = credentials
+        && !basic_auth_matches(&headers, &id, &hash)
+    {
+        debug!(charger = %id, "rejected: bad or missing credentials");
+        let mut response = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+            .detail("this charger requires HTTP Basic authentication with its password")
+            .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"echarging\", charset=\"UTF-8\""),
+        );
+        return response;
     }
     let ws = match ws {
         Ok(ws) => ws,

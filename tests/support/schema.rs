@@ -58,12 +58,12 @@ pub fn validate(name: &str, payload: &Value) -> Result<(), String> {
 pub fn assert_server_frames_valid(charger: &Charger) -> usize {
     let mut actions: HashMap<String, String> = HashMap::new();
     for text in charger.sent() {
-        if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(text) {
-            if a.len() == 4 && a[0] == 2 {
-                if let (Some(id), Some(action)) = (a[1].as_str(), a[2].as_str()) {
-                    actions.insert(id.to_string(), action.to_string());
-                }
-            }
+        if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(text)
+            && a.len() == 4
+            && a[0] == 2
+            && let (Some(id), Some(action)) = (a[1].as_str(), a[2].as_str())
+        {
+            actions.insert(id.to_string(), action.to_string());
         }
     }
     let mut checked = 0;

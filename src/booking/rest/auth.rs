@@ -128,8 +128,8 @@ mod tests {
         let (b, _) = OperatorToken::load_or_generate(None, dir.path()).unwrap();
         assert!(b.matches(token.trim()));
         assert!(!b.matches("something else"));
-        let (c, none) = OperatorToken::load_or_generate(Some("configured-token-123"), dir.path())
-            .unwrap();
+        let (c, none) =
+            OperatorToken::load_or_generate(Some("configured-token-123"), dir.path()).unwrap();
         assert!(none.is_none() && c.matches("configured-token-123"));
     }
 }

@@ -26,10 +26,7 @@ const MAX_PAGE: u32 = 10_000;
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/chargers", get(list).post(create))
-        .route(
-            "/chargers/{id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/chargers/{id}", get(show).patch(update).delete(remove))
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,7 +307,9 @@ async fn remove(
     {
         return Err(Problem::not_found(format!("no charger {raw:?}")));
     }
-    api.central.sessions.disconnect(&id, EndReason::Deregistered);
+    api.central
+        .sessions
+        .disconnect(&id, EndReason::Deregistered);
     api.central.live.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,10 +32,12 @@ const CHARGER_COLUMNS: &str = "id, name, connectors, password_hash, vendor, mode
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if let Some(parent) = sqlite_path(url).as_deref().and_then(std::path::Path::parent) {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(parent) = sqlite_path(url)
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)?;
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -131,8 +133,12 @@ fn charger_from_row(r: &SqliteRow) -> Result<ChargerRecord, StoreError> {
         connectors: r.try_get::<i64, _>("connectors")? as u32,
         password_hash: r.try_get("password_hash")?,
         boot,
-        last_boot_at: r.try_get::<Option<i64>, _>("last_boot_at")?.map(from_millis),
-        last_seen_at: r.try_get::<Option<i64>, _>("last_seen_at")?.map(from_millis),
+        last_boot_at: r
+            .try_get::<Option<i64>, _>("last_boot_at")?
+            .map(from_millis),
+        last_seen_at: r
+            .try_get::<Option<i64>, _>("last_seen_at")?
+            .map(from_millis),
         connector_status: Vec::new(),
         created_at: from_millis(r.try_get("created_at")?),
         updated_at: from_millis(r.try_get("updated_at")?),

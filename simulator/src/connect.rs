@@ -1,0 +1,240 @@
+//! Opening one charger's connection: TCP (optionally from a chosen source address, so many
+//! loopback addresses lift the ~28k ephemeral-port limit of one), then the WebSocket upgrade
+//! with the OCPP subprotocol and HTTP Basic credentials. Owns `ChargerConfig` and
+//! `ConnectError`; what happens on the open socket belongs to `charger`.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+
+/// The subprotocol of OCPP 1.6J.
+pub const OCPP16: &str = "ocpp1.6";
+
+/// How to reach the central system as one charger.
+#[derive(Debug, Clone)]
+pub struct ChargerConfig {
+    /// The OCPP endpoint, e.g. `ws://127.0.0.1:8080/ocpp`; the charge box id is appended as a
+    /// path segment (percent-encoded where needed).
+    pub url: String,
+    pub charge_box_id: String,
+    /// HTTP Basic password; the username is the charge box id.
+    pub password: Option<String>,
+    /// Offered in `Sec-WebSocket-Protocol`, in order; empty = offer none.
+    pub subprotocols: Vec<String>,
+    /// Local address to connect from (port chosen by the kernel).
+    pub source_addr: Option<IpAddr>,
+    /// Bound on TCP connect + upgrade together.
+    pub connect_timeout: Duration,
+    /// How long `Charger::call` waits for the answer.
+    pub call_timeout: Duration,
+    /// How many text frames, each way, the charger keeps for inspection (`received()`,
+    /// `sent()`); 0 keeps none, which is what a load run wants.
+    pub keep_frames: usize,
+}
+
+impl ChargerConfig {
+    pub fn new(url: impl Into<String>, charge_box_id: impl Into<String>) -> Self {
+        ChargerConfig {
+            url: url.into(),
+            charge_box_id: charge_box_id.into(),
+            password: None,
+            subprotocols: vec![OCPP16.to_owned()],
+            source_addr: None,
+            connect_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(10),
+            keep_frames: 10_000,
+        }
+    }
+
+    /// The full URL of this charger's endpoint.
+    pub fn endpoint(&self) -> String {
+        format!(
+            "{}/{}",
+            self.url.trim_end_matches('/'),
+            percent_encode_segment(&self.charge_box_id)
+        )
+    }
+}
+
+/// Why a charger could not get an open WebSocket.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server answered the upgrade with something other than 101 (404 unknown charger,
+    /// 401 bad credentials, ...).
+    #[error("the server answered the upgrade with HTTP {status}")]
+    Http { status: u16 },
+    /// The server switched protocols without echoing any offered subprotocol; RFC 6455 makes
+    /// the client fail the connection, so this is how "offered none of ours" shows up.
+    #[error("the server accepted the upgrade without any of the offered subprotocols")]
+    NoSubprotocol,
+    #[error("{}", describe_io(.0))]
+    Io(#[source] io::Error),
+    #[error("WebSocket handshake failed: {0}")]
+    Ws(#[source] WsError),
+    #[error("connect timed out")]
+    Timeout,
+}
+
+impl From<WsError> for ConnectError {
+    fn from(err: WsError) -> Self {
+        match err {
+            WsError::Http(response) => ConnectError::Http {
+                status: response.status().as_u16(),
+            },
+            WsError::Io(err) => ConnectError::Io(err),
+            WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+                SubProtocolError::NoSubProtocol,
+            )) => ConnectError::NoSubprotocol,
+            other => ConnectError::Ws(other),
+        }
+    }
+}
+
+/// The errno text alone rarely tells the operator what to do about the two limits a big run
+/// hits first, so say it.
+fn describe_io(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(24) => format!("{err}: raise the open-file limit (ulimit -n)"),
+        Some(99) => format!("{err}: out of local ports, spread chargers over --source-addrs"),
+        _ => err.to_string(),
+    }
+}
+
+/// The open socket and the subprotocol the server echoed.
+pub(crate) type Opened = (WebSocketStream<TcpStream>, Option<String>);
+
+pub(crate) async fn open(cfg: &ChargerConfig) -> Result<Opened, ConnectError> {
+    let mut request = cfg.endpoint().into_client_request()?;
+    let headers = request.headers_mut();
+    if !cfg.subprotocols.is_empty() {
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header_value(&cfg.subprotocols.join(", "))?,
+        );
+    }
+    if let Some(password) = &cfg.password {
+        let credentials = BASE64.encode(format!("{}:{password}", cfg.charge_box_id));
+        headers.insert(
+            header::AUTHORIZATION,
+            header_value(&format!("Basic {credentials}"))?,
+        );
+    }
+    let uri = request.uri();
+    if uri.scheme_str() != Some("ws") {
+        return Err(ConnectError::Ws(WsError::Url(match uri.scheme_str() {
+            Some("wss") => UrlError::TlsFeatureNotEnabled,
+            _ => UrlError::UnsupportedUrlScheme,
+        })));
+    }
+    let host = uri
+        .host()
+        .ok_or(ConnectError::Ws(WsError::Url(UrlError::NoHostName)))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+
+    let handshake = async {
+        let tcp = dial(&host, port, cfg.source_addr)
+            .await
+            .map_err(ConnectError::Io)?;
+        let (ws, response) =
+            tokio_tungstenite::client_async_with_config(request, tcp, Some(lean_config())).await?;
+        let protocol = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((ws, protocol))
+    };
+    tokio::time::timeout(cfg.connect_timeout, handshake)
+        .await
+        .map_err(|_| ConnectError::Timeout)?
+}
+
+/// Small buffers: OCPP frames are tiny and a load run holds tens of thousands of sockets.
+/// Writes go out eagerly (write buffer 0) since every frame is a whole message worth sending.
+fn lean_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+async fn dial(host: &str, port: u16, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let mut last_err = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if source.is_some_and(|src| src.is_ipv4() != addr.is_ipv4()) {
+            continue;
+        }
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(src) = source {
+            socket.bind(SocketAddr::new(src, 0))?;
+        }
+        match socket.connect(addr).await {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(err) => last_err = Some(err),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{host} has no address of the source address's family"),
+        )
+    }))
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ConnectError> {
+    HeaderValue::from_str(text)
+        .map_err(|e| ConnectError::Ws(tungstenite::Error::HttpFormat(e.into())))
+}
+
+/// Keeps RFC 3986 unreserved characters, percent-encodes every other byte.
+fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_appends_the_encoded_id() {
+        let cfg = ChargerConfig::new("ws://127.0.0.1:8080/ocpp/", "CP 1/ä");
+        assert_eq!(cfg.endpoint(), "ws://127.0.0.1:8080/ocpp/CP%201%2F%C3%A4");
+        let cfg = ChargerConfig::new("ws://h/ocpp", "SIM-00001");
+        assert_eq!(cfg.endpoint(), "ws://h/ocpp/SIM-00001");
+    }
+
+    #[test]
+    fn errno_hints() {
+        let emfile = ConnectError::Io(io::Error::from_raw_os_error(24));
+        assert!(emfile.to_string().contains("ulimit -n"), "{emfile}");
+    }
+}
