@@ -73,7 +73,7 @@ impl Settings {
             call_timeout: Duration::from_secs(30),
             call_queue: 32,
             max_frame_size: 64 * 1024,
-            ws_read_buffer: 4 * 1024,
+            ws_read_buffer: 1024,
             ws_max_write_buffer: 64 * 1024,
             state_flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
@@ -179,7 +179,7 @@ struct CliValues {
     /// Largest accepted WebSocket message in bytes [default: 65536]
     #[arg(long, env = "ECHARGING_MAX_FRAME_SIZE", global = true)]
     max_frame_size: Option<String>,
-    /// Per-socket read buffer in bytes, at most 4096 [default: 4096]
+    /// Per-socket read buffer in bytes, 256 to 4096; larger frames still fit [default: 1024]
     #[arg(long, env = "ECHARGING_WS_READ_BUFFER", global = true)]
     ws_read_buffer: Option<String>,
     /// Unsent bytes allowed per socket [default: 65536]

@@ -12,7 +12,7 @@ use echarging::ocpp::{self, ErrorCode};
 use echarging_sim::{CallOutcome, Charger, ConnectError, Incoming};
 use serde_json::{Value, json};
 use support::schema::assert_server_frames_valid;
-use support::{spawn_app, spawn_app_with};
+use support::{expect_close, spawn_app, spawn_app_with};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,19 +42,6 @@ async fn expect_call_error(charger: &mut Charger, id: &str) -> (String, String) 
 async fn still_answers(charger: &mut Charger) {
     let hb = charger.heartbeat().await.expect("session still answers");
     assert!(hb["currentTime"].is_string());
-}
-
-async fn expect_close(charger: &mut Charger) -> Option<u16> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match charger.next_incoming(left).await {
-            Ok(Incoming::Close { code, .. }) => return code,
-            Ok(_) => continue,
-            Err(echarging_sim::ClientError::Closed { code, .. }) => return code,
-            Err(e) => panic!("expected a close, got {e}"),
-        }
-    }
 }
 
 #[tokio::test]

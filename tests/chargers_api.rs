@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::time::Duration;
-
-use echarging_sim::{Charger, ConnectError, Incoming};
+use echarging_sim::{Charger, ConnectError};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TOKEN, spawn_app};
+use support::{TOKEN, expect_close, spawn_app};
 
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status(), status);
@@ -52,12 +50,7 @@ async fn operator_token_is_required() {
         .unwrap();
     problem(r, 401).await;
     // Nothing was written by the refused request.
-    let r = app
-        .api(Method::GET, "/api/v1/chargers")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    assert!(app.list_chargers("").await.is_empty());
     app.shutdown().await;
 }
 
@@ -85,38 +78,17 @@ async fn create_get_list_update_delete() {
     app.register_charger("CP-C", 1, None).await;
 
     // Listing is ordered by id and pages with `after` + `limit`.
-    let list: Vec<Value> = app
-        .api(Method::GET, "/api/v1/chargers")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_chargers("").await;
     let ids: Vec<&str> = list.iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["CP-A", "CP-B", "CP-C"]);
-    let page: Vec<Value> = app
-        .api(Method::GET, "/api/v1/chargers?after=CP-A&limit=1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = app.list_chargers("?after=CP-A&limit=1").await;
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["id"], "CP-B");
 
     // online=true lists only connected chargers.
     let mut charger = app.connect("CP-C").await;
     charger.boot().await.unwrap();
-    let online: Vec<Value> = app
-        .api(Method::GET, "/api/v1/chargers?online=true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let online = app.list_chargers("?online=true").await;
     assert_eq!(online.len(), 1);
     assert_eq!(online[0]["id"], "CP-C");
 
@@ -156,15 +128,7 @@ async fn create_get_list_update_delete() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let closed = loop {
-        match charger.next_incoming(Duration::from_secs(5)).await {
-            Ok(Incoming::Close { code, .. }) => break code,
-            Ok(_) => continue,
-            Err(echarging_sim::ClientError::Closed { code, .. }) => break code,
-            Err(e) => panic!("expected a close: {e}"),
-        }
-    };
-    assert_eq!(closed, Some(1008));
+    assert_eq!(expect_close(&mut charger).await, Some(1008));
     let r = app
         .api(Method::GET, "/api/v1/chargers/CP-C")
         .send()
@@ -271,14 +235,7 @@ async fn bad_bodies_name_the_field() {
         .unwrap();
     assert_eq!(problem(r, 422).await["field"], "limit");
     // None of it was written.
-    let list: Vec<Value> = app
-        .api(Method::GET, "/api/v1/chargers")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.list_chargers("").await;
     assert!(list.is_empty());
     app.shutdown().await;
 }

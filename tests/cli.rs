@@ -28,6 +28,16 @@ fn server(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Kills the server if the test fails midway, so no stray process outlives it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Read JSON log lines until the "listening" one; return its address and every line seen. The
 /// rest of the log keeps being drained on a thread, so the server never writes to a closed pipe.
 fn wait_listening(child: &mut Child) -> (String, Vec<Value>) {
@@ -91,8 +101,8 @@ fn a_bad_setting_stops_startup_with_one_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_token_works_and_sigterm_closes_chargers_with_1001() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = server(dir.path(), &[]).spawn().unwrap();
-    let (addr, lines) = tokio::task::block_in_place(|| wait_listening(&mut child));
+    let mut child = KillOnDrop(server(dir.path(), &[]).spawn().unwrap());
+    let (addr, lines) = tokio::task::block_in_place(|| wait_listening(&mut child.0));
 
     // No token configured: one was generated next to the database and its path logged.
     let token_path = dir.path().join("db").join("operator-token");
@@ -126,7 +136,7 @@ async fn generated_token_works_and_sigterm_closes_chargers_with_1001() {
 
     let status = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
@@ -139,6 +149,6 @@ async fn generated_token_works_and_sigterm_closes_chargers_with_1001() {
         }
     };
     assert_eq!(code, Some(1001));
-    let exit = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let exit = tokio::task::block_in_place(|| child.0.wait()).unwrap();
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
 }

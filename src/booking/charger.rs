@@ -1,6 +1,8 @@
 //! Chargers as the ledger knows them: what an operator registered and the last state the charger
 //! reported. Plain data shared by the store, the live sessions and the REST layer.
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 
 use crate::central::ChargeBoxId;
@@ -43,10 +45,11 @@ pub struct BootInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorStatus {
     pub connector_id: u32,
-    /// OCPP ChargePointStatus, spelled as on the wire (`Available`, `Charging`, …).
-    pub status: String,
+    /// OCPP ChargePointStatus, spelled as on the wire (`Available`, `Charging`, …). Borrowed
+    /// from the enum's static spelling when it comes from a charger: no allocation per report.
+    pub status: Cow<'static, str>,
     /// OCPP ChargePointErrorCode (`NoError`, …).
-    pub error_code: String,
+    pub error_code: Cow<'static, str>,
     pub info: Option<String>,
     pub vendor_error_code: Option<String>,
     /// The charger's own timestamp, when it sent one.

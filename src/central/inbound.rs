@@ -13,7 +13,7 @@ use crate::booking::charger::{BootInfo, ConnectorStatus};
 use crate::ocpp::{self, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
-pub(crate) async fn answer(
+pub(crate) fn answer(
     central: &Central,
     id: &ChargeBoxId,
     live: &ChargerLive,
@@ -53,8 +53,8 @@ pub(crate) async fn answer(
                 live,
                 ConnectorStatus {
                     connector_id: s.connector_id as u32,
-                    status: wire_name(&s.status),
-                    error_code: wire_name(&s.error_code),
+                    status: s.status.as_str().into(),
+                    error_code: s.error_code.as_str().into(),
                     info: s.info.map(|i| i.as_str().to_owned()),
                     vendor_error_code: s.vendor_error_code.map(|v| v.as_str().to_owned()),
                     reported_at: s.timestamp.map(Timestamp::into_inner),
@@ -105,11 +105,11 @@ pub(crate) async fn answer(
             )
         }
         Req::DiagnosticsStatusNotification(d) => {
-            info!(status = %wire_name(&d.status), "diagnostics status");
+            info!(status = d.status.as_str(), "diagnostics status");
             reply(message_id, &DiagnosticsStatusNotificationResponse {})
         }
         Req::FirmwareStatusNotification(f) => {
-            info!(status = %wire_name(&f.status), "firmware status");
+            info!(status = f.status.as_str(), "firmware status");
             reply(message_id, &FirmwareStatusNotificationResponse {})
         }
     }
@@ -128,14 +128,6 @@ fn reply(message_id: &str, payload: &impl Serialize) -> String {
         tracing::error!(error = %e, "could not encode an answer");
         ocpp::encode_call_error(message_id, ErrorCode::InternalError, "internal error", None)
     })
-}
-
-/// An OCPP enum's spelling on the wire (`Available`, `NoError`, …).
-fn wire_name(value: &impl Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 fn boot_info(b: BootNotification) -> BootInfo {

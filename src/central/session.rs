@@ -209,7 +209,6 @@ impl Session {
                     }
                     Ok(request) => {
                         inbound::answer(&self.central, &self.id, &self.live, &call.id, request)
-                            .await
                     }
                 },
             ),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use echarging::app::Application;
 use echarging::central::Central;
 use echarging::settings::Settings;
-use echarging_sim::{Charger, ChargerConfig};
+use echarging_sim::{Charger, ChargerConfig, ClientError, Incoming};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -98,6 +98,17 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// `GET /api/v1/chargers{query}` as the operator.
+    pub async fn list_chargers(&self, query: &str) -> Vec<Value> {
+        let r = self
+            .api(reqwest::Method::GET, &format!("/api/v1/chargers{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub fn charger_config(&self, id: &str) -> ChargerConfig {
         ChargerConfig::new(self.ws_url.clone(), id)
     }
@@ -137,5 +148,19 @@ impl TestApp {
     pub async fn shutdown(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+    }
+}
+
+/// Read until the server closes the socket; the close code (None when there was no close frame).
+pub async fn expect_close(charger: &mut Charger) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match charger.next_incoming(left).await {
+            Ok(Incoming::Close { code, .. }) => return code,
+            Ok(_) => continue,
+            Err(ClientError::Closed { code, .. }) => return code,
+            Err(e) => panic!("expected the server to close the socket: {e}"),
+        }
     }
 }

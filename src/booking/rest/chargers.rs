@@ -141,8 +141,8 @@ impl Api {
                 .into_iter()
                 .map(|c| ConnectorStatusView {
                     connector_id: c.connector_id,
-                    status: c.status,
-                    error_code: c.error_code,
+                    status: c.status.into_owned(),
+                    error_code: c.error_code.into_owned(),
                     info: c.info,
                     vendor_error_code: c.vendor_error_code,
                     timestamp: c.reported_at,

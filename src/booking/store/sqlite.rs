@@ -77,8 +77,8 @@ impl SqliteStore {
                     r.try_get::<String, _>(0)?,
                     ConnectorStatus {
                         connector_id: r.try_get::<i64, _>(1)? as u32,
-                        status: r.try_get(2)?,
-                        error_code: r.try_get(3)?,
+                        status: r.try_get::<String, _>(2)?.into(),
+                        error_code: r.try_get::<String, _>(3)?.into(),
                         info: r.try_get(4)?,
                         vendor_error_code: r.try_get(5)?,
                         reported_at: r.try_get::<Option<i64>, _>(6)?.map(from_millis),
@@ -312,8 +312,8 @@ impl Store for SqliteStore {
                 )
                 .bind(id)
                 .bind(i64::from(c.connector_id))
-                .bind(&c.status)
-                .bind(&c.error_code)
+                .bind(c.status.as_ref())
+                .bind(c.error_code.as_ref())
                 .bind(&c.info)
                 .bind(&c.vendor_error_code)
                 .bind(c.reported_at.map(to_millis))
