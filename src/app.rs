@@ -62,6 +62,7 @@ impl Application {
         let api = Arc::new(Api {
             central: central.clone(),
             operator,
+            customers: Default::default(),
         });
         let router = Router::new()
             .merge(central::router(central.clone()))

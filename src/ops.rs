@@ -14,11 +14,60 @@ use crate::central::Central;
 
 pub fn router(central: Arc<Central>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .with_state(central)
 }
 
+/// The body of `/healthz` (documentation type: the handler writes it with `json!`).
+#[derive(utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// The body of `/readyz` (documentation type: the handler writes it with `json!`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Readiness {
+    /// `ready` (200); `draining`, `database unavailable` or `database timeout` (503).
+    #[schema(example = "ready")]
+    pub status: String,
+    /// Chargers with an open OCPP WebSocket; only when ready.
+    pub chargers_online: Option<u64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    summary = "Liveness",
+    description = "200 while the process runs. No auth.",
+    responses((status = 200, description = "The process answers", body = Health)),
+    security(())
+)]
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    summary = "Readiness",
+    description = "200 when the database answers (within 2 s) and the server is not draining, \
+        else 503 (plain JSON, not problem+json, so probes can read the reason). No auth.",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness,
+            example = json!({"status": "ready", "chargersOnline": 3})),
+        (status = 503, description = "Draining, or the database does not answer", body = Readiness,
+            example = json!({"status": "database unavailable"}))
+    ),
+    security(())
+)]
 async fn ready(State(central): State<Arc<Central>>) -> (StatusCode, Json<Value>) {
     if central.shutdown.is_cancelled() {
         return (

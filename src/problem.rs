@@ -10,17 +10,41 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-#[derive(Debug, Clone, Serialize)]
+/// An error answer (RFC 9457 problem details), sent as `application/problem+json`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI reference identifying the problem type; `about:blank` (the HTTP status says it all).
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     pub kind: &'static str,
+    /// Short summary of the problem type.
+    #[schema(example = "Invalid request field")]
     pub title: String,
+    /// The HTTP status code, repeated.
+    #[schema(example = 422)]
     pub status: u16,
+    /// What went wrong with this request, for humans.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "connectors: must be from 1 to 100")]
     pub detail: Option<String>,
     /// Extension member: the request field the problem is about, as a JSON path.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "connectors")]
     pub field: Option<String>,
+    /// Extension member: the slot a booking collided with (`{start, end}`), on 409.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ConflictSlot>)]
+    pub conflict: Option<Box<serde_json::Value>>,
+}
+
+/// The `conflict` member of a booking's 409: the already reserved slot that overlaps the one
+/// asked for; never who holds it. (Documentation type: the member is written as JSON.)
+#[derive(utoipa::ToSchema)]
+pub struct ConflictSlot {
+    /// Start of the taken slot (RFC 3339, UTC).
+    pub start: time::OffsetDateTime,
+    /// End of the taken slot, exclusive (RFC 3339, UTC).
+    pub end: time::OffsetDateTime,
 }
 
 impl Problem {
@@ -31,6 +55,7 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             field: None,
+            conflict: None,
         }
     }
 

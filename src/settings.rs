@@ -53,6 +53,8 @@ pub struct Settings {
     pub state_flush_interval: Duration,
     /// How long a graceful stop waits for sessions and requests to finish.
     pub shutdown_grace: Duration,
+    /// The longest slot a reservation may cover.
+    pub max_slot: Duration,
 }
 
 impl Settings {
@@ -77,6 +79,7 @@ impl Settings {
             ws_max_write_buffer: 64 * 1024,
             state_flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            max_slot: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -191,6 +194,9 @@ struct CliValues {
     /// Time allowed for a graceful stop [default: 10s]
     #[arg(long, env = "ECHARGING_SHUTDOWN_GRACE", global = true)]
     shutdown_grace: Option<String>,
+    /// Longest bookable slot, e.g. 24h [default: 24h]
+    #[arg(long, env = "ECHARGING_MAX_SLOT", global = true)]
+    max_slot: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -419,6 +425,9 @@ fn resolve(
     }
     if let Some(v) = parse!(shutdown_grace, duration(Duration::from_millis(0), true)) {
         s.shutdown_grace = v;
+    }
+    if let Some(v) = parse!(max_slot, duration(Duration::from_secs(60), false)) {
+        s.max_slot = v;
     }
     Ok(s)
 }

@@ -5,10 +5,12 @@
 //! Map: `frame` (wire shapes, pure) → `connect` (TCP + WebSocket upgrade) → `charger` (one
 //! charger's conversation) ← `messages` (realistic payloads and answers). `load` runs thousands
 //! of chargers, timing them with `latency` and summing up in `report`; `provision`,
-//! `source_addrs` and `server_rss` serve the `echarging-sim` binary.
+//! `source_addrs` and `server_rss` serve the `echarging-sim` binary. `drivers` books slots over
+//! the REST API (closed-loop customers) and checks that no accepted bookings overlap.
 
 pub mod charger;
 pub mod connect;
+pub mod drivers;
 pub mod frame;
 pub mod latency;
 pub mod load;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use echarging_sim::drivers::{self, BookingConfig};
 use echarging_sim::source_addrs::parse_source_addrs;
 use echarging_sim::{LoadConfig, Mode, Provisioning};
 
@@ -77,6 +78,18 @@ struct Cli {
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Book mode: concurrent drivers (customers), each booking in a closed loop.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Book mode: slot length in minutes.
+    #[arg(long, default_value_t = 30)]
+    slot_minutes: u64,
+    /// Book mode: how many slots deep the booking grid is (fewer = more 409s).
+    #[arg(long, default_value_t = 5000)]
+    horizon_slots: u32,
+    /// Book mode: share of successful bookings cancelled right away (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    cancel_share: f64,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -88,6 +101,8 @@ enum ModeArg {
     Idle,
     /// Heartbeats back to back (closed loop), or at --rate per charger (open loop).
     Heartbeat,
+    /// Drivers book slots over the REST API (needs --api-url and --api-token); no WebSockets.
+    Book,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +123,9 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.mode, ModeArg::Book) {
+        return book(&cli);
+    }
     let cfg = match load_config(&cli) {
         Ok(cfg) => cfg,
         Err(message) => {
@@ -153,8 +171,66 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--mode book`: the REST booking load.
+fn book(cli: &Cli) -> ExitCode {
+    let (Some(api_url), Some(token)) = (&cli.api_url, &cli.api_token) else {
+        eprintln!("echarging-sim: --mode book needs --api-url and --api-token");
+        return ExitCode::from(2);
+    };
+    if !(0.0..=1.0).contains(&cli.cancel_share) {
+        eprintln!("echarging-sim: --cancel-share must be from 0 to 1");
+        return ExitCode::from(2);
+    }
+    let mut cfg = BookingConfig::new(api_url.clone(), token.clone());
+    cfg.chargers = cli.chargers;
+    cfg.id_prefix = cli.id_prefix.clone();
+    cfg.first_index = cli.first_index;
+    cfg.connectors = cli.connectors;
+    cfg.clients = cli.clients.max(1);
+    cfg.duration = cli.duration;
+    cfg.slot = Duration::from_secs(cli.slot_minutes.max(1) * 60);
+    cfg.horizon_slots = cli.horizon_slots.max(1);
+    cfg.cancel_share = cli.cancel_share;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echarging-sim: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(drivers::run(cfg)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("echarging-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.json {
+        match serde_json::to_string(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("echarging-sim: cannot write the report: {e}"),
+        }
+    } else {
+        print!("{}", report.to_table());
+    }
+    let failed = report.failed_checks();
+    for check in &failed {
+        eprintln!("echarging-sim: check failed: {check}");
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
     let mode = match (cli.mode, cli.rate) {
+        (ModeArg::Book, _) => return Err("--mode book does not load WebSockets".into()),
         (ModeArg::Idle, Some(_)) => return Err("--rate only applies to --mode heartbeat".into()),
         (ModeArg::Idle, None) => Mode::Idle,
         (ModeArg::Heartbeat, rate) => Mode::Heartbeat { rate },

@@ -19,6 +19,50 @@ use crate::problem::Problem;
 /// The only subprotocol we speak.
 pub const OCPP16: &str = "ocpp1.6";
 
+#[utoipa::path(
+    get,
+    path = "/ocpp/{chargeBoxId}",
+    tag = "ocpp",
+    operation_id = "ocppConnect",
+    summary = "OCPP 1.6J WebSocket (for chargers)",
+    description = "The WebSocket upgrade a charger opens (`ws://HOST/ocpp/{chargeBoxId}`), \
+        offering subprotocol `ocpp1.6`; OCPP-J frames then flow both ways. Checked in order: an \
+        unregistered chargeBoxId is 404, then a charger registered with a password needs HTTP \
+        Basic auth (username = chargeBoxId) or gets 401, both before any WebSocket is made. A \
+        client offering no `ocpp1.6` subprotocol gets the 101 without the subprotocol header and \
+        an immediate close (1002). A second connection for the same chargeBoxId replaces the \
+        first (the old socket is closed). Swagger UI cannot open WebSockets: use a charger or a \
+        WebSocket client.",
+    params(
+        ("chargeBoxId" = String, Path,
+            description = "The charger's registered id (1 to 48 letters, digits or `- . _ ~`)"),
+        ("Sec-WebSocket-Protocol" = String, Header,
+            description = "Must offer `ocpp1.6`", example = "ocpp1.6"),
+        ("Upgrade" = String, Header, description = "`websocket`", example = "websocket"),
+        ("Connection" = String, Header, description = "`Upgrade`", example = "Upgrade"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", example = "13"),
+        ("Sec-WebSocket-Key" = String, Header,
+            description = "The WebSocket handshake key (RFC 6455)")
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the OCPP session starts",
+            headers(("Sec-WebSocket-Protocol" = String, description = "`ocpp1.6`; absent when \
+                not offered, and the socket is then closed with 1002"))),
+        (status = 400, description = "Not a valid WebSocket handshake",
+            body = String, content_type = "text/plain"),
+        (status = 401,
+            description = "The charger has a password and the HTTP Basic credentials are missing \
+                or wrong",
+            headers(("WWW-Authenticate" = String,
+                description = "`Basic realm=\"echarging\", charset=\"UTF-8\"`")),
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No charger is registered with this chargeBoxId",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The charger registry cannot be read right now; retry shortly",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security((), ("chargerBasic" = []))
+)]
 pub(crate) async fn upgrade(
     State(central): State<Arc<Central>>,
     Path(raw_id): Path<String>,

@@ -3,6 +3,8 @@
 //! check every frame the server sent against the official OCPP 1.6 JSON schemas.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod pg;
+pub mod process;
 pub mod schema;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Who is calling the REST API. The operator token (configured, or generated at first start and
 //! kept in the data folder) may do everything; it is held only as a digest and compared in
-//! constant time. Customer tokens arrive with the ledger issue.
+//! constant time. A customer token (issued when the operator creates the customer, stored as a
+//! digest) acts for that customer only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Api;
+use crate::booking::customer::{Customer, token_digest};
 use crate::problem::Problem;
 
 /// File name of the generated operator token inside the data folder.
@@ -92,6 +94,52 @@ impl FromRequestParts<Arc<Api>> for Operator {
             Some(token) if api.operator.matches(token) => Ok(Operator),
             Some(_) => Err(unauthorized("the bearer token is not valid")),
             None => Err(unauthorized("send Authorization: Bearer <token>")),
+        }
+    }
+}
+
+/// The caller: the operator, or one customer.
+pub enum Principal {
+    Operator,
+    Customer(Customer),
+}
+
+impl Principal {
+    /// The customer a request acts for, when it is a customer's.
+    pub fn customer_id(&self) -> Option<i64> {
+        match self {
+            Principal::Operator => None,
+            Principal::Customer(c) => Some(c.id),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Api>> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Response> {
+        let Some(token) = bearer(parts) else {
+            return Err(unauthorized("send Authorization: Bearer <token>"));
+        };
+        if api.operator.matches(token) {
+            return Ok(Principal::Operator);
+        }
+        let digest = token_digest(token);
+        if let Some(customer) = api.customers.get(&digest) {
+            return Ok(Principal::Customer(customer.clone()));
+        }
+        match api.central.store.customer_by_token(&digest).await {
+            Ok(Some(customer)) => {
+                // Bounded by the number of customers with live tokens; cleared as a whole if a
+                // flood of them ever outgrows it.
+                if api.customers.len() >= 100_000 {
+                    api.customers.clear();
+                }
+                api.customers.insert(digest, customer.clone());
+                Ok(Principal::Customer(customer))
+            }
+            Ok(None) => Err(unauthorized("the bearer token is not valid")),
+            Err(e) => Err(Problem::internal(&e).into_response()),
         }
     }
 }

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 use super::Api;
 use super::auth::Operator;
@@ -29,27 +30,44 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/chargers/{id}", get(show).patch(update).delete(remove))
 }
 
-#[derive(Debug, Deserialize)]
+/// A charger to register. Unknown members are refused (422).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateCharger {
+pub(super) struct CreateCharger {
+    /// The charge box id: the last path segment of the charger's OCPP URL, and its HTTP Basic
+    /// username. 1 to 48 letters, digits or `- . _ ~`.
+    #[schema(pattern = "^[A-Za-z0-9._~-]{1,48}$", example = "CP-0001")]
     id: String,
+    /// A label for people, at most 100 characters; blank means none.
     #[serde(default)]
+    #[schema(max_length = 100, example = "Car park level 2, bay 4")]
     name: Option<String>,
+    /// How many connectors the charger has (connector ids 1..=n).
+    #[schema(minimum = 1, maximum = 100, example = 2)]
     connectors: u32,
+    /// The charger's password (OCPP AuthorizationKey, 16–40 printable ASCII characters). When
+    /// set, the charger must connect with HTTP Basic auth; stored only as a salted digest.
     #[serde(default)]
+    #[schema(min_length = 16, max_length = 40)]
     password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to a charger: members left out stay as they are. Unknown members are refused (422).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateCharger {
-    /// `null` clears the name.
+pub(super) struct UpdateCharger {
+    /// The new label (at most 100 characters); `null` clears the name.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100)]
     name: Option<Option<String>>,
+    /// The new number of connectors.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     connectors: Option<u32>,
-    /// `null` removes the password: the charger may then connect without Basic auth.
+    /// The new password (16–40 printable ASCII characters); `null` removes the password: the
+    /// charger may then connect without Basic auth.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 16, max_length = 40)]
     password: Option<Option<String>>,
 }
 
@@ -60,27 +78,38 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only chargers whose id sorts after this one (paging).
     after: Option<String>,
+    /// At most this many chargers, in id order (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
     /// Only chargers that are (or are not) connected now.
     online: Option<bool>,
 }
 
-/// A charger as the API shows it.
-#[derive(Debug, Serialize)]
+/// A charger as the API shows it: its registration joined with its live state. Boot fields are
+/// what the charger last said in BootNotification (`null` until it has booted).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChargerView {
+    /// The charge box id.
+    #[schema(example = "CP-0001")]
     id: String,
     name: Option<String>,
+    /// Number of connectors (ids 1..=n).
     connectors: u32,
+    /// Whether the charger must connect with HTTP Basic auth (the password is never shown).
     password_protected: bool,
+    /// Whether the charger has an open OCPP WebSocket now.
     online: bool,
+    /// When the charger last sent a frame.
     #[serde(with = "time::serde::rfc3339::option")]
     last_seen: Option<OffsetDateTime>,
+    /// When the charger last sent BootNotification.
     #[serde(with = "time::serde::rfc3339::option")]
     last_boot_at: Option<OffsetDateTime>,
     vendor: Option<String>,
@@ -92,6 +121,8 @@ pub struct ChargerView {
     imsi: Option<String>,
     meter_type: Option<String>,
     meter_serial_number: Option<String>,
+    /// The last StatusNotification of each connector that has reported (connector 0 is the
+    /// charger as a whole).
     connector_status: Vec<ConnectorStatusView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -99,16 +130,24 @@ pub struct ChargerView {
     updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize)]
+/// A connector's last StatusNotification.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ConnectorStatusView {
+pub(super) struct ConnectorStatusView {
+    /// 0 means the charger as a whole.
     connector_id: u32,
+    /// OCPP 1.6 ChargePointStatus, e.g. `Available`, `Preparing`, `Charging`, `Faulted`.
+    #[schema(example = "Available")]
     status: String,
+    /// OCPP 1.6 ChargePointErrorCode, `NoError` when all is well.
+    #[schema(example = "NoError")]
     error_code: String,
     info: Option<String>,
     vendor_error_code: Option<String>,
+    /// The time the charger gave in the notification, if any.
     #[serde(with = "time::serde::rfc3339::option")]
     timestamp: Option<OffsetDateTime>,
+    /// When the central system received it.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
 }
@@ -194,6 +233,36 @@ fn hash_password(password: &str) -> Result<String, Problem> {
     Ok(machine_key::hash(password))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers",
+    tag = "chargers",
+    operation_id = "createCharger",
+    summary = "Register a charger",
+    description = "Operator only. The answer carries a Location header.",
+    request_body = CreateCharger,
+    responses(
+        (
+            status = 201,
+            description = "Registered",
+            body = ChargerView,
+            headers(("Location" = String, description = "URL of the new charger"))
+        ),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A charger with this id exists",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is missing, unknown or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error (logged, not detailed)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
 async fn create(
     _: Operator,
     State(api): State<Arc<Api>>,
@@ -220,6 +289,30 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/chargers",
+    tag = "chargers",
+    operation_id = "listChargers",
+    summary = "List chargers",
+    description = "Operator only. Ordered by id; page with `after` (the last id seen) and `limit`.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The chargers", body = Vec<ChargerView>),
+        (
+            status = 400,
+            description = "A query parameter cannot be read (unknown, or of the wrong type)",
+            body = Problem, content_type = "application/problem+json"
+        ),
+        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` is out of range",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error (logged, not detailed)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
 async fn list(
     _: Operator,
     State(api): State<Arc<Api>>,
@@ -252,6 +345,25 @@ async fn list(
     Ok(Json(views))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "getCharger",
+    summary = "Read a charger",
+    description = "Operator only.",
+    params(("id" = String, Path, description = "The charge box id")),
+    responses(
+        (status = 200, description = "The charger", body = ChargerView),
+        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error (logged, not detailed)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
 async fn show(
     _: Operator,
     State(api): State<Arc<Api>>,
@@ -264,6 +376,32 @@ async fn show(
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "updateCharger",
+    summary = "Update a charger",
+    description = "Operator only. Members left out are kept; `null` clears `name` or `password`.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body = UpdateCharger,
+    responses(
+        (status = 200, description = "The updated charger", body = ChargerView),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is unknown or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error (logged, not detailed)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
 async fn update(
     _: Operator,
     State(api): State<Arc<Api>>,
@@ -292,6 +430,31 @@ async fn update(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "deleteCharger",
+    summary = "Delete a charger",
+    description = "Operator only. Its live OCPP socket, if any, is closed.",
+    params(("id" = String, Path, description = "The charge box id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (
+            status = 409,
+            description = "The charger has live reservations (BOOKED or CHARGING_STARTED); cancel \
+                them first",
+            body = Problem, content_type = "application/problem+json"
+        ),
+        (status = 500, description = "Internal error (logged, not detailed)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
 async fn remove(
     _: Operator,
     State(api): State<Arc<Api>>,

@@ -1,9 +1,13 @@
 //! The REST API under `/api/v1` (api.md): one module per resource, each exposing its routes.
 //! Handlers validate into domain types, call the store or the live sessions, and answer JSON in
-//! camelCase or problem+json.
+//! camelCase or problem+json. [`openapi`] documents it all and serves `/openapi.json` and
+//! `/docs`.
 
 pub mod auth;
 mod chargers;
+mod customers;
+pub mod openapi;
+mod reservations;
 
 use std::sync::Arc;
 
@@ -16,10 +20,19 @@ pub use auth::OperatorToken;
 pub struct Api {
     pub central: Arc<Central>,
     pub operator: OperatorToken,
+    /// Customers by token digest. Customers are never changed or deleted once created, so an
+    /// entry cannot go stale; it saves two reads on every customer request.
+    pub customers: dashmap::DashMap<String, crate::booking::customer::Customer>,
 }
 
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
-        .nest("/api/v1", chargers::routes())
+        .nest(
+            "/api/v1",
+            chargers::routes()
+                .merge(customers::routes())
+                .merge(reservations::routes()),
+        )
         .with_state(api)
+        .merge(openapi::router())
 }

@@ -2,15 +2,20 @@
 //! (SQLite embedded by default, PostgreSQL for shared deployments) implements it and must pass the
 //! same conformance tests. Backends own their SQL and migrations; callers never see sqlx types.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use super::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use super::customer::{Customer, NewCustomer};
+use super::event::Event;
+use super::reservation::{BookError, CancelError, NewReservation, Reservation, ReservationFilter};
 use crate::central::ChargeBoxId;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,10 @@ pub struct Page {
     pub limit: u32,
 }
 
+/// Every write that changes the ledger appends its event (see `booking::event`) in the same
+/// transaction: inserting, updating and deleting chargers (ChargerRegistered / ChargerUpdated /
+/// ChargerDeleted), creating customers, booking and cancelling. Reported charger state
+/// (`save_charger_states`) is telemetry, not a ledger change, and appends nothing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (readiness).
@@ -53,10 +62,39 @@ pub trait Store: Send + Sync + 'static {
         id: &ChargeBoxId,
         patch: &ChargerPatch,
     ) -> Result<Option<ChargerRecord>, StoreError>;
-    /// `false` when there was no such charger.
+    /// `false` when there was no such charger; `Conflict` while it has live reservations.
     async fn delete_charger(&self, id: &ChargeBoxId) -> Result<bool, StoreError>;
     /// Persist reported state in one transaction; states of chargers deleted meanwhile are dropped.
     async fn save_charger_states(&self, states: &[ChargerState]) -> Result<(), StoreError>;
+
+    /// Create a customer with its idTags; `Conflict` when an idTag (compared case-insensitively)
+    /// belongs to someone already. Appends `CustomerCreated`.
+    async fn insert_customer(&self, new: &NewCustomer) -> Result<Customer, StoreError>;
+    async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError>;
+    async fn customer_by_token(&self, token_digest: &str) -> Result<Option<Customer>, StoreError>;
+
+    /// Book a slot. The database itself refuses an overlap with a live reservation on the same
+    /// connector; with `connector_id: None` the lowest connector free for the whole slot is
+    /// taken. Appends `ReservationBooked` in the same transaction.
+    async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError>;
+    async fn reservation(&self, id: i32) -> Result<Option<Reservation>, StoreError>;
+    async fn reservations(
+        &self,
+        filter: &ReservationFilter,
+    ) -> Result<Vec<Reservation>, StoreError>;
+    /// Cancel a BOOKED reservation. With `owner`, someone else's reservation is `NotFound`.
+    /// Appends `ReservationCancelled`.
+    async fn cancel_reservation(
+        &self,
+        id: i32,
+        owner: Option<i64>,
+    ) -> Result<Reservation, CancelError>;
+
+    /// Events with `seq > after`, in order, at most `limit`.
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
+    /// ledger is broken; tests and benchmarks use it as the double-booking check.
+    async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError>;
 
     async fn close(&self);
 }
@@ -65,9 +103,11 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::Unsupported(format!(
-            "database {}: only sqlite:// is supported by this build",
+            "database {}: use sqlite:// or postgres://",
             url.split("://").next().unwrap_or(url)
         )))
     }

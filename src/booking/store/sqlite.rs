@@ -1,29 +1,88 @@
-//! The embedded SQLite backend: one file in WAL mode. Writes take the write lock up front
-//! (`BEGIN IMMEDIATE`) so concurrent writers queue on SQLite's busy handler instead of failing
-//! on a lock upgrade. `synchronous = NORMAL` in WAL mode keeps every committed transaction across
-//! a process crash (only an OS crash or power cut can lose the last ones).
+//! The embedded SQLite backend: one file in WAL mode. Every write runs on one writer connection
+//! inside `BEGIN IMMEDIATE`, so writers of this process queue in order on the pool instead of
+//! spinning in SQLite's busy handler, and a second process on the same file waits on the lock.
+//! Reads use their own pool and never wait for writers (WAL). `synchronous = NORMAL` in WAL mode
+//! keeps every committed transaction across a process crash (an OS crash or power cut can lose
+//! the last ones). No double booking is enforced by triggers in the schema.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Page, Store, StoreError};
 use crate::booking::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, NewCharger, from_millis,
-    to_millis,
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, MAX_CONNECTORS,
+    NewCharger, from_millis, to_millis,
+};
+use crate::booking::customer::{Customer, NewCustomer};
+use crate::booking::event::{Event, data, kind};
+use crate::booking::reservation::{
+    BookError, CancelError, ChargerAck, NewReservation, Reservation, ReservationFilter,
+    ReservationStatus, TimeSlot,
 };
 use crate::central::ChargeBoxId;
 use crate::settings::sqlite_path;
 
 pub struct SqliteStore {
+    /// Readers: several connections, never blocked by the writer.
     pool: SqlitePool,
+    /// The single writer connection.
+    writer: SqlitePool,
+    /// Bookings go through the batching writer (group commit), see [`run_batches`].
+    batches: mpsc::Sender<WriteJob>,
+}
+
+/// What a batched job does once its batch committed (`Ok`) or failed to.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A unit of work for the batching writer: runs its statements on the batch's open transaction.
+/// `Err` means the database failed and the whole batch must roll back; a refusal is an `Ok`
+/// whose `Finish` reports it, and must have written nothing.
+type WriteJob = Box<
+    dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Finish, StoreError>>
+        + Send,
+>;
+
+/// Most jobs per transaction: enough to amortise the commit, small enough to keep latency low.
+const MAX_BATCH: usize = 128;
+
+/// The group-commit loop. Each round takes every job waiting (up to [`MAX_BATCH`]), runs them in
+/// one `BEGIN IMMEDIATE … COMMIT` and only then answers each: an answered booking is committed.
+/// With one writer connection the statements are the cost, so sharing BEGIN/COMMIT among the
+/// concurrent bookings is what lifts throughput.
+async fn run_batches(writer: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+        let outcome = async {
+            let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+            for job in batch.drain(..) {
+                finishes.push(job(&mut tx).await?);
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        batch.clear(); // jobs not reached after a failure are dropped: their callers see it
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = finishes.len(), "write batch rolled back");
+        }
+        for finish in finishes {
+            finish(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unsupported(format!("write batch failed: {e}"))),
+            });
+        }
+    }
 }
 
 const CHARGER_COLUMNS: &str = "id, name, connectors, password_hash, vendor, model, serial_number, \
@@ -45,13 +104,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .min_connections(1)
-            .connect_with(options)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (batches, jobs) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_batches(writer.clone(), jobs));
+        Ok(SqliteStore {
+            pool,
+            writer,
+            batches,
+        })
     }
 
     async fn connector_statuses(
@@ -87,6 +158,23 @@ impl SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn customer_from(&self, row: Option<SqliteRow>) -> Result<Option<Customer>, StoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
+        let id_tags = sqlx::query_scalar(
+            "SELECT id_tag FROM id_tags WHERE customer_id = ? ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(Customer {
+            id,
+            name: row.try_get("name")?,
+            id_tags,
+            created_at: from_millis(row.try_get("created_at")?),
+        }))
     }
 
     /// Rows plus their connector statuses, in row order.
@@ -145,6 +233,67 @@ fn charger_from_row(r: &SqliteRow) -> Result<ChargerRecord, StoreError> {
     })
 }
 
+const RESERVATION_COLUMNS: &str = "id, charger_id, connector_id, customer_id, id_tag, start_ms, \
+     end_ms, status, charger_ack, created_at, updated_at";
+
+fn reservation_from_row(r: &SqliteRow) -> Result<Reservation, StoreError> {
+    let decode = |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
+    let charger: String = r.try_get("charger_id")?;
+    let status: String = r.try_get("status")?;
+    let ack: String = r.try_get("charger_ack")?;
+    Ok(Reservation {
+        id: r.try_get::<i64, _>("id")? as i32,
+        charger_id: ChargeBoxId::parse(&charger)
+            .map_err(|e| decode("charger_id", e.to_string()))?,
+        connector_id: r.try_get::<i64, _>("connector_id")? as u32,
+        customer_id: r.try_get("customer_id")?,
+        id_tag: r.try_get("id_tag")?,
+        slot: TimeSlot::parse(
+            from_millis(r.try_get("start_ms")?),
+            from_millis(r.try_get("end_ms")?),
+        )
+        .map_err(|e| decode("slot", e.to_string()))?,
+        status: ReservationStatus::parse(&status)
+            .ok_or_else(|| decode("status", status.clone()))?,
+        charger_ack: ChargerAck::parse(&ack).ok_or_else(|| decode("charger_ack", ack.clone()))?,
+        created_at: from_millis(r.try_get("created_at")?),
+        updated_at: from_millis(r.try_get("updated_at")?),
+    })
+}
+
+/// Append one event inside the caller's transaction.
+async fn append_event(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    charger_id: Option<&str>,
+    customer_id: Option<i64>,
+    reservation_id: Option<i32>,
+    data: &serde_json::Value,
+) -> Result<i64, StoreError> {
+    let seq = sqlx::query_scalar(
+        "INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(to_millis(OffsetDateTime::now_utc()))
+    .bind(kind)
+    .bind(charger_id)
+    .bind(customer_id)
+    .bind(reservation_id)
+    .bind(data.to_string())
+    .fetch_one(conn)
+    .await?;
+    Ok(seq)
+}
+
+/// The overlap trigger's refusal.
+fn is_overlap(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().contains("reservations_no_overlap"))
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -158,6 +307,7 @@ impl Store for SqliteStore {
 
     async fn insert_charger(&self, new: &NewCharger) -> Result<ChargerRecord, StoreError> {
         let now = to_millis(OffsetDateTime::now_utc());
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let result = sqlx::query(
             "INSERT INTO chargers (id, name, connectors, password_hash, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -168,27 +318,41 @@ impl Store for SqliteStore {
         .bind(&new.password_hash)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match result {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "charger {} already exists",
-                new.id
-            ))),
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(ChargerRecord {
-                id: new.id.clone(),
-                name: new.name.clone(),
-                connectors: new.connectors,
-                password_hash: new.password_hash.clone(),
-                boot: None,
-                last_boot_at: None,
-                last_seen_at: None,
-                connector_status: Vec::new(),
-                created_at: from_millis(now),
-                updated_at: from_millis(now),
-            }),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "charger {} already exists",
+                    new.id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
+        let record = ChargerRecord {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            connectors: new.connectors,
+            password_hash: new.password_hash.clone(),
+            boot: None,
+            last_boot_at: None,
+            last_seen_at: None,
+            connector_status: Vec::new(),
+            created_at: from_millis(now),
+            updated_at: from_millis(now),
+        };
+        append_event(
+            &mut tx,
+            kind::CHARGER_REGISTERED,
+            Some(new.id.as_str()),
+            None,
+            None,
+            &data::charger(&record),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError> {
@@ -234,6 +398,7 @@ impl Store for SqliteStore {
         id: &ChargeBoxId,
         patch: &ChargerPatch,
     ) -> Result<Option<ChargerRecord>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE chargers SET updated_at = ");
         q.push_bind(to_millis(OffsetDateTime::now_utc()));
         if let Some(name) = &patch.name {
@@ -246,26 +411,63 @@ impl Store for SqliteStore {
             q.push(", password_hash = ").push_bind(hash.clone());
         }
         q.push(" WHERE id = ").push_bind(id.as_str());
-        let done = q.build().execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
+        q.push(format!(" RETURNING {CHARGER_COLUMNS}"));
+        let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
-        }
+        };
+        let record = charger_from_row(&row)?;
+        append_event(
+            &mut tx,
+            kind::CHARGER_UPDATED,
+            Some(id.as_str()),
+            None,
+            None,
+            &data::charger(&record),
+        )
+        .await?;
+        tx.commit().await?;
         self.charger(id).await
     }
 
     async fn delete_charger(&self, id: &ChargeBoxId) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM reservations WHERE charger_id = ? \
+             AND status IN ('BOOKED', 'CHARGING_STARTED')",
+        )
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if live > 0 {
+            return Err(StoreError::Conflict(format!(
+                "charger {id} has {live} live reservation(s); cancel them first"
+            )));
+        }
         let done = sqlx::query("DELETE FROM chargers WHERE id = ?")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        append_event(
+            &mut tx,
+            kind::CHARGER_DELETED,
+            Some(id.as_str()),
+            None,
+            None,
+            &serde_json::json!({"id": id.as_str()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn save_charger_states(&self, states: &[ChargerState]) -> Result<(), StoreError> {
         if states.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for s in states {
             let id = s.id.as_str();
             if let Some(seen) = s.last_seen_at {
@@ -326,7 +528,335 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_customer(&self, new: &NewCustomer) -> Result<Customer, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO customers (name, token_digest, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(&new.name)
+        .bind(&new.token_digest)
+        .bind(to_millis(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, tag) in new.id_tags.iter().enumerate() {
+            let inserted = sqlx::query(
+                "INSERT INTO id_tags (id_tag_key, id_tag, customer_id, position) VALUES (?, ?, ?, ?)",
+            )
+            .bind(tag.key())
+            .bind(tag.as_str())
+            .bind(id)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    // Dropping the transaction rolls back the customer too: nothing half-written.
+                    return Err(StoreError::Conflict(format!(
+                        "idTag {} is already taken",
+                        tag.as_str()
+                    )));
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        let customer = Customer {
+            id,
+            name: new.name.clone(),
+            id_tags: new.id_tags.iter().map(|t| t.as_str().to_string()).collect(),
+            created_at: from_millis(to_millis(now)),
+        };
+        append_event(
+            &mut tx,
+            kind::CUSTOMER_CREATED,
+            None,
+            Some(id),
+            None,
+            &data::customer(&customer),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM customers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.customer_from(row).await
+    }
+
+    async fn customer_by_token(&self, token_digest: &str) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM customers WHERE token_digest = ?")
+            .bind(token_digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.customer_from(row).await
+    }
+
+    async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {
+        let (reply, answer) = oneshot::channel();
+        let new = new.clone();
+        let job: WriteJob = Box::new(move |conn| {
+            Box::pin(async move {
+                let outcome = book_on(conn, &new).await?;
+                let finish: Finish = Box::new(move |committed| {
+                    let _ = reply.send(match (outcome, committed) {
+                        (Ok(r), Ok(())) => Ok(r),
+                        (Ok(_), Err(e)) => Err(BookError::Store(e)),
+                        // A refusal wrote nothing; the commit's fate does not change it.
+                        (Err(refused), _) => Err(refused),
+                    });
+                });
+                Ok(finish)
+            })
+        });
+        self.batches
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unsupported("the store is closed".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unsupported("the write batch failed before this booking ran".into())
+        })?
+    }
+
+    async fn reservation(&self, id: i32) -> Result<Option<Reservation>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(reservation_from_row).transpose()
+    }
+
+    async fn reservations(
+        &self,
+        filter: &ReservationFilter,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE 1 = 1"
+        ));
+        if let Some(c) = &filter.charger_id {
+            q.push(" AND charger_id = ")
+                .push_bind(c.as_str().to_string());
+        }
+        if let Some(c) = filter.customer_id {
+            q.push(" AND customer_id = ").push_bind(c);
+        }
+        if let Some(s) = filter.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(from) = filter.from {
+            q.push(" AND end_ms > ").push_bind(to_millis(from));
+        }
+        if let Some(to) = filter.to {
+            q.push(" AND start_ms < ").push_bind(to_millis(to));
+        }
+        q.push(" ORDER BY start_ms, id LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(reservation_from_row).collect()
+    }
+
+    async fn cancel_reservation(
+        &self,
+        id: i32,
+        owner: Option<i64>,
+    ) -> Result<Reservation, CancelError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut reservation) = row.as_ref().map(reservation_from_row).transpose()? else {
+            return Err(CancelError::NotFound);
+        };
+        if owner.is_some_and(|o| o != reservation.customer_id) {
+            return Err(CancelError::NotFound);
+        }
+        if reservation.status != ReservationStatus::Booked {
+            return Err(CancelError::NotCancellable(reservation.status));
+        }
+        let now = OffsetDateTime::now_utc();
+        sqlx::query("UPDATE reservations SET status = 'CANCELLED', updated_at = ? WHERE id = ?")
+            .bind(to_millis(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        reservation.status = ReservationStatus::Cancelled;
+        reservation.updated_at = from_millis(to_millis(now));
+        append_event(
+            &mut tx,
+            kind::RESERVATION_CANCELLED,
+            Some(reservation.charger_id.as_str()),
+            Some(reservation.customer_id),
+            Some(reservation.id),
+            &data::reservation(&reservation),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(reservation)
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, charger_id, customer_id, reservation_id, data FROM events \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get(6)?;
+                Ok(Event {
+                    seq: r.try_get(0)?,
+                    at: from_millis(r.try_get(1)?),
+                    kind: r.try_get(2)?,
+                    charger_id: r.try_get(3)?,
+                    customer_id: r.try_get(4)?,
+                    reservation_id: r.try_get::<Option<i64>, _>(5)?.map(|v| v as i32),
+                    data: serde_json::from_str(&data)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, b.id FROM reservations a JOIN reservations b \
+             ON a.charger_id = b.charger_id AND a.connector_id = b.connector_id AND a.id < b.id \
+             AND a.start_ms < b.end_ms AND b.start_ms < a.end_ms \
+             WHERE a.status IN ('BOOKED', 'CHARGING_STARTED') \
+             AND b.status IN ('BOOKED', 'CHARGING_STARTED')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)? as i32,
+                    r.try_get::<i64, _>(1)? as i32,
+                ))
+            })
+            .collect()
+    }
+
     async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// One booking on the batch's open transaction. `Err` is a database failure (the batch rolls
+/// back); `Ok(Err(_))` is a refusal, decided before anything was written.
+async fn book_on(
+    tx: &mut SqliteConnection,
+    new: &NewReservation,
+) -> Result<Result<Reservation, BookError>, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let (start, end) = (to_millis(new.slot.start()), to_millis(new.slot.end()));
+    // Each statement is a round trip to SQLite's worker thread, the cost that dominates, so
+    // the common path is BEGIN, one guarded INSERT, the event, COMMIT. The insert only
+    // happens when the charger has that connector; the overlap trigger judges the slot, and
+    // a refusal aborts just that statement.
+    let (first, last) = match new.connector_id {
+        Some(0) => return Ok(Err(BookError::UnknownConnector(0))),
+        Some(c) => (c, c),
+        None => (1, MAX_CONNECTORS),
+    };
+    let mut booked = None;
+    let mut overlapped = false;
+    for connector in first..=last {
+        let inserted = sqlx::query(
+            "INSERT INTO reservations (charger_id, connector_id, customer_id, id_tag, \
+             start_ms, end_ms, status, charger_ack, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'BOOKED', 'PENDING', ?7, ?7 \
+             FROM chargers WHERE id = ?1 AND connectors >= ?2 RETURNING id",
+        )
+        .bind(new.charger_id.as_str())
+        .bind(i64::from(connector))
+        .bind(new.customer_id)
+        .bind(&new.id_tag)
+        .bind(start)
+        .bind(end)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await;
+        match inserted {
+            Ok(Some(row)) => {
+                booked = Some((row.try_get::<i64, _>(0)?, connector));
+                break;
+            }
+            // No such charger, or no such connector: past the last one.
+            Ok(None) => break,
+            Err(e) if is_overlap(&e) => overlapped = true,
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Ok(Err(BookError::UnknownCustomer(new.customer_id)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some((id, connector_id)) = booked else {
+        if !overlapped {
+            let connectors: Option<i64> =
+                sqlx::query_scalar("SELECT connectors FROM chargers WHERE id = ?")
+                    .bind(new.charger_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(Err(match connectors {
+                None => BookError::UnknownCharger(new.charger_id.clone()),
+                Some(_) => BookError::UnknownConnector(first),
+            }));
+        }
+        let conflict = sqlx::query(
+            "SELECT start_ms, end_ms FROM reservations WHERE charger_id = ? \
+             AND connector_id BETWEEN ? AND ? \
+             AND status IN ('BOOKED', 'CHARGING_STARTED') AND start_ms < ? AND ? < end_ms \
+             ORDER BY start_ms LIMIT 1",
+        )
+        .bind(new.charger_id.as_str())
+        .bind(i64::from(first))
+        .bind(i64::from(last))
+        .bind(end)
+        .bind(start)
+        .fetch_one(&mut *tx)
+        .await?;
+        let slot = TimeSlot::parse(
+            from_millis(conflict.try_get(0)?),
+            from_millis(conflict.try_get(1)?),
+        )
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
+        return Ok(Err(BookError::Overlap(slot)));
+    };
+    let reservation = Reservation {
+        id: id as i32,
+        charger_id: new.charger_id.clone(),
+        connector_id,
+        customer_id: new.customer_id,
+        id_tag: new.id_tag.clone(),
+        slot: new.slot,
+        status: ReservationStatus::Booked,
+        charger_ack: ChargerAck::Pending,
+        created_at: from_millis(now),
+        updated_at: from_millis(now),
+    };
+    append_event(
+        &mut *tx,
+        kind::RESERVATION_BOOKED,
+        Some(new.charger_id.as_str()),
+        Some(new.customer_id),
+        Some(reservation.id),
+        &data::reservation(&reservation),
+    )
+    .await?;
+    Ok(Ok(reservation))
 }
