@@ -8,6 +8,7 @@
 # PostgreSQL uses $BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a
 # fresh schema. Server pinned to CPU 0, echarging-sim to CPU 1 (the database shares them).
 set -euo pipefail
+export PGOPTIONS="--client-min-messages=warning"
 cd "$(dirname "$0")/.."
 
 db=${1:-sqlite}
