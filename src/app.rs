@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
@@ -16,9 +18,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::booking::rest::{self, Api, OperatorToken};
 use crate::booking::store::{self, Store};
+use crate::central::breaker::BreakerSettings;
 use crate::central::{self, Central, LiveState, Sessions};
-use crate::ops;
+use crate::load_shed::{self, RestLimit};
 use crate::settings::Settings;
+use crate::{metrics, ops};
 
 /// Connections waiting to be accepted; a reconnect storm of thousands of chargers must not
 /// see refused connections.
@@ -33,6 +37,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Before anything can count: metric handles taken earlier would not reach the recorder.
+        metrics::install();
         let settings = Arc::new(settings);
         let store: Arc<dyn Store> = store::open(&settings.database_url)
             .await
@@ -54,7 +60,10 @@ impl Application {
         let central = Arc::new(Central {
             settings: settings.clone(),
             store,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(BreakerSettings {
+                failures: settings.breaker_failures,
+                cool_down: settings.breaker_cool_down,
+            }),
             live: Arc::new(LiveState::default()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -64,10 +73,22 @@ impl Application {
             operator,
             customers: Default::default(),
         });
+        // REST and operations are measured, and REST is shed past its concurrency limit; the
+        // OCPP upgrade is neither, so a REST overload cannot starve charger sessions (nor the
+        // reverse). The explicit fallback carries the layers to unmatched requests whatever the
+        // merge order (a default fallback would be replaced by the other router's).
+        let http = Router::new()
+            .merge(rest::router(api))
+            .merge(ops::router(central.clone()))
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(
+                RestLimit::new(settings.rest_max_concurrency),
+                load_shed::shed_rest,
+            ))
+            .layer(middleware::from_fn(metrics::track_http));
         let router = Router::new()
             .merge(central::router(central.clone()))
-            .merge(rest::router(api))
-            .merge(ops::router(central.clone()));
+            .merge(http);
         Ok(Application {
             listener,
             addr,
@@ -117,14 +138,24 @@ impl Application {
             // Small OCPP frames must not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
+        // On stop: readiness turns 503 and charger sockets close with 1001 at once (the
+        // sessions watch `central.shutdown`); HTTP keeps being answered for the drain delay so
+        // load balancers notice, then the listener closes and in-flight requests get the grace
+        // period. Upgraded sockets are not requests any more: the session tracker waits for them.
+        let drain_delay = settings.drain_delay;
+        let stop_accepting = {
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(drain_delay).await;
+            }
+        };
         let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .with_graceful_shutdown(stop_accepting)
             .into_future();
-        // In-flight requests get the grace period once the stop fires; upgraded sockets are
-        // not requests any more, the session tracker below waits for them.
         let deadline = async {
             stop.cancelled().await;
-            tokio::time::sleep(settings.shutdown_grace).await;
+            tokio::time::sleep(drain_delay + settings.shutdown_grace).await;
         };
         let served = tokio::select! {
             result = serve => Some(result),
@@ -150,6 +181,11 @@ impl Application {
             None => Ok(()),
         }
     }
+}
+
+/// What axum answers to an unrouted request by default: 404 with no body.
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

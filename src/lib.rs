@@ -6,11 +6,15 @@
 //! - [`booking`]: the ledger — chargers (customers, reservations and transactions to come), the
 //!   storage interface and its SQLite backend, the REST API.
 //! - [`app`]: wiring and graceful shutdown; [`settings`], [`telemetry`], [`problem`] (HTTP
-//!   errors as problem+json) and [`ops`] (health and readiness) support it.
+//!   errors as problem+json) and [`ops`] (health and readiness) support it; [`metrics`] (every
+//!   Prometheus metric, served at `/metrics`) and [`load_shed`] (the REST concurrency limit)
+//!   keep it observable and responsive under overload.
 
 pub mod app;
 pub mod booking;
 pub mod central;
+pub mod load_shed;
+pub mod metrics;
 pub mod ocpp;
 pub mod ops;
 pub mod problem;

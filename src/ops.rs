@@ -1,5 +1,6 @@
 //! Operations endpoints without auth: `/healthz` (the process answers) and `/readyz` (the
-//! database answers and the server is not draining), for load balancers and Kubernetes probes.
+//! database answers and the server is not draining), for load balancers and Kubernetes probes,
+//! and `/metrics` (Prometheus text, rendered by [`crate::metrics`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub fn router(central: Arc<Central>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(central)
 }
 
@@ -50,6 +52,24 @@ pub struct Readiness {
 )]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "Prometheus text exposition format: chargers connected, OCPP frames and \
+        CALLERRORs, outbound CALL outcomes and latency, bookings, HTTP requests and latency, REST \
+        requests shed. Never shed itself. No auth.",
+    responses((status = 200, description = "The metrics of this process",
+        body = String, content_type = "text/plain")),
+    security(())
+)]
+async fn metrics(State(central): State<Arc<Central>>) -> axum::response::Response {
+    crate::metrics::breakers_open(central.sessions.open_breakers());
+    crate::metrics::render().await
 }
 
 #[utoipa::path(

@@ -55,6 +55,15 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The longest slot a reservation may cover.
     pub max_slot: Duration,
+    /// REST requests (under `/api/`) allowed to run at once; more are answered 503 at once.
+    pub rest_max_concurrency: usize,
+    /// Consecutive CALL timeouts after which a charger's calls fail fast.
+    pub breaker_failures: u32,
+    /// How long an open breaker fails calls fast before one probe goes through.
+    pub breaker_cool_down: Duration,
+    /// On stop, how long to keep answering HTTP with `/readyz` at 503 before closing the
+    /// listener, so load balancers stop sending traffic first.
+    pub drain_delay: Duration,
 }
 
 impl Settings {
@@ -80,6 +89,10 @@ impl Settings {
             state_flush_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             max_slot: Duration::from_secs(24 * 3600),
+            rest_max_concurrency: 512,
+            breaker_failures: 3,
+            breaker_cool_down: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
         }
     }
 
@@ -197,6 +210,18 @@ struct CliValues {
     /// Longest bookable slot, e.g. 24h [default: 24h]
     #[arg(long, env = "ECHARGING_MAX_SLOT", global = true)]
     max_slot: Option<String>,
+    /// REST requests running at once before more get 503 [default: 512]
+    #[arg(long, env = "ECHARGING_REST_MAX_CONCURRENCY", global = true)]
+    rest_max_concurrency: Option<String>,
+    /// Consecutive CALL timeouts that open a charger's breaker [default: 3]
+    #[arg(long, env = "ECHARGING_BREAKER_FAILURES", global = true)]
+    breaker_failures: Option<String>,
+    /// How long an open breaker fails calls fast [default: 30s]
+    #[arg(long, env = "ECHARGING_BREAKER_COOL_DOWN", global = true)]
+    breaker_cool_down: Option<String>,
+    /// On stop, keep serving with /readyz at 503 this long before closing [default: 0s]
+    #[arg(long, env = "ECHARGING_DRAIN_DELAY", global = true)]
+    drain_delay: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -429,6 +454,21 @@ fn resolve(
     if let Some(v) = parse!(max_slot, duration(Duration::from_secs(60), false)) {
         s.max_slot = v;
     }
+    if let Some(v) = parse!(rest_max_concurrency, |p: &Pick| parse_count(p, 1, 100_000)) {
+        s.rest_max_concurrency = v;
+    }
+    if let Some(v) = parse!(breaker_failures, |p: &Pick| parse_count(p, 1, 1000)) {
+        s.breaker_failures = v as u32;
+    }
+    if let Some(v) = parse!(
+        breaker_cool_down,
+        duration(Duration::from_millis(10), false)
+    ) {
+        s.breaker_cool_down = v;
+    }
+    if let Some(v) = parse!(drain_delay, duration(Duration::ZERO, true)) {
+        s.drain_delay = v;
+    }
     Ok(s)
 }
 
@@ -506,5 +546,16 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/ech"));
         let s = parse(&["--database-url", "postgres://u@h/db"]).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn rest_max_concurrency_is_bounded() {
+        assert_eq!(parse(&[]).unwrap().rest_max_concurrency, 512);
+        let s = parse(&["--rest-max-concurrency", "8"]).unwrap();
+        assert_eq!(s.rest_max_concurrency, 8);
+        for bad in ["0", "100001", "many"] {
+            let err = parse(&["--rest-max-concurrency", bad]).unwrap_err();
+            assert!(err.contains("rest_max_concurrency"), "{err}");
+        }
     }
 }

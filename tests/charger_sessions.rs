@@ -564,3 +564,80 @@ async fn stopping_the_server_closes_chargers_with_going_away() {
     assert_eq!(expect_close(&mut charger).await, Some(1001));
     let _ = app.server.await;
 }
+
+#[tokio::test]
+async fn a_silent_charger_opens_its_breaker_and_an_answer_closes_it() {
+    let app = spawn_app_with(|s| {
+        s.call_timeout = Duration::from_millis(200);
+        s.breaker_failures = 2;
+        s.breaker_cool_down = Duration::from_millis(600);
+    })
+    .await;
+    let mut charger = app.booted_charger("CP-BRK").await;
+    let id = ChargeBoxId::parse("CP-BRK").unwrap();
+    assert_eq!(
+        app.charger_view("CP-BRK").await["breaker"]["state"],
+        "closed"
+    );
+
+    // Two calls the charger receives but never answers.
+    for n in 0..2 {
+        let central = app.central.clone();
+        let id = id.clone();
+        let call = tokio::spawn(async move { central.sessions.call(&id, &reserve_now(n)).await });
+        charger.next_call(WAIT).await.unwrap();
+        assert_eq!(call.await.unwrap(), Err(CallFailure::Timeout));
+    }
+    let view = app.charger_view("CP-BRK").await;
+    assert_eq!(view["breaker"]["state"], "open");
+    assert!(view["breaker"]["probeAfter"].is_string());
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open_breakers: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("echarging_breakers_open "))
+        .expect("breaker gauge exported")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(open_breakers >= 1.0, "{open_breakers}");
+    assert!(metrics.contains("echarging_breaker_opened_total"));
+
+    // While open, calls fail fast and nothing reaches the charger.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        app.central.sessions.call(&id, &reserve_now(3)).await,
+        Err(CallFailure::BreakerOpen)
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(charger.next_call(Duration::from_millis(200)).await.is_err());
+
+    // After the cool-down one probe goes out; the charger answers; the breaker closes.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let central = app.central.clone();
+    let probe_id = id.clone();
+    let probe =
+        tokio::spawn(async move { central.sessions.call(&probe_id, &reserve_now(4)).await });
+    let (msg, _, _) = charger.next_call(WAIT).await.unwrap();
+    // Only one probe at a time: a second call meanwhile still fails fast.
+    assert_eq!(
+        app.central.sessions.call(&id, &reserve_now(5)).await,
+        Err(CallFailure::BreakerOpen)
+    );
+    charger
+        .reply(&msg, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    assert!(probe.await.unwrap().is_ok());
+    let view = app.charger_view("CP-BRK").await;
+    assert_eq!(view["breaker"]["state"], "closed");
+    assert_eq!(view["breaker"]["consecutiveTimeouts"], 0);
+    app.shutdown().await;
+}

@@ -251,3 +251,37 @@ async fn probes_answer() {
     assert!(!r.text().await.unwrap().contains(TOKEN));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn readiness_in_each_state() {
+    let app = support::spawn_app_with(|s| s.drain_delay = std::time::Duration::from_secs(2)).await;
+    // Serving: ready.
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
+
+    // Draining: still answering HTTP for the drain delay, but not ready, and chargers are sent
+    // elsewhere.
+    app.register_charger("CP-DRAIN", 1, None).await;
+    app.stop.cancel();
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "draining");
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "alive while draining");
+    let err = Charger::connect(&app.charger_config("CP-DRAIN"))
+        .await
+        .err()
+        .expect("no new sessions while draining");
+    assert!(matches!(err, ConnectError::Http { status: 503 }), "{err:?}");
+    let _ = app.server.await;
+
+    // Database not answering: not ready (alive all the same).
+    let app = spawn_app().await;
+    app.central.store.close().await;
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.shutdown().await;
+}

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use echarging_sim::{Charger, ChargerConfig};
 use serde_json::json;
 use support::expect_close;
@@ -77,4 +79,86 @@ async fn generated_token_works_and_sigterm_closes_chargers_with_1001() {
     assert_eq!(expect_close(&mut charger).await, Some(1001));
     let exit = tokio::task::block_in_place(|| child.wait());
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_in_flight_at_sigterm_complete_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("ECHARGING_API_TOKEN", "sigterm-operator-token-012345"),
+        ("ECHARGING_DRAIN_DELAY", "300ms"),
+    ];
+    let mut child = tokio::task::block_in_place(|| ServerProcess::start(server(dir.path(), &env)));
+    let base = format!("http://{}", child.addr);
+    let http = reqwest::Client::new();
+    let token = "sigterm-operator-token-012345";
+    let ok = http
+        .post(format!("{base}/api/v1/chargers"))
+        .bearer_auth(token)
+        .json(&json!({"id": "CP-INFLIGHT", "connectors": 64}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+    let customer: serde_json::Value = http
+        .post(format!("{base}/api/v1/customers"))
+        .bearer_auth(token)
+        .json(&json!({"name": "Late", "idTags": ["LATE-1"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let customer_token = customer["token"].as_str().unwrap().to_string();
+
+    // 64 bookings sent together, SIGTERM right behind them.
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        + time::Duration::hours(1);
+    let mut inflight = Vec::new();
+    for c in 1..=64i64 {
+        let body = json!({"chargerId": "CP-INFLIGHT", "connectorId": c,
+            "start": start.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "end": (start + time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap()});
+        let req = http
+            .post(format!("{base}/api/v1/reservations"))
+            .bearer_auth(&customer_token)
+            .json(&body);
+        inflight.push(tokio::spawn(async move { req.send().await }));
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    child.signal("TERM");
+    let mut created = Vec::new();
+    for t in inflight {
+        match t.await.unwrap() {
+            Ok(r) => {
+                // A request the server took is finished properly, never cut off or failed.
+                assert_eq!(r.status(), 201, "in-flight booking got {}", r.status());
+                created.push(
+                    r.json::<serde_json::Value>().await.unwrap()["id"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+            // Only requests that had not reached the server yet may find it gone.
+            Err(e) => assert!(e.is_connect() || e.is_request(), "{e}"),
+        }
+    }
+    let exit = tokio::task::block_in_place(|| child.wait());
+    assert!(exit.success());
+    assert!(!created.is_empty(), "some bookings were in flight");
+
+    // Every booking that was answered is there after a restart.
+    let again = tokio::task::block_in_place(|| ServerProcess::start(server(dir.path(), &env)));
+    for id in created {
+        let r = http
+            .get(format!("http://{}/api/v1/reservations/{id}", again.addr))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "booking {id} lost");
+    }
 }

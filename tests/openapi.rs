@@ -29,6 +29,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/reservations/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/ocpp/{chargeBoxId}"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
@@ -76,6 +77,7 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 const NO_CLIENT_ERRORS: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
 ];
@@ -283,6 +285,11 @@ async fn every_operation_documents_its_failures_as_problem_json() {
                 "{name}: REST without the bearer security requirement"
             );
             assert!(responses.contains_key("500"), "{name}: no 500");
+            // Load shedding: every REST operation may be refused at once with Retry-After.
+            assert!(
+                responses["503"]["headers"]["Retry-After"].is_object(),
+                "{name}: no 503 with Retry-After"
+            );
         }
         if op.get("requestBody").is_some() {
             let body = &op["requestBody"];
@@ -338,6 +345,7 @@ async fn key_schemas_match_the_wire_format() {
             "connectors",
             "passwordProtected",
             "online",
+            "breaker",
             "connectorStatus",
             "createdAt",
             "updatedAt"
@@ -779,6 +787,12 @@ async fn real_answers_match_the_documented_statuses_and_schemas() {
     c.answer("GET", "/healthz", r).await;
     let r = anon(Method::GET, "/readyz").send().await.unwrap();
     assert_eq!(c.answer("GET", "/readyz", r).await["chargersOnline"], 1);
+    let r = anon(Method::GET, "/metrics").send().await.unwrap();
+    let text = c.answer("GET", "/metrics", r).await;
+    assert!(
+        text.as_str().unwrap().contains("# HELP echarging_"),
+        "{text}"
+    );
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -17,6 +17,9 @@ pub enum CallFailure {
     QueueFull,
     #[error("charger did not answer within the call timeout")]
     Timeout,
+    /// The charger's circuit breaker is open after repeated timeouts: failed fast, not sent.
+    #[error("charger is not answering; calls fail fast until its breaker closes")]
+    BreakerOpen,
     #[error("charger disconnected before answering")]
     Disconnected,
     #[error("charger answered with CALLERROR {code:?}: {description}")]

@@ -41,6 +41,7 @@ pub(crate) fn answer(
         ),
         Req::StatusNotification(s) => {
             if s.connector_id < 0 {
+                crate::metrics::callerror_sent(ErrorCode::PropertyConstraintViolation);
                 return ocpp::encode_call_error(
                     message_id,
                     ErrorCode::PropertyConstraintViolation,
@@ -126,6 +127,7 @@ fn not_authorised() -> IdTagInfo {
 fn reply(message_id: &str, payload: &impl Serialize) -> String {
     ocpp::encode_call_result(message_id, payload).unwrap_or_else(|e| {
         tracing::error!(error = %e, "could not encode an answer");
+        crate::metrics::callerror_sent(ErrorCode::InternalError);
         ocpp::encode_call_error(message_id, ErrorCode::InternalError, "internal error", None)
     })
 }

@@ -3,6 +3,7 @@
 //! ([`registry`]), and the state chargers report ([`live`]). It speaks OCPP through the pure
 //! `crate::ocpp` layer and never blocks a session on the database.
 
+pub mod breaker;
 pub mod calls;
 mod charge_box_id;
 mod inbound;

@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::breaker::{BreakerSettings, BreakerState, CallEnd};
 use super::calls::{CallFailure, QueuedCall};
 use crate::central::ChargeBoxId;
 use crate::ocpp::Action;
@@ -35,27 +36,74 @@ impl SessionHandle {
     }
 }
 
-#[derive(Default)]
 pub struct Sessions {
     live: DashMap<ChargeBoxId, SessionHandle>,
     next_connection: AtomicU64,
+    /// Per charger, kept across reconnects: a charger that reconnects but still does not answer
+    /// stays failed fast until a probe gets an answer.
+    breakers: DashMap<ChargeBoxId, BreakerState>,
+    breaker: BreakerSettings,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(BreakerSettings {
+            failures: 3,
+            cool_down: std::time::Duration::from_secs(30),
+        })
+    }
 }
 
 impl Sessions {
+    pub fn new(breaker: BreakerSettings) -> Self {
+        Sessions {
+            live: DashMap::new(),
+            next_connection: AtomicU64::new(0),
+            breakers: DashMap::new(),
+            breaker,
+        }
+    }
+
+    /// The charger's breaker as of now (closed when it never failed).
+    pub fn breaker(&self, id: &ChargeBoxId) -> BreakerState {
+        self.breakers.get(id).map(|b| *b).unwrap_or_default()
+    }
+
+    /// How many chargers are being failed fast right now.
+    pub fn open_breakers(&self) -> usize {
+        self.breakers
+            .iter()
+            .filter(|b| !matches!(*b.value(), BreakerState::Closed { .. }))
+            .count()
+    }
+
+    /// Forget a deleted charger's breaker.
+    pub fn forget(&self, id: &ChargeBoxId) {
+        self.breakers.remove(id);
+    }
+
     pub(crate) fn next_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Register a new session; an older one for the same charger is told to end.
     pub(crate) fn register(&self, id: ChargeBoxId, handle: SessionHandle) {
-        if let Some(old) = self.live.insert(id, handle) {
-            old.end(EndReason::Replaced);
+        match self.live.insert(id, handle) {
+            Some(old) => old.end(EndReason::Replaced),
+            // Counted per charger, not per socket: a replacement does not add one.
+            None => crate::metrics::charger_connected(),
         }
     }
 
     /// Remove a session at its end, unless a newer one already took its place.
     pub(crate) fn unregister(&self, id: &ChargeBoxId, connection: u64) {
-        self.live.remove_if(id, |_, h| h.connection == connection);
+        if self
+            .live
+            .remove_if(id, |_, h| h.connection == connection)
+            .is_some()
+        {
+            crate::metrics::charger_disconnected();
+        }
     }
 
     pub fn is_online(&self, id: &ChargeBoxId) -> bool {
@@ -80,6 +128,52 @@ impl Sessions {
     /// Send `request` to the charger and wait for its typed answer. Calls to one charger go out
     /// one at a time in order; each is timed from the moment it is written to the socket.
     pub async fn call<A: Action>(
+        &self,
+        id: &ChargeBoxId,
+        request: &A,
+    ) -> Result<A::Response, CallFailure> {
+        let admitted = match self.breakers.get_mut(id) {
+            Some(mut b) => b.admit(std::time::Instant::now()),
+            None => true,
+        };
+        if !admitted {
+            let failed = Err(CallFailure::BreakerOpen);
+            crate::metrics::call_finished(A::NAME, &failed);
+            return failed;
+        }
+        let result = self.call_unguarded(id, request).await;
+        crate::metrics::call_finished(A::NAME, &result);
+        let end = match &result {
+            Ok(_) | Err(CallFailure::CallError { .. } | CallFailure::BadResponse { .. }) => {
+                CallEnd::Answered
+            }
+            Err(CallFailure::Timeout) => CallEnd::TimedOut,
+            Err(_) => CallEnd::Inconclusive,
+        };
+        let now = std::time::Instant::now();
+        match self.breakers.get_mut(id) {
+            Some(mut b) => {
+                let was_open = matches!(*b, BreakerState::Open { .. });
+                b.record(end, now, &self.breaker);
+                if !was_open && matches!(*b, BreakerState::Open { .. }) {
+                    crate::metrics::breaker_opened();
+                }
+            }
+            // A breaker is only worth an entry once something went wrong.
+            None if end == CallEnd::TimedOut => {
+                let mut b = BreakerState::default();
+                b.record(end, now, &self.breaker);
+                if matches!(b, BreakerState::Open { .. }) {
+                    crate::metrics::breaker_opened();
+                }
+                self.breakers.insert(id.clone(), b);
+            }
+            None => {}
+        }
+        result
+    }
+
+    async fn call_unguarded<A: Action>(
         &self,
         id: &ChargeBoxId,
         request: &A,

@@ -17,6 +17,7 @@ use super::calls::{CallFailure, InFlight, QueuedCall};
 use super::live::ChargerLive;
 use super::registry::{EndReason, SessionHandle};
 use super::{Central, ChargeBoxId, inbound};
+use crate::metrics;
 use crate::ocpp::{self, ChargePointRequest, ErrorCode, Frame};
 
 /// A socket that cannot take a frame for this long is treated as dead.
@@ -172,6 +173,9 @@ impl Session {
             Message::Text(text) => text,
             Message::Binary(_) => {
                 // OCPP-J carries only text frames; answer like any unparseable frame.
+                metrics::invalid_frame_in();
+                metrics::invalid_frame_out();
+                metrics::callerror_sent(ErrorCode::FormationViolation);
                 let reply = ocpp::encode_call_error(
                     ocpp::UNREADABLE_MESSAGE_ID,
                     ErrorCode::FormationViolation,
@@ -192,22 +196,35 @@ impl Session {
             // A broken answer is logged, never answered: a CALLERROR for a CALLRESULT could
             // ping-pong between two peers that both do so.
             Err(e) if is_answer(text.as_str()) => {
+                metrics::invalid_frame_in();
                 warn!(code = ?e.code, "malformed CALLRESULT/CALLERROR ignored: {}", e.description);
                 None
             }
-            Err(e) => Some(ocpp::encode_call_error(
-                e.reply_id(),
-                e.code,
-                &e.description,
-                None,
-            )),
+            Err(e) => {
+                metrics::invalid_frame_in();
+                metrics::invalid_frame_out();
+                metrics::callerror_sent(e.code);
+                Some(ocpp::encode_call_error(
+                    e.reply_id(),
+                    e.code,
+                    &e.description,
+                    None,
+                ))
+            }
             Ok(Frame::Call(call)) => Some(
                 match ChargePointRequest::decode(&call.action, call.payload) {
                     Err(e) => {
                         debug!(action = %call.action, code = ?e.code, "rejected call: {}", e.description);
+                        metrics::frame_in(&call.action);
+                        metrics::frame_out(&call.action);
+                        metrics::callerror_sent(e.code);
                         ocpp::encode_call_error(&call.id, e.code, &e.description, None)
                     }
                     Ok(request) => {
+                        // Counted here, the answer's CALLERRORs (if any) in `inbound`.
+                        let action = request.action();
+                        metrics::frame_in(action);
+                        metrics::frame_out(action);
                         inbound::answer(&self.central, &self.id, &self.live, &call.id, request)
                     }
                 },
@@ -217,6 +234,7 @@ impl Session {
                 None
             }
             Ok(Frame::CallError(error)) => {
+                metrics::callerror_received(error.code);
                 let details = serde_json::from_str(error.details.get()).unwrap_or_default();
                 self.settle(
                     &error.id,
@@ -240,10 +258,15 @@ impl Session {
         match self.in_flight.take() {
             Some(call) if call.message_id == message_id => {
                 debug!(action = call.action, message_id, "call answered");
+                metrics::frame_in(call.action);
+                // The deadline was set when the call was written.
+                let written = call.deadline - self.central.settings.call_timeout;
+                metrics::call_answered(call.action, written);
                 let _ = call.reply.send(answer);
             }
             other => {
                 self.in_flight = other;
+                metrics::frame_in("unknown"); // not an OCPP action: counted as unknown
                 warn!(
                     message_id,
                     "answer for a call that is not outstanding (late or unknown); ignored"
@@ -261,6 +284,7 @@ impl Session {
         // Unique across this charger's connections, so a late answer cannot match a newer call.
         let message_id = format!("{:x}-{}", self.connection, self.sent_calls);
         let frame = format!("[2,\"{message_id}\",\"{}\",{}]", call.action, call.payload);
+        metrics::frame_out(call.action);
         self.in_flight = Some(InFlight {
             message_id,
             action: call.action,

@@ -69,6 +69,16 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    if central.shutdown.is_cancelled() {
+        // Draining: a charger must reconnect to another instance.
+        let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Draining")
+            .detail("this instance is shutting down; reconnect to another")
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
     let Ok(id) = ChargeBoxId::parse(&raw_id) else {
         return not_registered(&raw_id);
     };

@@ -17,6 +17,7 @@ use super::Api;
 use super::auth::Operator;
 use crate::booking::charger::{ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger};
 use crate::booking::store::{Page, StoreError};
+use crate::central::breaker::BreakerState;
 use crate::central::{ChargeBoxId, EndReason, machine_key};
 use crate::problem::{ApiJson, Problem};
 
@@ -91,6 +92,43 @@ struct ListQuery {
     online: Option<bool>,
 }
 
+/// The circuit breaker in front of the central system's calls to a charger: after repeated
+/// timeouts calls fail fast (`open`) until the cool-down ends and one probe goes through
+/// (`half_open`); any answer closes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    #[schema(example = "closed")]
+    state: &'static str,
+    /// Timeouts in a row so far (while closed).
+    consecutive_timeouts: u32,
+    /// While open: when the next probe may go through.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    probe_after: Option<OffsetDateTime>,
+}
+
+impl From<BreakerState> for BreakerView {
+    fn from(b: BreakerState) -> Self {
+        let (consecutive_timeouts, probe_after) = match b {
+            BreakerState::Closed {
+                consecutive_timeouts,
+            } => (consecutive_timeouts, None),
+            BreakerState::Open { until } => {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                (0, Some(OffsetDateTime::now_utc() + left))
+            }
+            BreakerState::HalfOpen => (0, None),
+        };
+        BreakerView {
+            state: b.name(),
+            consecutive_timeouts,
+            probe_after,
+        }
+    }
+}
+
 /// A charger as the API shows it: its registration joined with its live state. Boot fields are
 /// what the charger last said in BootNotification (`null` until it has booted).
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,6 +144,8 @@ pub struct ChargerView {
     password_protected: bool,
     /// Whether the charger has an open OCPP WebSocket now.
     online: bool,
+    /// The circuit breaker in front of calls to this charger.
+    breaker: BreakerView,
     /// When the charger last sent a frame.
     #[serde(with = "time::serde::rfc3339::option")]
     last_seen: Option<OffsetDateTime>,
@@ -156,10 +196,12 @@ impl Api {
     fn view(&self, mut record: ChargerRecord) -> ChargerView {
         self.central.live.overlay(&mut record);
         let online = self.central.sessions.is_online(&record.id);
+        let breaker = BreakerView::from(self.central.sessions.breaker(&record.id));
         let boot = record.boot.unwrap_or_default();
         let known = |s: String| (!s.is_empty()).then_some(s);
         ChargerView {
             online,
+            breaker,
             id: record.id.to_string(),
             name: record.name,
             connectors: record.connectors,
@@ -259,7 +301,11 @@ fn hash_password(password: &str) -> Result<String, Problem> {
         (status = 422, description = "A member is missing, unknown or invalid (`field` names it)",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -309,7 +355,11 @@ async fn create(
         (status = 422, description = "`limit` is out of range",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -360,7 +410,11 @@ async fn list(
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -398,7 +452,11 @@ async fn show(
         (status = 422, description = "A member is unknown or invalid (`field` names it)",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -451,7 +509,11 @@ async fn update(
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -474,5 +536,6 @@ async fn remove(
         .sessions
         .disconnect(&id, EndReason::Deregistered);
     api.central.live.forget(&id);
+    api.central.sessions.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -95,7 +95,11 @@ impl CustomerView {
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -172,7 +176,11 @@ async fn create(
         (status = 404, description = "No such customer, or not the caller's",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]

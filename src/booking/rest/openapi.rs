@@ -36,9 +36,10 @@ revealed; 403 is kept for a customer naming another `customerId` in a request.
 extension members `field` (the request member at fault, as a path such as `idTags[1]`) and \
 `conflict` (on a booking's 409: the taken slot's `start` and `end`, never its holder). A body \
 that is not JSON is 400; a missing, unknown or invalid member is 422 naming it; a body sent \
-with another content type is 415. A refused request changes nothing.
+with another content type is 415. A refused request changes nothing. When more REST requests \
+are running than the server allows, one more is answered **503** at once with `Retry-After`.
 
-**Operations** (`/healthz`, `/readyz`) need no auth. **Chargers** connect over WebSocket at \
+**Operations** (`/healthz`, `/readyz`, `/metrics`) need no auth and are never refused for load. **Chargers** connect over WebSocket at \
 `/ocpp/{chargeBoxId}` with subprotocol `ocpp1.6`.";
 
 const BEARER_DESCRIPTION: &str = "\
@@ -68,6 +69,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         reservations::cancel,
         ops::healthz,
         ops::ready,
+        ops::metrics,
         upgrade::upgrade,
         openapi_json,
         docs,

@@ -147,15 +147,32 @@ fn rfc3339(t: OffsetDateTime) -> String {
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
 async fn book(
     who: Principal,
     State(api): State<Arc<Api>>,
-    ApiJson(body): ApiJson<BookRequest>,
+    body: Result<ApiJson<BookRequest>, Problem>,
 ) -> Result<Response, Problem> {
+    // The body is taken as a `Result` so that unreadable bookings are counted as well.
+    let answer = match body {
+        Ok(ApiJson(body)) => place(who, &api, body).await,
+        Err(problem) => Err(problem),
+    };
+    crate::metrics::booking(match &answer {
+        Ok(response) => response.status(),
+        Err(problem) => problem.status(),
+    });
+    answer
+}
+
+async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, Problem> {
     // Whose booking is it, and with which idTag?
     let customer = match (&who, body.customer_id) {
         (Principal::Customer(c), None) => c.clone(),
@@ -279,7 +296,11 @@ fn not_found(raw: &str) -> Problem {
         (status = 404, description = "No such reservation, or not the caller's",
             body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -343,7 +364,11 @@ struct ListQuery {
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -426,7 +451,11 @@ async fn list(
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json")
+            body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
+            running; answered at once, retry after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
     ),
     security(("operatorOrCustomerToken" = []))
 )]

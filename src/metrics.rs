@@ -1,0 +1,328 @@
+//! Prometheus metrics: every metric's name, labels and help text live in this one file, behind
+//! named functions (`frame_in`, `charger_connected`, …) the rest of the code calls. The recorder
+//! is installed once per process (tests run many apps in one process) and `GET /metrics` renders
+//! it. The OCPP hot path uses handles registered up front, so counting a frame costs a binary
+//! search and an atomic add, with no allocation and no registry lookup.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ::metrics::{
+    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::central::CallFailure;
+use crate::ocpp::{ErrorCode, OCPP16_ACTIONS};
+
+// Names. Counters carry `_total` themselves: the exporter's recommended naming is off.
+const CHARGERS_CONNECTED: &str = "echarging_chargers_connected";
+const OCPP_FRAMES: &str = "echarging_ocpp_frames_total";
+const OCPP_CALLERRORS: &str = "echarging_ocpp_callerrors_total";
+const OCPP_CALLS: &str = "echarging_ocpp_calls_total";
+const OCPP_CALL_DURATION: &str = "echarging_ocpp_call_duration_seconds";
+const BOOKINGS: &str = "echarging_bookings_total";
+const HTTP_REQUESTS: &str = "echarging_http_requests_total";
+const HTTP_DURATION: &str = "echarging_http_request_duration_seconds";
+const HTTP_SHED: &str = "echarging_http_requests_shed_total";
+const BREAKERS_OPEN: &str = "echarging_breakers_open";
+const BREAKER_OPENED: &str = "echarging_breaker_opened_total";
+
+/// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
+/// slow bookings, charger answers up to the default 30 s CALL timeout.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0,
+];
+
+/// How often histogram samples are folded in when nobody scrapes (the exporter's own default).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// `direction` label values: frames and CALLERRORs we received (`in`) or sent (`out`).
+const IN: usize = 0;
+const OUT: usize = 1;
+const DIRECTIONS: [&str; 2] = ["in", "out"];
+
+struct Telemetry {
+    handle: PrometheusHandle,
+    /// `(action, [in, out])` for every OCPP 1.6 action, sorted by action for binary search.
+    frames: Vec<(&'static str, [Counter; 2])>,
+    /// Frames that are not OCPP-J at all, and our CALLERROR answers to them.
+    invalid_frames: [Counter; 2],
+    /// CALLs naming an action OCPP 1.6 does not define, and our answers to them.
+    unknown_frames: [Counter; 2],
+    /// Per direction, indexed like [`ErrorCode::ALL`].
+    callerrors: [[Counter; 10]; 2],
+}
+
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Install the process-wide recorder (first call only) and return the handle `/metrics`
+/// renders. Every app built in this process shares it.
+pub fn install() -> &'static PrometheusHandle {
+    &TELEMETRY.get_or_init(init).handle
+}
+
+fn init() -> Telemetry {
+    let builder = PrometheusBuilder::new()
+        .set_buckets(&LATENCY_BUCKETS)
+        .expect("the bucket list is not empty");
+    let handle = match builder.install_recorder() {
+        Ok(handle) => handle,
+        Err(e) => {
+            // An embedding program installed its own recorder first: our metrics go there, and
+            // `/metrics` renders an empty recorder rather than failing.
+            tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+            PrometheusBuilder::new().build_recorder().handle()
+        }
+    };
+    // `install_recorder` leaves upkeep (draining histogram samples) to the caller. A thread, not
+    // a task: tests run apps on many short-lived runtimes, and the recorder outlives them all.
+    let upkeep = handle.clone();
+    let _ = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            }
+        });
+    describe();
+
+    let pair = |action: &'static str| DIRECTIONS.map(|d| frame_counter(action, d));
+    let mut actions: Vec<&'static str> = OCPP16_ACTIONS.to_vec();
+    actions.sort_unstable();
+    actions.dedup();
+    Telemetry {
+        handle,
+        frames: actions.into_iter().map(|a| (a, pair(a))).collect(),
+        invalid_frames: pair("invalid"),
+        unknown_frames: pair("unknown"),
+        callerrors: DIRECTIONS.map(|d| {
+            ErrorCode::ALL
+                .map(|code| counter!(OCPP_CALLERRORS, "code" => code.as_str(), "direction" => d))
+        }),
+    }
+}
+
+fn frame_counter(action: &'static str, direction: &'static str) -> Counter {
+    counter!(OCPP_FRAMES, "action" => action, "direction" => direction)
+}
+
+fn describe() {
+    describe_gauge!(
+        BREAKERS_OPEN,
+        "Chargers whose circuit breaker is open or half-open (calls failing fast), at scrape time"
+    );
+    describe_counter!(
+        BREAKER_OPENED,
+        "Times a charger's circuit breaker opened after consecutive CALL timeouts"
+    );
+    describe_gauge!(
+        CHARGERS_CONNECTED,
+        "Chargers with an open OCPP WebSocket session (a replaced connection counts once)"
+    );
+    describe_counter!(
+        OCPP_FRAMES,
+        "OCPP-J frames by action and direction (in: received, out: sent). An answer carries the \
+         action of the CALL it answers; frames that are not OCPP-J count as action=\"invalid\", \
+         CALLs of actions OCPP 1.6 does not define as action=\"unknown\""
+    );
+    describe_counter!(
+        OCPP_CALLERRORS,
+        "CALLERROR frames by error code and direction (in: from chargers, out: ours)"
+    );
+    describe_counter!(
+        OCPP_CALLS,
+        "CALLs the central system made to chargers, by action and outcome (result, callerror, \
+         timeout, offline, disconnected, bad_response, queue_full, breaker_open, encode_error)"
+    );
+    describe_histogram!(
+        OCPP_CALL_DURATION,
+        Unit::Seconds,
+        "Time from writing a CALL to a charger to reading its answer, by action"
+    );
+    describe_counter!(
+        BOOKINGS,
+        "Booking requests by outcome (created, conflict, invalid, forbidden, error)"
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests (REST and operations, not OCPP sessions) by route template, method and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency until the response head, by route template, method and status"
+    );
+    describe_counter!(
+        HTTP_SHED,
+        "REST requests answered 503 at once because rest_max_concurrency were already running"
+    );
+}
+
+/// `GET /metrics`: the Prometheus text exposition of this process.
+pub async fn render() -> Response {
+    let body = install().render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+// ---- Charger sessions ----------------------------------------------------------------------
+
+/// A charger's first session is registered (a replacing connection is not counted again).
+pub fn charger_connected() {
+    gauge!(CHARGERS_CONNECTED).increment(1.0);
+}
+
+/// A charger's current session ended (a replaced one is not counted off).
+pub fn charger_disconnected() {
+    gauge!(CHARGERS_CONNECTED).decrement(1.0);
+}
+
+fn frame(action: &str, direction: usize) {
+    let Some(t) = TELEMETRY.get() else { return };
+    let pair = match t.frames.binary_search_by(|(a, _)| (*a).cmp(action)) {
+        Ok(i) => &t.frames[i].1,
+        Err(_) => &t.unknown_frames,
+    };
+    pair[direction].increment(1);
+}
+
+/// A CALL received, or an answer received to our CALL of `action`.
+pub fn frame_in(action: &str) {
+    frame(action, IN);
+}
+
+/// A CALL sent, or our answer sent to a charger's CALL of `action`.
+pub fn frame_out(action: &str) {
+    frame(action, OUT);
+}
+
+/// A received message that is not an OCPP-J frame (or a binary one).
+pub fn invalid_frame_in() {
+    if let Some(t) = TELEMETRY.get() {
+        t.invalid_frames[IN].increment(1);
+    }
+}
+
+/// Our CALLERROR answer to a message that is not an OCPP-J frame.
+pub fn invalid_frame_out() {
+    if let Some(t) = TELEMETRY.get() {
+        t.invalid_frames[OUT].increment(1);
+    }
+}
+
+fn callerror(code: ErrorCode, direction: usize) {
+    if let Some(t) = TELEMETRY.get()
+        && let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code)
+    {
+        t.callerrors[direction][i].increment(1);
+    }
+}
+
+/// We answered a charger with a CALLERROR.
+pub fn callerror_sent(code: ErrorCode) {
+    callerror(code, OUT);
+}
+
+/// A charger answered one of our CALLs with a CALLERROR.
+pub fn callerror_received(code: ErrorCode) {
+    callerror(code, IN);
+}
+
+/// The answer (result or CALLERROR) to our CALL of `action`, written at `sent_at`, arrived.
+pub fn call_answered(action: &'static str, sent_at: Instant) {
+    histogram!(OCPP_CALL_DURATION, "action" => action).record(sent_at.elapsed().as_secs_f64());
+}
+
+/// How one of our CALLs ended, as the caller of `Sessions::call` saw it.
+pub fn call_finished<T>(action: &'static str, result: &Result<T, CallFailure>) {
+    let outcome = match result {
+        Ok(_) => "result",
+        Err(CallFailure::CallError { .. }) => "callerror",
+        Err(CallFailure::Timeout) => "timeout",
+        Err(CallFailure::Offline) => "offline",
+        Err(CallFailure::Disconnected) => "disconnected",
+        Err(CallFailure::BadResponse { .. }) => "bad_response",
+        Err(CallFailure::QueueFull) => "queue_full",
+        Err(CallFailure::BreakerOpen) => "breaker_open",
+        Err(CallFailure::Encode(_)) => "encode_error",
+    };
+    counter!(OCPP_CALLS, "action" => action, "outcome" => outcome).increment(1);
+}
+
+// ---- Circuit breaker (registry.rs) ---------------------------------------------------------
+
+/// A charger's breaker went from closed or half-open to open.
+pub fn breaker_opened() {
+    counter!(BREAKER_OPENED).increment(1);
+}
+
+/// How many breakers are not closed, sampled when `/metrics` is scraped.
+pub fn breakers_open(count: usize) {
+    gauge!(BREAKERS_OPEN).set(count as f64);
+}
+
+// ---- Bookings ------------------------------------------------------------------------------
+
+/// A `POST /api/v1/reservations` answered with `status`.
+pub fn booking(status: StatusCode) {
+    let outcome = match status.as_u16() {
+        200..=299 => "created",
+        409 => "conflict",
+        400 | 413 | 415 | 422 => "invalid",
+        401 | 403 => "forbidden",
+        _ => "error",
+    };
+    counter!(BOOKINGS, "outcome" => outcome).increment(1);
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+/// Middleware over the REST and operations routes: counts and times every request by its route
+/// template (never the concrete path, which would make one series per reservation id).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
+    let response = next.run(request).await;
+    let status = response.status().as_str().to_owned();
+    let elapsed = started.elapsed().as_secs_f64();
+    histogram!(HTTP_DURATION, "route" => route.clone(), "method" => method, "status" => status.clone())
+        .record(elapsed);
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status).increment(1);
+    response
+}
+
+/// Known methods by name, anything else as `other`, so a client cannot mint label values.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// A REST request was answered 503 by the concurrency limit.
+pub fn rest_shed() {
+    counter!(HTTP_SHED).increment(1);
+}
