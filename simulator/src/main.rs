@@ -124,15 +124,39 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.mode, ModeArg::Book) {
-        return book(&cli);
+        let cfg = match booking_config(&cli) {
+            Ok(cfg) => cfg,
+            Err(message) => return usage_error(&message),
+        };
+        return run(&cli, drivers::run(cfg), |r| {
+            (r.to_table(), r.failed_checks())
+        });
     }
     let cfg = match load_config(&cli) {
         Ok(cfg) => cfg,
-        Err(message) => {
-            eprintln!("echarging-sim: {message}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return usage_error(&message),
     };
+    run(&cli, echarging_sim::load::run(cfg), |r| {
+        (r.to_table(), r.failed_checks())
+    })
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("echarging-sim: {message}");
+    ExitCode::from(2)
+}
+
+/// Run one scenario on a runtime with `--threads` workers, print its report (table, or JSON with
+/// `--json`) and turn failed checks into a non-zero exit.
+fn run<R, E>(
+    cli: &Cli,
+    scenario: impl Future<Output = Result<R, E>>,
+    summary: impl FnOnce(&R) -> (String, Vec<String>),
+) -> ExitCode
+where
+    R: serde::Serialize,
+    E: std::fmt::Display,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))
         .thread_name("sim-worker")
@@ -140,27 +164,21 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("echarging-sim: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
-    let report = match runtime.block_on(echarging_sim::load::run(cfg)) {
+    let report = match runtime.block_on(scenario) {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!("echarging-sim: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e.to_string()),
     };
+    let (table, failed) = summary(&report);
     if cli.json {
         match serde_json::to_string(&report) {
             Ok(json) => println!("{json}"),
             Err(e) => eprintln!("echarging-sim: cannot write the report: {e}"),
         }
     } else {
-        print!("{}", report.to_table());
+        print!("{table}");
     }
-    let failed = report.failed_checks();
     for check in &failed {
         eprintln!("echarging-sim: check failed: {check}");
     }
@@ -172,14 +190,12 @@ fn main() -> ExitCode {
 }
 
 /// `--mode book`: the REST booking load.
-fn book(cli: &Cli) -> ExitCode {
+fn booking_config(cli: &Cli) -> Result<BookingConfig, String> {
     let (Some(api_url), Some(token)) = (&cli.api_url, &cli.api_token) else {
-        eprintln!("echarging-sim: --mode book needs --api-url and --api-token");
-        return ExitCode::from(2);
+        return Err("--mode book needs --api-url and --api-token".into());
     };
     if !(0.0..=1.0).contains(&cli.cancel_share) {
-        eprintln!("echarging-sim: --cancel-share must be from 0 to 1");
-        return ExitCode::from(2);
+        return Err("--cancel-share must be from 0 to 1".into());
     }
     let mut cfg = BookingConfig::new(api_url.clone(), token.clone());
     cfg.chargers = cli.chargers;
@@ -191,41 +207,7 @@ fn book(cli: &Cli) -> ExitCode {
     cfg.slot = Duration::from_secs(cli.slot_minutes.max(1) * 60);
     cfg.horizon_slots = cli.horizon_slots.max(1);
     cfg.cancel_share = cli.cancel_share;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.max(1))
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("echarging-sim: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = match runtime.block_on(drivers::run(cfg)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("echarging-sim: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if cli.json {
-        match serde_json::to_string(&report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("echarging-sim: cannot write the report: {e}"),
-        }
-    } else {
-        print!("{}", report.to_table());
-    }
-    let failed = report.failed_checks();
-    for check in &failed {
-        eprintln!("echarging-sim: check failed: {check}");
-    }
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok(cfg)
 }
 
 fn load_config(cli: &Cli) -> Result<LoadConfig, String> {

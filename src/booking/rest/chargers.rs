@@ -292,20 +292,12 @@ fn hash_password(password: &str) -> Result<String, Problem> {
         ),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A charger with this id exists",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is missing, unknown or invalid (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -350,16 +342,8 @@ async fn create(
             description = "A query parameter cannot be read (unknown, or of the wrong type)",
             body = Problem, content_type = "application/problem+json"
         ),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`limit` is out of range",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -405,16 +389,8 @@ async fn list(
     params(("id" = String, Path, description = "The charge box id")),
     responses(
         (status = 200, description = "The charger", body = ChargerView),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -443,20 +419,12 @@ async fn show(
         (status = 200, description = "The updated charger", body = ChargerView),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is unknown or invalid (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -498,8 +466,6 @@ async fn update(
     params(("id" = String, Path, description = "The charge box id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
         (
@@ -507,13 +473,7 @@ async fn update(
             description = "The charger has live reservations (BOOKED or CHARGING_STARTED); cancel \
                 them first",
             body = Problem, content_type = "application/problem+json"
-        ),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+        )
     ),
     security(("operatorOrCustomerToken" = []))
 )]

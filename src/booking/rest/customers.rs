@@ -82,8 +82,6 @@ impl CustomerView {
             headers(("Location" = String, description = "URL of the new customer"))),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token (only the operator's is accepted)",
-            body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "An idTag already belongs to a customer",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON",
@@ -93,13 +91,7 @@ impl CustomerView {
             description = "A member is missing, unknown or invalid (`field` names it, e.g. \
                 `idTags[1]`)",
             body = Problem, content_type = "application/problem+json"
-        ),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+        )
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -171,16 +163,8 @@ async fn create(
     params(("id" = i64, Path, description = "The customer id")),
     responses(
         (status = 200, description = "The customer, without token", body = CustomerView),
-        (status = 401, description = "Missing or invalid bearer token",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer, or not the caller's",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]

@@ -90,7 +90,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         ops::Health,
         ops::Readiness,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonRestResponses),
     tags(
         (name = "chargers",
             description = "Register and inspect chargers, with their live state (operator only)"),
@@ -164,6 +164,76 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every `/api/` operation can give, documented once here instead of on each
+/// handler: 401 (no or bad token; every REST operation needs one), 500 (an internal error,
+/// logged, never detailed) and 503 (shed by the `rest_max_concurrency` limit, with
+/// `Retry-After`). A handler that documents one of these itself keeps its own wording.
+struct CommonRestResponses;
+
+impl Modify for CommonRestResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, Response, ResponseBuilder};
+
+        let problem = |description: &str| -> ResponseBuilder {
+            ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+        };
+        let common: [(&str, Response); 3] = [
+            (
+                "401",
+                problem("Missing or invalid bearer token (or not the operator's, where only the operator may act)")
+                    .build(),
+            ),
+            (
+                "500",
+                problem("Internal error (logged, not detailed)").build(),
+            ),
+            (
+                "503",
+                problem(
+                    "Overloaded: `rest_max_concurrency` requests are already running; answered \
+                     at once, retry after `Retry-After` seconds",
+                )
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait before retrying"))
+                        .build(),
+                )
+                .build(),
+            ),
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| response.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -126,8 +126,6 @@ fn rfc3339(t: OffsetDateTime) -> String {
         ),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token",
-            body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token gave another customer's `customerId`",
             body = Problem, content_type = "application/problem+json"),
         (
@@ -145,13 +143,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
                 the past or too long, unknown charger, connector, customer or idTag (`field` \
                 names it)",
             body = Problem, content_type = "application/problem+json"
-        ),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+        )
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -291,16 +283,8 @@ fn not_found(raw: &str) -> Problem {
     params(("id" = i32, Path, description = "The reservation id")),
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
-        (status = 401, description = "Missing or invalid bearer token",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such reservation, or not the caller's",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+            body = Problem, content_type = "application/problem+json")
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -354,21 +338,13 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The reservations", body = Vec<ReservationView>),
-        (status = 401, description = "Missing or invalid bearer token",
-            body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A customer token asked for another customer's `customerId`",
             body = Problem, content_type = "application/problem+json"),
         (
             status = 422,
             description = "A query parameter is unknown, of the wrong type, or out of range",
             body = Problem, content_type = "application/problem+json"
-        ),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+        )
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -440,8 +416,6 @@ async fn list(
     params(("id" = i32, Path, description = "The reservation id")),
     responses(
         (status = 200, description = "Cancelled", body = ReservationView),
-        (status = 401, description = "Missing or invalid bearer token",
-            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such reservation, or not the caller's",
             body = Problem, content_type = "application/problem+json"),
         (
@@ -449,13 +423,7 @@ async fn list(
             description = "The reservation is not BOOKED (already started, ended, cancelled or \
                 expired)",
             body = Problem, content_type = "application/problem+json"
-        ),
-        (status = 500, description = "Internal error (logged, not detailed)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded: `rest_max_concurrency` requests are already \
-            running; answered at once, retry after `Retry-After` seconds",
-            body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))
+        )
     ),
     security(("operatorOrCustomerToken" = []))
 )]
