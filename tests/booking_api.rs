@@ -140,6 +140,35 @@ async fn customers_are_created_with_a_token_shown_once() {
             .unwrap();
         assert_eq!(problem(r, 422).await["field"], field, "{body}");
     }
+    // A customer reads itself; anyone else's record, or one that does not exist, is 404.
+    let eve = create_customer(&app, "Eve Two", &["EVE-2"]).await;
+    let r = as_customer(
+        &app,
+        &eve,
+        Method::GET,
+        &format!("/api/v1/customers/{}", eve.id),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = as_customer(&app, &eve, Method::GET, &format!("/api/v1/customers/{id}"))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
+    let r = app
+        .api(Method::GET, "/api/v1/customers/999999")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
+    let r = app
+        .api(Method::GET, "/api/v1/customers/not-a-number")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
     // Customers cannot create customers.
     let c = Customer {
         id,
