@@ -33,15 +33,9 @@ pub struct Event {
 pub mod data {
     use serde_json::{Value, json};
 
-    use crate::booking::charger::ChargerRecord;
+    use crate::booking::charger::{ChargerRecord, rfc3339};
     use crate::booking::customer::Customer;
     use crate::booking::reservation::Reservation;
-
-    fn time(t: time::OffsetDateTime) -> Value {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .map(Value::String)
-            .unwrap_or(Value::Null)
-    }
 
     pub fn charger(c: &ChargerRecord) -> Value {
         json!({
@@ -63,8 +57,8 @@ pub mod data {
             "connectorId": r.connector_id,
             "customerId": r.customer_id,
             "idTag": r.id_tag,
-            "start": time(r.slot.start()),
-            "end": time(r.slot.end()),
+            "start": rfc3339(r.slot.start()),
+            "end": rfc3339(r.slot.end()),
             "status": r.status.as_str(),
             "chargerAck": r.charger_ack.as_str(),
         })

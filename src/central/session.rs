@@ -215,16 +215,14 @@ impl Session {
                 match ChargePointRequest::decode(&call.action, call.payload) {
                     Err(e) => {
                         debug!(action = %call.action, code = ?e.code, "rejected call: {}", e.description);
-                        metrics::frame_in(&call.action);
-                        metrics::frame_out(&call.action);
+                        metrics::frame_answered(&call.action);
                         metrics::callerror_sent(e.code);
                         ocpp::encode_call_error(&call.id, e.code, &e.description, None)
                     }
                     Ok(request) => {
                         // Counted here, the answer's CALLERRORs (if any) in `inbound`.
                         let action = request.action();
-                        metrics::frame_in(action);
-                        metrics::frame_out(action);
+                        metrics::frame_answered(action);
                         inbound::answer(&self.central, &self.id, &self.live, &call.id, request)
                     }
                 },

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Api;
 use super::auth::Principal;
+use crate::booking::charger::rfc3339;
 use crate::booking::reservation::{
     BookError, CancelError, ChargerAck, InvalidSlot, NewReservation, Reservation,
     ReservationFilter, ReservationStatus, TimeSlot,
@@ -101,11 +102,6 @@ impl From<Reservation> for ReservationView {
             updated_at: r.updated_at,
         }
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[utoipa::path(

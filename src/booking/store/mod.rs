@@ -29,6 +29,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Unsupported(String),
+    /// A write that was not completed: its batch rolled back, or the store is shutting down.
+    /// Nothing of it was committed.
+    #[error("write not completed: {0}")]
+    NotCompleted(String),
     #[error("cannot prepare the database: {0}")]
     Io(#[from] std::io::Error),
 }

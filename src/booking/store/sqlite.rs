@@ -79,7 +79,9 @@ async fn run_batches(writer: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
         for finish in finishes {
             finish(match &outcome {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Unsupported(format!("write batch failed: {e}"))),
+                Err(e) => Err(StoreError::NotCompleted(format!(
+                    "the write batch failed: {e}"
+                ))),
             });
         }
     }
@@ -621,9 +623,9 @@ impl Store for SqliteStore {
         self.batches
             .send(job)
             .await
-            .map_err(|_| StoreError::Unsupported("the store is closed".into()))?;
+            .map_err(|_| StoreError::NotCompleted("the store is closed".into()))?;
         answer.await.map_err(|_| {
-            StoreError::Unsupported("the write batch failed before this booking ran".into())
+            StoreError::NotCompleted("the write batch failed before this booking ran".into())
         })?
     }
 
