@@ -14,12 +14,12 @@ use axum::middleware;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::booking::mypage::{self, projector::PageHub};
 use crate::booking::rest::{self, Api, OperatorToken};
 use crate::booking::store::{self, Store};
 use crate::central::breaker::BreakerSettings;
-use crate::central::{self, Central, LiveState, Sessions};
+use crate::central::{self, Central, Sessions};
 use crate::load_shed::{self, RestLimit};
 use crate::settings::Settings;
 use crate::{metrics, ops};
@@ -33,6 +33,7 @@ pub struct Application {
     addr: SocketAddr,
     router: Router,
     central: Arc<Central>,
+    api: Arc<Api>,
 }
 
 impl Application {
@@ -57,28 +58,31 @@ impl Application {
         let listener = bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let central = Arc::new(Central {
-            settings: settings.clone(),
+        let central = Arc::new(Central::new(
+            settings.clone(),
             store,
-            sessions: Sessions::new(BreakerSettings {
+            Sessions::new(BreakerSettings {
                 failures: settings.breaker_failures,
                 cool_down: settings.breaker_cool_down,
             }),
-            live: Arc::new(LiveState::default()),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        });
+            CancellationToken::new(),
+        ));
+        let pages = mypage::pages::open(&settings.database_url)
+            .await
+            .context("cannot open the my-page view")?;
         let api = Arc::new(Api {
             central: central.clone(),
             operator,
             customers: Default::default(),
+            pages: pages.clone(),
+            hub: Arc::new(PageHub::default()),
         });
         // REST and operations are measured, and REST is shed past its concurrency limit; the
         // OCPP upgrade is neither, so a REST overload cannot starve charger sessions (nor the
         // reverse). The explicit fallback carries the layers to unmatched requests whatever the
         // merge order (a default fallback would be replaced by the other router's).
         let http = Router::new()
-            .merge(rest::router(api))
+            .merge(rest::router(api.clone()))
             .merge(ops::router(central.clone()))
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(
@@ -94,6 +98,7 @@ impl Application {
             addr,
             router,
             central,
+            api,
         })
     }
 
@@ -117,6 +122,7 @@ impl Application {
             addr,
             router,
             central,
+            api,
         } = self;
         let settings = central.settings.clone();
         let flusher_stop = CancellationToken::new();
@@ -124,6 +130,16 @@ impl Application {
             central.live.clone(),
             central.store.clone(),
             settings.state_flush_interval,
+            flusher_stop.clone(),
+        ));
+        let dispatcher = tokio::spawn(central::dispatcher::run(
+            central.clone(),
+            flusher_stop.clone(),
+        ));
+        let projector = tokio::spawn(mypage::projector::run(
+            central.store.clone(),
+            api.pages.clone(),
+            api.hub.clone(),
             flusher_stop.clone(),
         ));
         // Sessions watch `central.shutdown`; cancel it when the caller's token fires.
@@ -174,6 +190,9 @@ impl Application {
         }
         flusher_stop.cancel();
         let _ = flusher.await;
+        let _ = dispatcher.await;
+        let _ = projector.await;
+        api.pages.close().await;
         central.store.close().await;
         tracing::info!("stopped");
         match served {
@@ -181,6 +200,20 @@ impl Application {
             None => Ok(()),
         }
     }
+}
+
+/// `echarging rebuild-projections`: refold the my-page view from the whole event log.
+pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<usize> {
+    let store = store::open(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&settings.database_url)))?;
+    let pages = mypage::pages::open(&settings.database_url)
+        .await
+        .context("cannot open the my-page view")?;
+    let events = mypage::projector::rebuild(store.as_ref(), pages.as_ref()).await?;
+    pages.close().await;
+    store.close().await;
+    Ok(events)
 }
 
 /// What axum answers to an unrouted request by default: 404 with no body.

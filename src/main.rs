@@ -1,4 +1,5 @@
-//! The `echarging` binary: read settings, start logging, serve until SIGTERM or ctrl-c.
+//! The `echarging` binary: read settings, start logging, serve until SIGTERM or ctrl-c (or run
+//! a maintenance command such as `rebuild-projections`).
 
 use std::process::ExitCode;
 
@@ -8,8 +9,9 @@ use echarging::telemetry;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let settings = match settings::from_args_and_env() {
-        Ok(Invocation::Serve(s)) => s,
+    let (settings, rebuild) = match settings::from_args_and_env() {
+        Ok(Invocation::Serve(s)) => (s, false),
+        Ok(Invocation::RebuildProjections(s)) => (s, true),
         Err(line) => {
             eprintln!("echarging: {line}");
             return ExitCode::from(2);
@@ -26,6 +28,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if rebuild {
+        return runtime.block_on(async move {
+            match echarging::app::rebuild_projections(&settings).await {
+                Ok(events) => {
+                    println!("my page rebuilt from {events} events");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("echarging: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        });
+    }
     runtime.block_on(async move {
         let app = match Application::build(settings).await {
             Ok(app) => app,

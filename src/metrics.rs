@@ -31,6 +31,9 @@ const HTTP_DURATION: &str = "echarging_http_request_duration_seconds";
 const HTTP_SHED: &str = "echarging_http_requests_shed_total";
 const BREAKERS_OPEN: &str = "echarging_breakers_open";
 const BREAKER_OPENED: &str = "echarging_breaker_opened_total";
+const MYPAGE_LAG: &str = "echarging_mypage_lag_seconds";
+const MYPAGE_CURSOR: &str = "echarging_mypage_cursor";
+const TRANSACTIONS: &str = "echarging_transactions_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -158,6 +161,20 @@ fn describe() {
         HTTP_DURATION,
         Unit::Seconds,
         "HTTP request latency until the response head, by route template, method and status"
+    );
+    describe_histogram!(
+        MYPAGE_LAG,
+        Unit::Seconds,
+        "Time from a ledger event's commit to its visibility on my page (the projection's lag)"
+    );
+    describe_gauge!(
+        MYPAGE_CURSOR,
+        "The last event-log seq folded into the my-page view"
+    );
+    describe_counter!(
+        TRANSACTIONS,
+        "Charger transaction messages by outcome (started, refused, repeated, stopped, \
+         stop_repeated, stop_unknown)"
     );
     describe_counter!(
         HTTP_SHED,
@@ -333,4 +350,18 @@ fn method_label(method: &Method) -> &'static str {
 /// A REST request was answered 503 by the concurrency limit.
 pub fn rest_shed() {
     counter!(HTTP_SHED).increment(1);
+}
+
+/// One event became visible on my page `seconds` after its commit.
+pub fn mypage_lag(seconds: f64) {
+    histogram!(MYPAGE_LAG).record(seconds);
+}
+
+pub fn mypage_cursor(seq: i64) {
+    gauge!(MYPAGE_CURSOR).set(seq as f64);
+}
+
+/// A StartTransaction or StopTransaction, by what the ledger made of it.
+pub fn transaction(outcome: &'static str) {
+    counter!(TRANSACTIONS, "outcome" => outcome).increment(1);
 }

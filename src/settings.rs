@@ -64,6 +64,12 @@ pub struct Settings {
     /// On stop, how long to keep answering HTTP with `/readyz` at 503 before closing the
     /// listener, so load balancers stop sending traffic first.
     pub drain_delay: Duration,
+    /// A driver may start charging on their reservation this long before its slot begins.
+    pub early_start_grace: Duration,
+    /// Whether a known idTag may charge on a connector nobody has reserved (a walk-in).
+    pub allow_walk_in: bool,
+    /// How long a remote start waits for the charger's StartTransaction to report its id.
+    pub remote_start_wait: Duration,
 }
 
 impl Settings {
@@ -93,6 +99,9 @@ impl Settings {
             breaker_failures: 3,
             breaker_cool_down: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            early_start_grace: Duration::from_secs(10 * 60),
+            allow_walk_in: true,
+            remote_start_wait: Duration::from_secs(10),
         }
     }
 
@@ -126,6 +135,8 @@ pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
 #[derive(Debug, Clone)]
 pub enum Invocation {
     Serve(Settings),
+    /// Rebuild the read models (my page) from the event log, then exit.
+    RebuildProjections(Settings),
 }
 
 #[derive(Debug, Parser)]
@@ -148,6 +159,9 @@ struct Cli {
 enum CliCommand {
     /// Run the central system (the default)
     Serve,
+    /// Rebuild the my-page view from the event log, then exit (run it while the server is
+    /// stopped)
+    RebuildProjections,
 }
 
 /// Every setting as text, so that validation (and its one-line error) is ours, not clap's.
@@ -222,6 +236,15 @@ struct CliValues {
     /// On stop, keep serving with /readyz at 503 this long before closing [default: 0s]
     #[arg(long, env = "ECHARGING_DRAIN_DELAY", global = true)]
     drain_delay: Option<String>,
+    /// How early a driver may start on their reservation [default: 10m]
+    #[arg(long, env = "ECHARGING_EARLY_START_GRACE", global = true)]
+    early_start_grace: Option<String>,
+    /// Let known idTags charge on unreserved connectors: true or false [default: true]
+    #[arg(long, env = "ECHARGING_ALLOW_WALK_IN", global = true)]
+    allow_walk_in: Option<String>,
+    /// How long remote start waits for the transaction id [default: 10s]
+    #[arg(long, env = "ECHARGING_REMOTE_START_WAIT", global = true)]
+    remote_start_wait: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -274,6 +297,7 @@ where
         resolve(&cli.values, &file, &matches, cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
         None | Some(CliCommand::Serve) => Ok(Invocation::Serve(settings)),
+        Some(CliCommand::RebuildProjections) => Ok(Invocation::RebuildProjections(settings)),
     }
 }
 
@@ -469,6 +493,19 @@ fn resolve(
     if let Some(v) = parse!(drain_delay, duration(Duration::ZERO, true)) {
         s.drain_delay = v;
     }
+    if let Some(v) = parse!(early_start_grace, duration(Duration::ZERO, true)) {
+        s.early_start_grace = v;
+    }
+    if let Some(v) = parse!(allow_walk_in, |p: &Pick| match p.value.trim() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(p.fail("expected true or false")),
+    }) {
+        s.allow_walk_in = v;
+    }
+    if let Some(v) = parse!(remote_start_wait, duration(Duration::ZERO, true)) {
+        s.remote_start_wait = v;
+    }
     Ok(s)
 }
 
@@ -495,7 +532,9 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Settings, String> {
         let mut all = vec!["echarging"];
         all.extend_from_slice(args);
-        from_iter(all).map(|Invocation::Serve(s)| s)
+        from_iter(all).map(|i| match i {
+            Invocation::Serve(s) | Invocation::RebuildProjections(s) => s,
+        })
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TestApp, spawn_app, spawn_app_with};
+use support::{Customer, TestApp, as_customer, create_customer, spawn_app, spawn_app_with};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -26,32 +26,6 @@ fn slot(hours_from_now: i64, len_hours: i64) -> (String, String) {
         base.format(&Rfc3339).unwrap(),
         end.format(&Rfc3339).unwrap(),
     )
-}
-
-struct Customer {
-    id: i64,
-    token: String,
-}
-
-async fn create_customer(app: &TestApp, name: &str, tags: &[&str]) -> Customer {
-    let r = app
-        .api(Method::POST, "/api/v1/customers")
-        .json(&json!({"name": name, "idTags": tags}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    Customer {
-        id: body["id"].as_i64().unwrap(),
-        token: body["token"].as_str().unwrap().to_string(),
-    }
-}
-
-fn as_customer(app: &TestApp, c: &Customer, method: Method, path: &str) -> reqwest::RequestBuilder {
-    app.http
-        .request(method, app.url(path))
-        .bearer_auth(&c.token)
 }
 
 async fn book(app: &TestApp, c: &Customer, body: Value) -> reqwest::Response {

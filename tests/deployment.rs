@@ -153,6 +153,7 @@ fn accepted(env: &BTreeMap<String, String>, origin: &str) -> Settings {
     }
     match settings::from_iter(&args) {
         Ok(Invocation::Serve(s)) => s,
+        Ok(other) => panic!("{origin}: not a serve invocation: {other:?}"),
         Err(line) => panic!("{origin}: the server refuses these settings: {line}"),
     }
 }

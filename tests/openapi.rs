@@ -27,6 +27,13 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/reservations"),
     ("GET", "/api/v1/reservations/{id}"),
     ("DELETE", "/api/v1/reservations/{id}"),
+    ("POST", "/api/v1/chargers/{id}/remote-start"),
+    ("POST", "/api/v1/chargers/{id}/remote-stop"),
+    ("GET", "/api/v1/transactions"),
+    ("GET", "/api/v1/transactions/{id}"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/me/events"),
+    ("GET", "/api/v1/customers/{id}/mypage"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -51,6 +58,7 @@ const PROBED: &[(&str, &str)] = &[
     ("/docs", "/docs"),
     ("/metrics", "/metrics"),
     ("/api/v1/me", "/api/v1/me"),
+    ("/api/v1/me/events", "/api/v1/me/events"),
     ("/me", "/me"),
     (
         "/api/v1/customers/{id}/mypage",
@@ -208,6 +216,8 @@ async fn every_operation_documents_its_failures_as_problem_json() {
             "chargers",
             "customers",
             "reservations",
+            "charging",
+            "my page",
             "operations",
             "ocpp"
         ])

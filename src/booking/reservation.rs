@@ -2,9 +2,6 @@
 //! `[start, end)`. Two live reservations (BOOKED or CHARGING_STARTED) on the same connector never
 //! overlap: the database refuses it (see each store backend), never a check in this code.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::central::ChargeBoxId;
@@ -72,7 +69,7 @@ impl TimeSlot {
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($v:ident = $s:tt),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name { $(#[serde(rename = $s)] $v),+ }
 
         impl $name {
@@ -85,13 +82,14 @@ macro_rules! wire_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// Where a reservation is in its life (api.md).

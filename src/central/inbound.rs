@@ -1,19 +1,28 @@
 //! What the central system answers to each request a charger sends. Boot, Heartbeat and
-//! StatusNotification update the live state here; the transaction messages (Authorize,
-//! Start/StopTransaction, MeterValues) get spec-valid answers that hold no ledger meaning yet:
-//! the charging issue links them to reservations. Every arm answers: nothing drops the socket.
+//! StatusNotification update the in-memory live state (written behind, never per frame) and
+//! wake the dispatcher; the transaction messages go to the ledger and are committed before the
+//! answer, so an acknowledged transaction survives a crash. A ledger that cannot be reached is
+//! answered with an InternalError CALLERROR, which makes the charger retry: never a false
+//! Accepted. Every arm answers: nothing drops the socket.
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::dispatcher::Signal;
 use super::live::ChargerLive;
 use super::{Central, ChargeBoxId};
 use crate::booking::charger::{BootInfo, ConnectorStatus};
+use crate::booking::charging::{
+    Authorization, MeterReadings, StartPolicy, StartRequest, StopOutcome, StopRequest,
+    TransactionStatus,
+};
+use crate::booking::reservation::ChargerAck;
+use crate::booking::store::StoreError;
 use crate::ocpp::{self, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
-pub(crate) fn answer(
+pub(crate) async fn answer(
     central: &Central,
     id: &ChargeBoxId,
     live: &ChargerLive,
@@ -24,6 +33,9 @@ pub(crate) fn answer(
         Req::BootNotification(boot) => {
             info!(vendor = %boot.charge_point_vendor, model = %boot.charge_point_model, "boot");
             central.live.record_boot(id, live, boot_info(boot));
+            // Reservations waiting for this charger go out after this answer: the session
+            // writes it before it takes the next queued CALL.
+            central.signal(Signal::Booted(id.clone()));
             reply(
                 message_id,
                 &BootNotificationResponse {
@@ -41,13 +53,10 @@ pub(crate) fn answer(
         ),
         Req::StatusNotification(s) => {
             if s.connector_id < 0 {
-                crate::metrics::callerror_sent(ErrorCode::PropertyConstraintViolation);
-                return ocpp::encode_call_error(
-                    message_id,
-                    ErrorCode::PropertyConstraintViolation,
-                    "connectorId must not be negative",
-                    None,
-                );
+                return refuse_frame(message_id, "connectorId must not be negative");
+            }
+            if s.connector_id > 0 {
+                on_connector_status(central, id, s.connector_id as u32, s.status);
             }
             central.live.record_status(
                 id,
@@ -64,37 +73,22 @@ pub(crate) fn answer(
             );
             reply(message_id, &StatusNotificationResponse {})
         }
-        // No idTag is known to the ledger yet, so none is authorised: the honest answer.
-        Req::Authorize(_) => reply(
-            message_id,
-            &AuthorizeResponse {
-                id_tag_info: not_authorised(),
-            },
-        ),
-        Req::StartTransaction(start) => {
-            warn!(
-                connector = start.connector_id,
-                "StartTransaction refused: no ledger for idTags yet"
-            );
-            // The charger must receive a transactionId even when refused (OCPP 1.6 §6.46); it
-            // stops at once on a status other than Accepted, so 0 names no transaction.
-            reply(
+        Req::Authorize(a) => match central.customer_of_id_tag(a.id_tag.as_str()).await {
+            Ok(customer) => reply(
                 message_id,
-                &StartTransactionResponse {
-                    id_tag_info: not_authorised(),
-                    transaction_id: 0,
+                &AuthorizeResponse {
+                    id_tag_info: IdTagInfo::new(if customer.is_some() {
+                        AuthorizationStatus::Accepted
+                    } else {
+                        AuthorizationStatus::Invalid
+                    }),
                 },
-            )
-        }
-        Req::StopTransaction(stop) => {
-            warn!(
-                transaction = stop.transaction_id,
-                "StopTransaction for a transaction the ledger does not hold"
-            );
-            // Answered regardless: the spec requires it, or the charger retries forever.
-            reply(message_id, &StopTransactionResponse { id_tag_info: None })
-        }
-        Req::MeterValues(_) => reply(message_id, &MeterValuesResponse {}),
+            ),
+            Err(e) => ledger_unavailable(message_id, "Authorize", &e),
+        },
+        Req::StartTransaction(start) => start_transaction(central, id, message_id, start).await,
+        Req::StopTransaction(stop) => stop_transaction(central, id, message_id, stop).await,
+        Req::MeterValues(m) => meter_values(central, id, message_id, m).await,
         Req::DataTransfer(d) => {
             info!(vendor = %d.vendor_id, "DataTransfer from an unknown vendor");
             reply(
@@ -116,12 +110,236 @@ pub(crate) fn answer(
     }
 }
 
-fn not_authorised() -> IdTagInfo {
-    IdTagInfo {
-        status: AuthorizationStatus::Invalid,
-        expiry_date: None,
-        parent_id_tag: None,
+async fn start_transaction(
+    central: &Central,
+    id: &ChargeBoxId,
+    message_id: &str,
+    start: StartTransaction,
+) -> String {
+    if start.connector_id <= 0 {
+        return refuse_frame(message_id, "a transaction needs a connectorId of 1 or more");
     }
+    let req = StartRequest {
+        charger_id: id.clone(),
+        connector_id: start.connector_id as u32,
+        id_tag: start.id_tag.as_str().to_owned(),
+        meter_start_wh: i64::from(start.meter_start),
+        timestamp: start.timestamp.into_inner(),
+        reservation_id: start.reservation_id,
+    };
+    let policy = StartPolicy {
+        early_grace: central.early_grace(),
+        allow_walk_in: central.settings.allow_walk_in,
+    };
+    match central.store.start_transaction(&req, &policy).await {
+        Ok(outcome) => {
+            let t = &outcome.transaction;
+            match outcome.refusal {
+                Some(why) => info!(
+                    transaction = t.id,
+                    connector = t.connector_id,
+                    why,
+                    "start refused"
+                ),
+                None if outcome.repeated => {
+                    info!(
+                        transaction = t.id,
+                        "repeated StartTransaction answered as before"
+                    )
+                }
+                None => {
+                    info!(transaction = t.id, connector = t.connector_id, reservation = ?t.reservation_id, "transaction started");
+                    central.starts.started(t);
+                }
+            }
+            reply(
+                message_id,
+                &StartTransactionResponse {
+                    id_tag_info: IdTagInfo::new(authorization(t.authorization)),
+                    transaction_id: t.id,
+                },
+            )
+        }
+        Err(e) => ledger_unavailable(message_id, "StartTransaction", &e),
+    }
+}
+
+async fn stop_transaction(
+    central: &Central,
+    id: &ChargeBoxId,
+    message_id: &str,
+    stop: StopTransaction,
+) -> String {
+    let req = StopRequest {
+        charger_id: id.clone(),
+        transaction_id: stop.transaction_id,
+        meter_stop_wh: i64::from(stop.meter_stop),
+        timestamp: stop.timestamp.into_inner(),
+        reason: Some(stop.reason.unwrap_or(Reason::Local).as_str().to_owned()),
+    };
+    let outcome = match central.store.stop_transaction(&req).await {
+        Ok(outcome) => outcome,
+        Err(e) => return ledger_unavailable(message_id, "StopTransaction", &e),
+    };
+    crate::metrics::transaction(match &outcome {
+        StopOutcome::Stopped { .. } => "stopped",
+        StopOutcome::Unchanged(_) => "stop_repeated",
+        StopOutcome::Unknown => "stop_unknown",
+    });
+    match &outcome {
+        StopOutcome::Stopped { transaction, .. } => {
+            info!(transaction = transaction.id, energy_wh = ?transaction.energy_wh, "transaction stopped")
+        }
+        StopOutcome::Unchanged(t) if t.status == TransactionStatus::Ended => {
+            info!(
+                transaction = t.id,
+                "repeated StopTransaction answered as before"
+            )
+        }
+        StopOutcome::Unchanged(t) => debug!(transaction = t.id, "stop of a refused start"),
+        // Answered regardless: the spec requires it, or the charger retries forever.
+        StopOutcome::Unknown => warn!(
+            transaction = stop.transaction_id,
+            "StopTransaction for a transaction this charger does not hold"
+        ),
+    }
+    // The idTagInfo judges the idTag that stopped, so a repeat gets the same answer.
+    let id_tag_info = match stop.id_tag {
+        None => None,
+        Some(tag) => match central.customer_of_id_tag(tag.as_str()).await {
+            Ok(Some(_)) => Some(IdTagInfo::new(AuthorizationStatus::Accepted)),
+            Ok(None) => Some(IdTagInfo::new(AuthorizationStatus::Invalid)),
+            // The stop is committed; the verdict on the tag is optional in the answer.
+            Err(_) => None,
+        },
+    };
+    reply(message_id, &StopTransactionResponse { id_tag_info })
+}
+
+async fn meter_values(
+    central: &Central,
+    id: &ChargeBoxId,
+    message_id: &str,
+    m: MeterValues,
+) -> String {
+    let readings = energy_readings(&m.meter_value);
+    if readings.is_empty() || m.connector_id <= 0 && m.transaction_id.is_none() {
+        return reply(message_id, &MeterValuesResponse {});
+    }
+    let readings = MeterReadings {
+        charger_id: id.clone(),
+        connector_id: m.connector_id.max(0) as u32,
+        transaction_id: m.transaction_id,
+        readings,
+    };
+    match central.store.record_meter_values(&readings).await {
+        Ok(Some(_)) => {}
+        Ok(None) => debug!(
+            transaction = ?m.transaction_id,
+            connector = m.connector_id,
+            "meter values outside any active transaction, not stored"
+        ),
+        Err(e) => return ledger_unavailable(message_id, "MeterValues", &e),
+    }
+    reply(message_id, &MeterValuesResponse {})
+}
+
+/// The energy register readings of a MeterValues message, in Wh: per meter value the first
+/// total (no phase) Energy.Active.Import.Register sample in Wh or kWh, as plain (Raw) numbers.
+pub(crate) fn energy_readings(values: &[MeterValue]) -> Vec<(OffsetDateTime, i64)> {
+    values
+        .iter()
+        .filter_map(|mv| {
+            mv.sampled_value
+                .iter()
+                .filter(|s| {
+                    s.measurand_or_default() == Measurand::EnergyActiveImportRegister
+                        && s.format_or_default() == ValueFormat::Raw
+                        && s.phase.is_none()
+                })
+                .find_map(|s| {
+                    let value: f64 = s
+                        .value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|v: &f64| v.is_finite())?;
+                    let wh = match s.unit_or_default() {
+                        UnitOfMeasure::Wh => value,
+                        UnitOfMeasure::KWh => value * 1000.0,
+                        _ => return None,
+                    };
+                    Some((mv.timestamp.into_inner(), wh.round() as i64))
+                })
+        })
+        .collect()
+}
+
+/// Faults reach the ledger (the driver sees them on the reservation); an Available connector
+/// lets the dispatcher retry a reservation the charger could not take before.
+fn on_connector_status(
+    central: &Central,
+    id: &ChargeBoxId,
+    connector: u32,
+    status: ChargePointStatus,
+) {
+    let ack = match status {
+        ChargePointStatus::Faulted => ChargerAck::Faulted,
+        ChargePointStatus::Unavailable => ChargerAck::Unavailable,
+        ChargePointStatus::Available => {
+            central.signal(Signal::ConnectorAvailable(id.clone(), connector));
+            return;
+        }
+        _ => return,
+    };
+    // Rare, and the answer must not wait for the database: recorded in the background.
+    let store = central.store.clone();
+    let (id, grace) = (id.clone(), central.early_grace());
+    tokio::spawn(async move {
+        let now = OffsetDateTime::now_utc();
+        match store
+            .record_connector_fault(&id, connector, ack, now, grace)
+            .await
+        {
+            Ok(changed) if !changed.is_empty() => {
+                info!(charger = %id, connector, ack = ack.as_str(), reservations = changed.len(), "connector fault shown on reservations")
+            }
+            Ok(_) => {}
+            Err(e) => error!(charger = %id, error = %e, "could not record a connector fault"),
+        }
+    });
+}
+
+fn authorization(a: Authorization) -> AuthorizationStatus {
+    match a {
+        Authorization::Accepted => AuthorizationStatus::Accepted,
+        Authorization::Blocked => AuthorizationStatus::Blocked,
+        Authorization::Expired => AuthorizationStatus::Expired,
+        Authorization::Invalid => AuthorizationStatus::Invalid,
+        Authorization::ConcurrentTx => AuthorizationStatus::ConcurrentTx,
+    }
+}
+
+fn refuse_frame(message_id: &str, why: &str) -> String {
+    crate::metrics::callerror_sent(ErrorCode::PropertyConstraintViolation);
+    ocpp::encode_call_error(
+        message_id,
+        ErrorCode::PropertyConstraintViolation,
+        why,
+        None,
+    )
+}
+
+/// The ledger failed: the charger is told so (it retries), never a guess.
+fn ledger_unavailable(message_id: &str, action: &str, e: &StoreError) -> String {
+    error!(action, error = %e, "ledger write failed; answered InternalError");
+    crate::metrics::callerror_sent(ErrorCode::InternalError);
+    ocpp::encode_call_error(
+        message_id,
+        ErrorCode::InternalError,
+        "the central system could not record this; retry",
+        None,
+    )
 }
 
 fn reply(message_id: &str, payload: &impl Serialize) -> String {

@@ -1,19 +1,23 @@
 //! Charger connections: the WebSocket upgrade with subprotocol and auth checks ([`upgrade`]),
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
-//! ([`registry`]), and the state chargers report ([`live`]). It speaks OCPP through the pure
-//! `crate::ocpp` layer and never blocks a session on the database.
+//! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
+//! ([`inbound`]), and the [`dispatcher`] that carries the ledger's reservations to the chargers.
+//! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
+//! transaction messages, which must be durable before they are answered.
 
 pub mod breaker;
 pub mod calls;
 mod charge_box_id;
+pub mod dispatcher;
 mod inbound;
 pub mod live;
 pub mod machine_key;
 pub mod registry;
 mod session;
 pub mod upgrade;
+pub mod waiters;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
@@ -26,7 +30,10 @@ pub use live::LiveState;
 pub use registry::{EndReason, Sessions};
 pub use session::close_code;
 
-use crate::booking::store::Store;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::booking::store::{Store, StoreError};
 use crate::settings::Settings;
 
 /// What every session and the upgrade handler share.
@@ -39,6 +46,61 @@ pub struct Central {
     pub shutdown: CancellationToken,
     /// Every session task, so a graceful stop can wait for them.
     pub tracker: TaskTracker,
+    /// Wakes the dispatcher when a charger boots or a connector frees up.
+    signals: mpsc::UnboundedSender<dispatcher::Signal>,
+    /// The dispatcher's end of `signals`, taken once when it starts.
+    pub(crate) signal_inbox: Mutex<Option<mpsc::UnboundedReceiver<dispatcher::Signal>>>,
+    /// Remote starts waiting for the charger's StartTransaction.
+    pub starts: waiters::StartWaiters,
+    /// idTag (lower case) → customer. Customers and their idTags are never changed or removed,
+    /// so a hit can never be stale; misses are not cached (the customer may be created next).
+    id_tags: DashMap<String, i64>,
+}
+
+impl Central {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Arc<dyn Store>,
+        sessions: Sessions,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (signals, inbox) = mpsc::unbounded_channel();
+        Central {
+            settings,
+            store,
+            sessions,
+            live: Arc::new(LiveState::default()),
+            shutdown,
+            tracker: TaskTracker::new(),
+            signals,
+            signal_inbox: Mutex::new(Some(inbox)),
+            starts: Default::default(),
+            id_tags: DashMap::new(),
+        }
+    }
+
+    pub(crate) fn signal(&self, signal: dispatcher::Signal) {
+        // Only fails once the dispatcher has stopped, at shutdown.
+        let _ = self.signals.send(signal);
+    }
+
+    /// How early a driver may start on a reservation, as a `time` duration.
+    pub fn early_grace(&self) -> time::Duration {
+        time::Duration::try_from(self.settings.early_start_grace).unwrap_or(time::Duration::ZERO)
+    }
+
+    /// The customer owning an idTag (case-insensitive), from the cache when known.
+    pub async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
+        let key = id_tag.to_ascii_lowercase();
+        if let Some(customer) = self.id_tags.get(&key) {
+            return Ok(Some(*customer));
+        }
+        let customer = self.store.customer_of_id_tag(&key).await?;
+        if let Some(c) = customer {
+            self.id_tags.insert(key, c);
+        }
+        Ok(customer)
+    }
 }
 
 /// `GET /ocpp/{chargeBoxId}`.

@@ -224,6 +224,7 @@ impl Session {
                         let action = request.action();
                         metrics::frame_answered(action);
                         inbound::answer(&self.central, &self.id, &self.live, &call.id, request)
+                            .await
                     }
                 },
             ),

@@ -153,6 +153,40 @@ impl TestApp {
     }
 }
 
+/// A customer as the API created it, with its bearer token.
+pub struct Customer {
+    pub id: i64,
+    pub token: String,
+}
+
+/// `POST /api/v1/customers` as the operator; must succeed.
+pub async fn create_customer(app: &TestApp, name: &str, tags: &[&str]) -> Customer {
+    let r = app
+        .api(reqwest::Method::POST, "/api/v1/customers")
+        .json(&json!({"name": name, "idTags": tags}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    Customer {
+        id: body["id"].as_i64().unwrap(),
+        token: body["token"].as_str().unwrap().to_string(),
+    }
+}
+
+/// A request with a customer's token.
+pub fn as_customer(
+    app: &TestApp,
+    c: &Customer,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, app.url(path))
+        .bearer_auth(&c.token)
+}
+
 /// Read until the server closes the socket; the close code (None when there was no close frame).
 pub async fn expect_close(charger: &mut Charger) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -5,7 +5,9 @@
 
 pub mod auth;
 mod chargers;
+mod charging;
 mod customers;
+mod mypage;
 pub mod openapi;
 mod reservations;
 
@@ -23,6 +25,9 @@ pub struct Api {
     /// Customers by token digest. Customers are never changed or deleted once created, so an
     /// entry cannot go stale; it saves two reads on every customer request.
     pub customers: dashmap::DashMap<String, crate::booking::customer::Customer>,
+    /// The my-page read model, and where its changes are announced.
+    pub pages: Arc<dyn crate::booking::mypage::pages::PageStore>,
+    pub hub: Arc<crate::booking::mypage::projector::PageHub>,
 }
 
 pub fn router(api: Arc<Api>) -> Router {
@@ -31,7 +36,9 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/v1",
             chargers::routes()
                 .merge(customers::routes())
-                .merge(reservations::routes()),
+                .merge(reservations::routes())
+                .merge(charging::routes())
+                .merge(mypage::routes()),
         )
         .with_state(api)
         .merge(openapi::router())

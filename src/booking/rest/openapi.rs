@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{chargers, customers, reservations};
+use super::{chargers, charging, customers, mypage, reservations};
 use crate::booking::reservation::{ChargerAck, ReservationStatus};
 use crate::central::upgrade;
 use crate::ops;
@@ -67,6 +67,13 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         reservations::list,
         reservations::show,
         reservations::cancel,
+        charging::remote_start,
+        charging::remote_stop,
+        charging::list,
+        charging::show,
+        mypage::me,
+        mypage::customer_page,
+        mypage::events,
         ops::healthz,
         ops::ready,
         ops::metrics,
@@ -85,6 +92,17 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         reservations::ReservationView,
         ReservationStatus,
         ChargerAck,
+        charging::RemoteStartRequest,
+        charging::RemoteStartAnswer,
+        charging::RemoteStopRequest,
+        charging::RemoteStopAnswer,
+        crate::booking::charging::Transaction,
+        crate::booking::charging::TransactionStatus,
+        crate::booking::charging::Authorization,
+        crate::booking::mypage::MyPage,
+        crate::booking::mypage::PageEntry,
+        crate::booking::mypage::PageCustomer,
+        crate::booking::mypage::Charging,
         Problem,
         ConflictSlot,
         ops::Health,
@@ -96,6 +114,10 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
             description = "Register and inspect chargers, with their live state (operator only)"),
         (name = "customers", description = "Drivers, their idTags and bearer tokens"),
         (name = "reservations", description = "Book, list and cancel connector time slots"),
+        (name = "charging",
+            description = "Remote start and stop, and the transactions chargers report"),
+        (name = "my page",
+            description = "The customer's read model: bookings with live charging, and its stream"),
         (name = "operations",
             description = "Probes, this document and its docs page (no auth)"),
         (name = "ocpp", description = "The OCPP 1.6J WebSocket endpoint chargers connect to"),

@@ -12,10 +12,19 @@ use async_trait::async_trait;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
 use super::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use super::charging::{
+    DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
+    StopRequest, Transaction, TransactionFilter,
+};
 use super::customer::{Customer, NewCustomer};
 use super::event::Event;
-use super::reservation::{BookError, CancelError, NewReservation, Reservation, ReservationFilter};
+use super::reservation::{
+    BookError, CancelError, ChargerAck, NewReservation, Reservation, ReservationFilter,
+};
 use crate::central::ChargeBoxId;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +55,10 @@ pub struct Page {
 
 /// Every write that changes the ledger appends its event (see `booking::event`) in the same
 /// transaction: inserting, updating and deleting chargers (ChargerRegistered / ChargerUpdated /
-/// ChargerDeleted), creating customers, booking and cancelling. Reported charger state
-/// (`save_charger_states`) is telemetry, not a ledger change, and appends nothing.
+/// ChargerDeleted), creating customers, booking, cancelling, expiring, the charger's answers to
+/// ReserveNow, and every transaction step. Reported charger state (`save_charger_states`) is
+/// telemetry, not a ledger change, and appends nothing. After each commit that appended events
+/// the store moves [`Store::head`] to the last one, so consumers wake without polling.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (readiness).
@@ -94,6 +105,66 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<i64>,
     ) -> Result<Reservation, CancelError>;
 
+    /// The customer owning `id_tag` (compared case-insensitively).
+    async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Record a StartTransaction, decided by [`super::charging::decide_start`] on facts read in
+    /// the same write transaction, committed before it returns. Accepted with a reservation:
+    /// that reservation becomes CHARGING_STARTED. A refused start is recorded too (the charger
+    /// got its transactionId) but belongs to no customer. The same StartTransaction again
+    /// (charger, connector, timestamp, meterStart, idTag) answers the first outcome, `repeated`.
+    /// Appends `TransactionStarted` or `TransactionRefused`.
+    async fn start_transaction(
+        &self,
+        req: &StartRequest,
+        policy: &StartPolicy,
+    ) -> Result<StartOutcome, StoreError>;
+    /// End an ACTIVE transaction of this charger (its reservation → CHARGING_ENDED), once:
+    /// a repeat is `Unchanged`. Appends `TransactionStopped`.
+    async fn stop_transaction(&self, req: &StopRequest) -> Result<StopOutcome, StoreError>;
+    /// Store energy readings against the named transaction, or the connector's active one when
+    /// none is named. `None` when no active transaction of this charger matches (nothing
+    /// stored). Appends `MeterValuesRecorded`.
+    async fn record_meter_values(
+        &self,
+        readings: &MeterReadings,
+    ) -> Result<Option<Transaction>, StoreError>;
+    async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError>;
+    /// Newest first.
+    async fn transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> Result<Vec<Transaction>, StoreError>;
+
+    /// Record the charger's answer to ReserveNow on a BOOKED reservation (appends
+    /// `ReservationAckChanged` when it changes). A reservation cancelled meanwhile that the
+    /// charger accepted is marked as owing a CancelReservation. Returns the reservation as it
+    /// now stands, `None` when there is none.
+    async fn record_charger_ack(
+        &self,
+        reservation_id: i32,
+        ack: ChargerAck,
+    ) -> Result<Option<Reservation>, StoreError>;
+    /// A connector reported Faulted/Unavailable at `at`: live reservations on it whose slot
+    /// (widened by `grace` before the start) contains `at` show it as their `chargerAck`.
+    async fn record_connector_fault(
+        &self,
+        charger_id: &ChargeBoxId,
+        connector_id: u32,
+        ack: ChargerAck,
+        at: OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Vec<Reservation>, StoreError>;
+    /// The charger answered the CancelReservation owed for this reservation.
+    async fn record_cancel_delivered(&self, reservation_id: i32) -> Result<(), StoreError>;
+    /// BOOKED reservations whose slot ended by `now` become EXPIRED (`ReservationExpired`).
+    async fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<Reservation>, StoreError>;
+    /// What the dispatcher owes chargers, for its start.
+    async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError>;
+
+    /// The `seq` of the last committed event, updated after every commit.
+    fn head(&self) -> watch::Receiver<i64>;
+
     /// Events with `seq > after`, in order, at most `limit`.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
@@ -101,6 +172,31 @@ pub trait Store: Send + Sync + 'static {
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError>;
 
     async fn close(&self);
+}
+
+/// The last committed event's `seq`, published to consumers of the log.
+#[derive(Debug)]
+pub(crate) struct Head(watch::Sender<i64>);
+
+impl Head {
+    pub(crate) fn new(seq: i64) -> Self {
+        Head(watch::Sender::new(seq))
+    }
+
+    /// Move forward to `seq` (never back: commits may report out of order).
+    pub(crate) fn advance(&self, seq: i64) {
+        self.0.send_if_modified(|head| {
+            let forward = seq > *head;
+            if forward {
+                *head = seq;
+            }
+            forward
+        });
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<i64> {
+        self.0.subscribe()
+    }
 }
 
 /// Open the database named by `url`, creating and migrating it as needed.

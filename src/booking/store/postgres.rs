@@ -14,10 +14,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
-use super::{Page, Store, StoreError};
+use super::{Head, Page, Store, StoreError};
 use crate::booking::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, NewCharger, from_millis,
     to_millis,
+};
+use crate::booking::charging::{
+    self, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision, StartOutcome,
+    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
+    TransactionStatus,
 };
 use crate::booking::customer::{Customer, NewCustomer};
 use crate::booking::event::{Event, data, kind};
@@ -29,6 +34,8 @@ use crate::central::ChargeBoxId;
 
 pub struct PgStore {
     pool: PgPool,
+    /// The last event this node committed (see [`PgStore::commit`]).
+    head: Head,
 }
 
 /// SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html).
@@ -67,7 +74,28 @@ impl PgStore {
             .await?;
         // sqlx holds an advisory lock while migrating, so nodes starting together take turns.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        let last: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(&pool)
+            .await?;
+        Ok(PgStore {
+            pool,
+            head: Head::new(last),
+        })
+    }
+
+    /// Commit, then publish `seq` (the last event the transaction appended, if any) as the head.
+    /// Event-writing commits take turns on the counter row, so heads arrive in order; `advance`
+    /// never moves back anyway.
+    async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, Postgres>,
+        seq: Option<i64>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        if let Some(seq) = seq {
+            self.head.advance(seq);
+        }
+        Ok(())
     }
 
     /// Rows plus their connector statuses, in row order.
@@ -160,7 +188,7 @@ impl PgStore {
             created_at: from_millis(now),
             updated_at: from_millis(now),
         };
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_REGISTERED,
             Some(new.id.as_str()),
@@ -169,7 +197,7 @@ impl PgStore {
             &data::charger(&record),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx, Some(seq)).await?;
         Ok(record)
     }
 
@@ -197,7 +225,7 @@ impl PgStore {
             return Ok(false);
         };
         let record = charger_from_row(&row)?;
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_UPDATED,
             Some(id.as_str()),
@@ -206,7 +234,7 @@ impl PgStore {
             &data::charger(&record),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx, Some(seq)).await?;
         Ok(true)
     }
 
@@ -255,7 +283,7 @@ impl PgStore {
             id_tags: new.id_tags.iter().map(|t| t.as_str().to_string()).collect(),
             created_at: from_millis(now),
         };
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CUSTOMER_CREATED,
             None,
@@ -264,7 +292,7 @@ impl PgStore {
             &data::customer(&customer),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx, Some(seq)).await?;
         Ok(customer)
     }
 
@@ -384,7 +412,7 @@ impl PgStore {
             created_at: from_millis(now),
             updated_at: from_millis(now),
         };
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::RESERVATION_BOOKED,
             Some(new.charger_id.as_str()),
@@ -393,7 +421,7 @@ impl PgStore {
             &data::reservation(&reservation),
         )
         .await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.commit(tx, Some(seq)).await?;
         Ok(reservation)
     }
 
@@ -416,9 +444,10 @@ impl PgStore {
             return Err(CancelError::NotCancellable(reservation.status));
         }
         let now = to_millis(OffsetDateTime::now_utc());
+        // A charger that was ever asked may hold it: it is owed a CancelReservation.
         sqlx::query(
-            "UPDATE reservations SET status = 'CANCELLED', updated_at = ms_to_ts($1) \
-             WHERE id = $2",
+            "UPDATE reservations SET status = 'CANCELLED', updated_at = ms_to_ts($1), \
+             cancel_owed = (charger_ack <> 'PENDING') WHERE id = $2",
         )
         .bind(now)
         .bind(id)
@@ -427,7 +456,7 @@ impl PgStore {
         .map_err(StoreError::from)?;
         reservation.status = ReservationStatus::Cancelled;
         reservation.updated_at = from_millis(now);
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::RESERVATION_CANCELLED,
             Some(reservation.charger_id.as_str()),
@@ -436,7 +465,7 @@ impl PgStore {
             &data::reservation(&reservation),
         )
         .await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        self.commit(tx, Some(seq)).await?;
         Ok(reservation)
     }
 
@@ -469,7 +498,7 @@ impl PgStore {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_DELETED,
             Some(id.as_str()),
@@ -478,7 +507,7 @@ impl PgStore {
             &serde_json::json!({"id": id.as_str()}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx, Some(seq)).await?;
         Ok(true)
     }
 
@@ -616,6 +645,553 @@ fn reservation_from_row(r: &PgRow) -> Result<Reservation, StoreError> {
     })
 }
 
+const TRANSACTION_COLUMNS: &str = "id, charger_id, connector_id, id_tag, customer_id, \
+     reservation_id, status, auth_status, meter_start_wh, ts_to_ms(started_at) AS started_at, \
+     meter_stop_wh, ts_to_ms(stopped_at) AS stopped_at, stop_reason, last_meter_wh, \
+     ts_to_ms(last_meter_at) AS last_meter_at, ts_to_ms(created_at) AS created_at, \
+     ts_to_ms(updated_at) AS updated_at";
+
+/// A reservation live on connector `$3` of charger `$2` whose slot, widened by the early grace
+/// before its start, holds the instant `$5`; `$4` is that instant plus the grace (milliseconds).
+const LIVE_AT: &str = "charger_id = $2 AND connector_id = $3 \
+     AND status IN ('BOOKED', 'CHARGING_STARTED') \
+     AND start_at <= ms_to_ts($4) AND end_at > ms_to_ts($5)";
+
+/// How many live reservations on a connector the start rules look at (as SQLite's
+/// `live_on_connector`): the earliest-starting ones.
+const ON_CONNECTOR_LIMIT: usize = 4;
+
+/// Charging. Every write locks the rows its decision rests on (`FOR UPDATE`, reservations in id
+/// order so two writers never wait on each other in a circle) and appends its events last, so
+/// what it read cannot change before it commits; losers of a race are retried.
+impl PgStore {
+    async fn try_start(
+        &self,
+        req: &StartRequest,
+        policy: &StartPolicy,
+    ) -> Result<StartOutcome, StoreError> {
+        let started = to_millis(req.timestamp);
+        let connector = req.connector_id as i32;
+        let charger = req.charger_id.as_str();
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE charger_id = $1 \
+             AND connector_id = $2 AND started_at = ms_to_ts($3) AND meter_start_wh = $4 \
+             AND id_tag = $5"
+        ))
+        .bind(charger)
+        .bind(connector)
+        .bind(started)
+        .bind(req.meter_start_wh)
+        .bind(&req.id_tag)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = first {
+            let transaction = transaction_from_row(&row)?;
+            let reservation = match transaction.reservation_id {
+                Some(id) => reservation_in(&mut tx, id, "").await?,
+                None => None,
+            };
+            return Ok(StartOutcome {
+                transaction,
+                reservation,
+                repeated: true,
+                refusal: None,
+            });
+        }
+        let customer_id: Option<i64> =
+            sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = $1")
+                .bind(req.id_tag.to_ascii_lowercase())
+                .fetch_optional(&mut *tx)
+                .await?;
+        // The facts, locked: a concurrent start for the same reservation waits here until this
+        // one commits, and then reads the reservation as CHARGING_STARTED.
+        let (named, on_connector) = lock_reservations(
+            &mut tx,
+            req.reservation_id,
+            &req.charger_id,
+            req.connector_id,
+            req.timestamp,
+            policy.early_grace,
+        )
+        .await?;
+        let ctx = StartContext {
+            customer_id,
+            named: named.clone(),
+            on_connector: on_connector.clone(),
+        };
+        let decision = charging::decide_start(req, &ctx, policy);
+        let now = to_millis(OffsetDateTime::now_utc());
+        let (status, auth, owner, reservation_id, refusal) = match &decision {
+            StartDecision::Accept { reservation_id } => (
+                TransactionStatus::Active,
+                Authorization::Accepted,
+                customer_id,
+                *reservation_id,
+                None,
+            ),
+            StartDecision::Refuse { status, reason } => (
+                TransactionStatus::Refused,
+                *status,
+                None,
+                None,
+                Some(*reason),
+            ),
+        };
+        let inserted = sqlx::query_scalar::<_, i32>(
+            "INSERT INTO transactions (charger_id, connector_id, id_tag, customer_id, \
+             reservation_id, status, auth_status, meter_start_wh, started_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ms_to_ts($9), ms_to_ts($10), \
+             ms_to_ts($10)) RETURNING id",
+        )
+        .bind(charger)
+        .bind(connector)
+        .bind(&req.id_tag)
+        .bind(owner)
+        .bind(reservation_id)
+        .bind(status.as_str())
+        .bind(auth.as_str())
+        .bind(req.meter_start_wh)
+        .bind(started)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok(id) => id,
+            // The same StartTransaction committed meanwhile (the retry answers it as repeated),
+            // or the reservation got linked by another start (the retry decides again).
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Database(retry_marker())),
+            Err(e) => return Err(e.into()),
+        };
+        let mut reservation = reservation_id
+            .and_then(|rid| named.into_iter().chain(on_connector).find(|r| r.id == rid));
+        if let Some(r) = reservation.as_mut() {
+            set_reservation_status(&mut tx, r, ReservationStatus::ChargingStarted, now).await?;
+        }
+        let mut transaction = Transaction {
+            id,
+            charger_id: req.charger_id.clone(),
+            connector_id: req.connector_id,
+            id_tag: req.id_tag.clone(),
+            customer_id: owner,
+            reservation_id,
+            status,
+            authorization: auth,
+            meter_start_wh: req.meter_start_wh,
+            started_at: from_millis(started),
+            meter_stop_wh: None,
+            stopped_at: None,
+            stop_reason: None,
+            last_meter_wh: None,
+            last_meter_at: None,
+            energy_wh: None,
+            created_at: from_millis(now),
+            updated_at: from_millis(now),
+        };
+        transaction.compute_energy();
+        let event = if status == TransactionStatus::Refused {
+            kind::TRANSACTION_REFUSED
+        } else {
+            kind::TRANSACTION_STARTED
+        };
+        let seq = append_event(
+            &mut tx,
+            event,
+            Some(charger),
+            owner,
+            reservation_id,
+            &data::transaction(&transaction, reservation.as_ref()),
+        )
+        .await?;
+        self.commit(tx, Some(seq)).await?;
+        Ok(StartOutcome {
+            transaction,
+            reservation,
+            repeated: false,
+            refusal,
+        })
+    }
+
+    async fn try_stop(&self, req: &StopRequest) -> Result<StopOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock counts a retried StopTransaction once: a concurrent repeat waits here
+        // and then finds it ENDED.
+        let row = sqlx::query(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1 AND charger_id = $2 \
+             FOR UPDATE"
+        ))
+        .bind(req.transaction_id)
+        .bind(req.charger_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut t) = row.as_ref().map(transaction_from_row).transpose()? else {
+            return Ok(StopOutcome::Unknown);
+        };
+        if t.status != TransactionStatus::Active {
+            return Ok(StopOutcome::Unchanged(t));
+        }
+        let now = to_millis(OffsetDateTime::now_utc());
+        let stopped = to_millis(req.timestamp);
+        sqlx::query(
+            "UPDATE transactions SET status = 'ENDED', meter_stop_wh = $1, \
+             stopped_at = ms_to_ts($2), stop_reason = $3, updated_at = ms_to_ts($4) WHERE id = $5",
+        )
+        .bind(req.meter_stop_wh)
+        .bind(stopped)
+        .bind(&req.reason)
+        .bind(now)
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await?;
+        t.status = TransactionStatus::Ended;
+        t.meter_stop_wh = Some(req.meter_stop_wh);
+        t.stopped_at = Some(from_millis(stopped));
+        t.stop_reason = req.reason.clone();
+        t.updated_at = from_millis(now);
+        t.compute_energy();
+        let mut reservation = match t.reservation_id {
+            Some(id) => reservation_on(&mut tx, id).await?,
+            None => None,
+        };
+        if let Some(r) = reservation
+            .as_mut()
+            .filter(|r| r.status == ReservationStatus::ChargingStarted)
+        {
+            set_reservation_status(&mut tx, r, ReservationStatus::ChargingEnded, now).await?;
+        }
+        let seq = append_event(
+            &mut tx,
+            kind::TRANSACTION_STOPPED,
+            Some(t.charger_id.as_str()),
+            t.customer_id,
+            t.reservation_id,
+            &data::transaction(&t, reservation.as_ref()),
+        )
+        .await?;
+        self.commit(tx, Some(seq)).await?;
+        Ok(StopOutcome::Stopped {
+            transaction: t,
+            reservation,
+        })
+    }
+
+    async fn try_meter(&self, m: &MeterReadings) -> Result<Option<Transaction>, StoreError> {
+        let charger = m.charger_id.as_str();
+        let mut tx = self.pool.begin().await?;
+        // Locked, so concurrent messages for one transaction compare against each other's
+        // latest reading instead of overwriting it.
+        let row = match m.transaction_id {
+            Some(id) => {
+                sqlx::query(&format!(
+                    "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1 \
+                     AND charger_id = $2 AND status = 'ACTIVE' FOR UPDATE"
+                ))
+                .bind(id)
+                .bind(charger)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE charger_id = $1 \
+                     AND connector_id = $2 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1 \
+                     FOR UPDATE"
+                ))
+                .bind(charger)
+                .bind(m.connector_id as i32)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let Some(mut t) = row.as_ref().map(transaction_from_row).transpose()? else {
+            return Ok(None);
+        };
+        let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
+            return Ok(None);
+        };
+        let (ats, whs): (Vec<i64>, Vec<i64>) = m
+            .readings
+            .iter()
+            .map(|(at, wh)| (to_millis(*at), *wh))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO meter_values (transaction_id, at, wh) \
+             SELECT $1, ms_to_ts(r.at), r.wh FROM unnest($2::bigint[], $3::bigint[]) AS r(at, wh)",
+        )
+        .bind(t.id)
+        .bind(&ats)
+        .bind(&whs)
+        .execute(&mut *tx)
+        .await?;
+        // Readings can arrive out of order (re-sent after a reconnect): the newest one wins.
+        if t.last_meter_at.is_none_or(|last| latest_at >= last) {
+            let now = to_millis(OffsetDateTime::now_utc());
+            sqlx::query(
+                "UPDATE transactions SET last_meter_wh = $1, last_meter_at = ms_to_ts($2), \
+                 updated_at = ms_to_ts($3) WHERE id = $4",
+            )
+            .bind(latest_wh)
+            .bind(to_millis(latest_at))
+            .bind(now)
+            .bind(t.id)
+            .execute(&mut *tx)
+            .await?;
+            t.last_meter_wh = Some(latest_wh);
+            t.last_meter_at = Some(from_millis(to_millis(latest_at)));
+            t.updated_at = from_millis(now);
+            t.compute_energy();
+        }
+        let seq = append_event(
+            &mut tx,
+            kind::METER_VALUES_RECORDED,
+            Some(charger),
+            t.customer_id,
+            t.reservation_id,
+            &data::transaction(&t, None),
+        )
+        .await?;
+        self.commit(tx, Some(seq)).await?;
+        Ok(Some(t))
+    }
+
+    async fn try_charger_ack(
+        &self,
+        reservation_id: i32,
+        ack: ChargerAck,
+    ) -> Result<Option<Reservation>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut r) = reservation_on(&mut tx, reservation_id).await? else {
+            return Ok(None);
+        };
+        let mut seq = None;
+        if r.status == ReservationStatus::Booked && r.charger_ack != ack {
+            let now = to_millis(OffsetDateTime::now_utc());
+            set_ack(&mut tx, &mut r, ack, now).await?;
+            seq = Some(ack_changed(&mut tx, &r).await?);
+        } else if r.status == ReservationStatus::Cancelled && ack == ChargerAck::Accepted {
+            // Cancelled while ReserveNow was on its way: the charger holds it now.
+            sqlx::query("UPDATE reservations SET cancel_owed = true WHERE id = $1")
+                .bind(reservation_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.commit(tx, seq).await?;
+        Ok(Some(r))
+    }
+
+    async fn try_connector_fault(
+        &self,
+        charger_id: &ChargeBoxId,
+        connector_id: u32,
+        ack: ChargerAck,
+        at: OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (_, live) =
+            lock_reservations(&mut tx, None, charger_id, connector_id, at, grace).await?;
+        let now = to_millis(OffsetDateTime::now_utc());
+        let mut changed = Vec::new();
+        for mut r in live {
+            if r.charger_ack != ack {
+                set_ack(&mut tx, &mut r, ack, now).await?;
+                changed.push(r);
+            }
+        }
+        // Events last: the counter row is held only from here to the commit.
+        let mut seq = None;
+        for r in &changed {
+            seq = Some(ack_changed(&mut tx, r).await?);
+        }
+        self.commit(tx, seq).await?;
+        Ok(changed)
+    }
+
+    async fn try_expire_due(&self, now: OffsetDateTime) -> Result<Vec<Reservation>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Locked in id order first; a reservation a start links meanwhile is re-read as
+        // CHARGING_STARTED and left alone.
+        let rows = sqlx::query(&format!(
+            "WITH due AS (SELECT id FROM reservations WHERE status = 'BOOKED' \
+             AND end_at <= ms_to_ts($1) ORDER BY id FOR UPDATE) \
+             UPDATE reservations SET status = 'EXPIRED', updated_at = ms_to_ts($1) \
+             WHERE id IN (SELECT id FROM due) AND status = 'BOOKED' \
+             RETURNING {RESERVATION_COLUMNS}"
+        ))
+        .bind(to_millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut expired = rows
+            .iter()
+            .map(reservation_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        expired.sort_by_key(|r| r.id);
+        let mut seq = None;
+        for r in &expired {
+            seq = Some(
+                append_event(
+                    &mut tx,
+                    kind::RESERVATION_EXPIRED,
+                    Some(r.charger_id.as_str()),
+                    Some(r.customer_id),
+                    Some(r.id),
+                    &data::reservation(r),
+                )
+                .await?,
+            );
+        }
+        self.commit(tx, seq).await?;
+        Ok(expired)
+    }
+}
+
+fn transaction_from_row(r: &PgRow) -> Result<Transaction, StoreError> {
+    let decode = |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
+    let charger: String = r.try_get("charger_id")?;
+    let status: String = r.try_get("status")?;
+    let auth: String = r.try_get("auth_status")?;
+    let mut t = Transaction {
+        id: r.try_get("id")?,
+        charger_id: ChargeBoxId::parse(&charger)
+            .map_err(|e| decode("charger_id", e.to_string()))?,
+        connector_id: r.try_get::<i32, _>("connector_id")? as u32,
+        id_tag: r.try_get("id_tag")?,
+        customer_id: r.try_get("customer_id")?,
+        reservation_id: r.try_get("reservation_id")?,
+        status: TransactionStatus::parse(&status)
+            .ok_or_else(|| decode("status", status.clone()))?,
+        authorization: Authorization::parse(&auth)
+            .ok_or_else(|| decode("auth_status", auth.clone()))?,
+        meter_start_wh: r.try_get("meter_start_wh")?,
+        started_at: from_millis(r.try_get("started_at")?),
+        meter_stop_wh: r.try_get("meter_stop_wh")?,
+        stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(from_millis),
+        stop_reason: r.try_get("stop_reason")?,
+        last_meter_wh: r.try_get("last_meter_wh")?,
+        last_meter_at: r
+            .try_get::<Option<i64>, _>("last_meter_at")?
+            .map(from_millis),
+        energy_wh: None,
+        created_at: from_millis(r.try_get("created_at")?),
+        updated_at: from_millis(r.try_get("updated_at")?),
+    };
+    t.compute_energy();
+    Ok(t)
+}
+
+/// One reservation, locked until the caller's transaction ends.
+async fn reservation_on(tx: &mut PgConnection, id: i32) -> Result<Option<Reservation>, StoreError> {
+    reservation_in(tx, id, " FOR UPDATE").await
+}
+
+/// One reservation read in the caller's transaction, with `lock` (a locking clause, or "").
+async fn reservation_in(
+    tx: &mut PgConnection,
+    id: i32,
+    lock: &str,
+) -> Result<Option<Reservation>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    row.as_ref().map(reservation_from_row).transpose()
+}
+
+/// Lock, in id order and in one statement, the reservation `named` (if any) and the live
+/// reservations on the connector whose slot, widened by `grace` before its start, holds `at`.
+/// Returns the named one and the earliest-starting of those on the connector, as SQLite's
+/// `reservation_on` and `live_on_connector` read them. A row changed by a concurrent writer is
+/// returned as that writer committed it (and dropped if it no longer qualifies).
+async fn lock_reservations(
+    tx: &mut PgConnection,
+    named: Option<i32>,
+    charger_id: &ChargeBoxId,
+    connector_id: u32,
+    at: OffsetDateTime,
+    grace: time::Duration,
+) -> Result<(Option<Reservation>, Vec<Reservation>), StoreError> {
+    // PostgreSQL re-evaluates the whole select list on the newest row version after waiting
+    // for a lock, so `on_connector` describes the row as returned.
+    let rows = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS}, ({LIVE_AT}) AS on_connector FROM reservations \
+         WHERE id = $1 OR ({LIVE_AT}) ORDER BY id FOR UPDATE"
+    ))
+    .bind(named)
+    .bind(charger_id.as_str())
+    .bind(connector_id as i32)
+    .bind(to_millis(at + grace))
+    .bind(to_millis(at))
+    .fetch_all(tx)
+    .await?;
+    let mut found = None;
+    let mut live = Vec::new();
+    for row in &rows {
+        let r = reservation_from_row(row)?;
+        if row.try_get::<bool, _>("on_connector")? {
+            live.push(r.clone());
+        }
+        if Some(r.id) == named {
+            found = Some(r);
+        }
+    }
+    live.sort_by_key(|r| r.slot.start());
+    live.truncate(ON_CONNECTOR_LIMIT);
+    Ok((found, live))
+}
+
+/// The charger's answer to ReserveNow (or a connector fault) as the reservation shows it; the
+/// caller appends [`ack_changed`] once its other writes are done.
+async fn set_ack(
+    tx: &mut PgConnection,
+    r: &mut Reservation,
+    ack: ChargerAck,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE reservations SET charger_ack = $1, updated_at = ms_to_ts($2) WHERE id = $3",
+    )
+    .bind(ack.as_str())
+    .bind(now)
+    .bind(r.id)
+    .execute(tx)
+    .await?;
+    r.charger_ack = ack;
+    r.updated_at = from_millis(now);
+    Ok(())
+}
+
+async fn ack_changed(tx: &mut PgConnection, r: &Reservation) -> Result<i64, StoreError> {
+    append_event(
+        tx,
+        kind::RESERVATION_ACK_CHANGED,
+        Some(r.charger_id.as_str()),
+        Some(r.customer_id),
+        Some(r.id),
+        &data::reservation(r),
+    )
+    .await
+}
+
+/// Move a (locked) reservation to `status`, keeping `r` in step.
+async fn set_reservation_status(
+    tx: &mut PgConnection,
+    r: &mut Reservation,
+    status: ReservationStatus,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE reservations SET status = $1, updated_at = ms_to_ts($2) WHERE id = $3")
+        .bind(status.as_str())
+        .bind(now)
+        .bind(r.id)
+        .execute(tx)
+        .await?;
+    r.status = status;
+    r.updated_at = from_millis(now);
+    Ok(())
+}
+
 /// Append one event inside the caller's transaction, as its last write: the counter row stays
 /// locked from here to commit, so event-writing transactions commit in seq order and a rolled
 /// back one gives its number back.
@@ -657,7 +1233,7 @@ fn retry_marker() -> sqlx::Error {
     sqlx::Error::Protocol(RETRY_MARKER.into())
 }
 
-const RETRY_MARKER: &str = "echarging: the conflicting reservation vanished; retry";
+const RETRY_MARKER: &str = "echarging: lost a race to a concurrent write; retry";
 
 fn is_transient(e: &sqlx::Error) -> bool {
     has_sqlstate(e, DEADLOCK_DETECTED)
@@ -899,6 +1475,130 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| Ok((r.try_get::<i32, _>(0)?, r.try_get::<i32, _>(1)?)))
             .collect()
+    }
+
+    async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = $1")
+                .bind(id_tag.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn start_transaction(
+        &self,
+        req: &StartRequest,
+        policy: &StartPolicy,
+    ) -> Result<StartOutcome, StoreError> {
+        retrying(|| self.try_start(req, policy)).await
+    }
+
+    async fn stop_transaction(&self, req: &StopRequest) -> Result<StopOutcome, StoreError> {
+        retrying(|| self.try_stop(req)).await
+    }
+
+    async fn record_meter_values(
+        &self,
+        readings: &MeterReadings,
+    ) -> Result<Option<Transaction>, StoreError> {
+        retrying(|| self.try_meter(readings)).await
+    }
+
+    async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(transaction_from_row).transpose()
+    }
+
+    async fn transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE true"
+        ));
+        if let Some(c) = &filter.charger_id {
+            q.push(" AND charger_id = ")
+                .push_bind(c.as_str().to_string());
+        }
+        if let Some(c) = filter.customer_id {
+            q.push(" AND customer_id = ").push_bind(c);
+        }
+        if let Some(s) = filter.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(transaction_from_row).collect()
+    }
+
+    async fn record_charger_ack(
+        &self,
+        reservation_id: i32,
+        ack: ChargerAck,
+    ) -> Result<Option<Reservation>, StoreError> {
+        retrying(|| self.try_charger_ack(reservation_id, ack)).await
+    }
+
+    async fn record_connector_fault(
+        &self,
+        charger_id: &ChargeBoxId,
+        connector_id: u32,
+        ack: ChargerAck,
+        at: OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        retrying(|| self.try_connector_fault(charger_id, connector_id, ack, at, grace)).await
+    }
+
+    async fn record_cancel_delivered(&self, reservation_id: i32) -> Result<(), StoreError> {
+        sqlx::query("UPDATE reservations SET cancel_owed = false WHERE id = $1")
+            .bind(reservation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<Reservation>, StoreError> {
+        retrying(|| self.try_expire_due(now)).await
+    }
+
+    async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError> {
+        let now = to_millis(now);
+        let booked = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations \
+             WHERE status = 'BOOKED' AND end_at > ms_to_ts($1) ORDER BY start_at, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let owed = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations \
+             WHERE cancel_owed AND end_at > ms_to_ts($1) ORDER BY start_at, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(DispatchAgenda {
+            booked: booked
+                .iter()
+                .map(reservation_from_row)
+                .collect::<Result<_, _>>()?,
+            cancels_owed: owed
+                .iter()
+                .map(reservation_from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn head(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.head.subscribe()
     }
 
     async fn close(&self) {

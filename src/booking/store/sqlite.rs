@@ -6,6 +6,7 @@
 //! the last ones). No double booking is enforced by triggers in the schema.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,10 +19,15 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Page, Store, StoreError};
+use super::{Head, Page, Store, StoreError};
 use crate::booking::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, MAX_CONNECTORS,
     NewCharger, from_millis, to_millis,
+};
+use crate::booking::charging::{
+    self, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision, StartOutcome,
+    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
+    TransactionStatus,
 };
 use crate::booking::customer::{Customer, NewCustomer};
 use crate::booking::event::{Event, data, kind};
@@ -37,8 +43,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The single writer connection.
     writer: SqlitePool,
-    /// Bookings go through the batching writer (group commit), see [`run_batches`].
+    /// Bookings and transaction messages go through the batching writer (group commit), see
+    /// [`run_batches`].
     batches: mpsc::Sender<WriteJob>,
+    head: Arc<Head>,
 }
 
 /// What a batched job does once its batch committed (`Ok`) or failed to.
@@ -59,7 +67,7 @@ const MAX_BATCH: usize = 128;
 /// one `BEGIN IMMEDIATE … COMMIT` and only then answers each: an answered booking is committed.
 /// With one writer connection the statements are the cost, so sharing BEGIN/COMMIT among the
 /// concurrent bookings is what lifts throughput.
-async fn run_batches(writer: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
+async fn run_batches(writer: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>, head: Arc<Head>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
@@ -68,17 +76,21 @@ async fn run_batches(writer: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
             for job in batch.drain(..) {
                 finishes.push(job(&mut tx).await?);
             }
+            let seq = last_seq(&mut tx).await?;
             tx.commit().await?;
-            Ok::<(), StoreError>(())
+            Ok::<i64, StoreError>(seq)
         }
         .await;
+        if let Ok(seq) = outcome {
+            head.advance(seq);
+        }
         batch.clear(); // jobs not reached after a failure are dropped: their callers see it
         if let Err(e) = &outcome {
             tracing::error!(error = %e, jobs = finishes.len(), "write batch rolled back");
         }
         for finish in finishes {
             finish(match &outcome {
-                Ok(()) => Ok(()),
+                Ok(_) => Ok(()),
                 Err(e) => Err(StoreError::NotCompleted(format!(
                     "the write batch failed: {e}"
                 ))),
@@ -122,13 +134,43 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options.read_only(true))
             .await?;
+        let head = Arc::new(Head::new(last_seq(&mut *writer.acquire().await?).await?));
         let (batches, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_batches(writer.clone(), jobs));
+        tokio::spawn(run_batches(writer.clone(), jobs, head.clone()));
         Ok(SqliteStore {
             pool,
             writer,
             batches,
+            head,
         })
+    }
+
+    /// Run `work` on the batching writer's open transaction and return its value once the
+    /// batch committed. `work` must only fail on a database error (the batch rolls back);
+    /// refusals are values.
+    async fn batched<T: Send + 'static>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            Box::pin(async move {
+                let value = work(conn).await?;
+                let finish: Finish = Box::new(move |committed| {
+                    let _ = reply.send(committed.map(|()| value));
+                });
+                Ok(finish)
+            })
+        });
+        self.batches
+            .send(job)
+            .await
+            .map_err(|_| StoreError::NotCompleted("the store is closed".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::NotCompleted("the write batch failed before this write ran".into())
+        })?
     }
 
     async fn connector_statuses(
@@ -291,6 +333,15 @@ async fn append_event(
     Ok(seq)
 }
 
+/// The last event's seq (0 for an empty log).
+async fn last_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// The overlap trigger's refusal.
 fn is_overlap(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.message().contains("reservations_no_overlap"))
@@ -348,7 +399,7 @@ impl Store for SqliteStore {
             created_at: from_millis(now),
             updated_at: from_millis(now),
         };
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_REGISTERED,
             Some(new.id.as_str()),
@@ -358,6 +409,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        self.head.advance(seq);
         Ok(record)
     }
 
@@ -422,7 +474,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let record = charger_from_row(&row)?;
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_UPDATED,
             Some(id.as_str()),
@@ -432,6 +484,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        self.head.advance(seq);
         self.charger(id).await
     }
 
@@ -456,7 +509,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CHARGER_DELETED,
             Some(id.as_str()),
@@ -466,6 +519,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        self.head.advance(seq);
         Ok(true)
     }
 
@@ -574,7 +628,7 @@ impl Store for SqliteStore {
             id_tags: new.id_tags.iter().map(|t| t.as_str().to_string()).collect(),
             created_at: from_millis(to_millis(now)),
         };
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::CUSTOMER_CREATED,
             None,
@@ -584,6 +638,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        self.head.advance(seq);
         Ok(customer)
     }
 
@@ -690,14 +745,18 @@ impl Store for SqliteStore {
             return Err(CancelError::NotCancellable(reservation.status));
         }
         let now = OffsetDateTime::now_utc();
-        sqlx::query("UPDATE reservations SET status = 'CANCELLED', updated_at = ? WHERE id = ?")
-            .bind(to_millis(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // A charger that was ever asked may hold it: it is owed a CancelReservation.
+        sqlx::query(
+            "UPDATE reservations SET status = 'CANCELLED', updated_at = ?, \
+             cancel_owed = (charger_ack <> 'PENDING') WHERE id = ?",
+        )
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         reservation.status = ReservationStatus::Cancelled;
         reservation.updated_at = from_millis(to_millis(now));
-        append_event(
+        let seq = append_event(
             &mut tx,
             kind::RESERVATION_CANCELLED,
             Some(reservation.charger_id.as_str()),
@@ -707,6 +766,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        self.head.advance(seq);
         Ok(reservation)
     }
 
@@ -754,6 +814,199 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = ?")
+                .bind(id_tag.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn start_transaction(
+        &self,
+        req: &StartRequest,
+        policy: &StartPolicy,
+    ) -> Result<StartOutcome, StoreError> {
+        let (req, policy) = (req.clone(), *policy);
+        self.batched(move |conn| Box::pin(async move { start_on(conn, &req, &policy).await }))
+            .await
+    }
+
+    async fn stop_transaction(&self, req: &StopRequest) -> Result<StopOutcome, StoreError> {
+        let req = req.clone();
+        self.batched(move |conn| Box::pin(async move { stop_on(conn, &req).await }))
+            .await
+    }
+
+    async fn record_meter_values(
+        &self,
+        readings: &MeterReadings,
+    ) -> Result<Option<Transaction>, StoreError> {
+        let readings = readings.clone();
+        self.batched(move |conn| Box::pin(async move { meter_on(conn, &readings).await }))
+            .await
+    }
+
+    async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(transaction_from_row).transpose()
+    }
+
+    async fn transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE 1 = 1"
+        ));
+        if let Some(c) = &filter.charger_id {
+            q.push(" AND charger_id = ")
+                .push_bind(c.as_str().to_string());
+        }
+        if let Some(c) = filter.customer_id {
+            q.push(" AND customer_id = ").push_bind(c);
+        }
+        if let Some(s) = filter.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(transaction_from_row).collect()
+    }
+
+    async fn record_charger_ack(
+        &self,
+        reservation_id: i32,
+        ack: ChargerAck,
+    ) -> Result<Option<Reservation>, StoreError> {
+        self.batched(move |conn| {
+            Box::pin(async move {
+                let Some(mut r) = reservation_on(conn, reservation_id).await? else {
+                    return Ok(None);
+                };
+                if r.status == ReservationStatus::Booked && r.charger_ack != ack {
+                    set_ack(conn, &mut r, ack).await?;
+                } else if r.status == ReservationStatus::Cancelled && ack == ChargerAck::Accepted {
+                    // Cancelled while ReserveNow was on its way: the charger holds it now.
+                    sqlx::query("UPDATE reservations SET cancel_owed = 1 WHERE id = ?")
+                        .bind(reservation_id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(Some(r))
+            })
+        })
+        .await
+    }
+
+    async fn record_connector_fault(
+        &self,
+        charger_id: &ChargeBoxId,
+        connector_id: u32,
+        ack: ChargerAck,
+        at: OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let charger_id = charger_id.clone();
+        self.batched(move |conn| {
+            Box::pin(async move {
+                let mut changed = Vec::new();
+                for mut r in live_on_connector(conn, &charger_id, connector_id, at, grace).await? {
+                    if r.charger_ack != ack {
+                        set_ack(conn, &mut r, ack).await?;
+                        changed.push(r);
+                    }
+                }
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
+    async fn record_cancel_delivered(&self, reservation_id: i32) -> Result<(), StoreError> {
+        self.batched(move |conn| {
+            Box::pin(async move {
+                sqlx::query("UPDATE reservations SET cancel_owed = 0 WHERE id = ?")
+                    .bind(reservation_id)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<Reservation>, StoreError> {
+        self.batched(move |conn| {
+            Box::pin(async move {
+                let at = to_millis(now);
+                let rows = sqlx::query(&format!(
+                    "UPDATE reservations SET status = 'EXPIRED', updated_at = ?1 \
+                     WHERE status = 'BOOKED' AND end_ms <= ?1 RETURNING {RESERVATION_COLUMNS}"
+                ))
+                .bind(at)
+                .fetch_all(&mut *conn)
+                .await?;
+                let expired = rows
+                    .iter()
+                    .map(reservation_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                for r in &expired {
+                    append_event(
+                        conn,
+                        kind::RESERVATION_EXPIRED,
+                        Some(r.charger_id.as_str()),
+                        Some(r.customer_id),
+                        Some(r.id),
+                        &data::reservation(r),
+                    )
+                    .await?;
+                }
+                Ok(expired)
+            })
+        })
+        .await
+    }
+
+    async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError> {
+        let now = to_millis(now);
+        let booked = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations \
+             WHERE status = 'BOOKED' AND end_ms > ? ORDER BY start_ms, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let owed = sqlx::query(&format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations \
+             WHERE cancel_owed = 1 AND end_ms > ? ORDER BY start_ms, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(DispatchAgenda {
+            booked: booked
+                .iter()
+                .map(reservation_from_row)
+                .collect::<Result<_, _>>()?,
+            cancels_owed: owed
+                .iter()
+                .map(reservation_from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn head(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.head.subscribe()
     }
 
     async fn close(&self) {
@@ -865,4 +1118,418 @@ async fn book_on(
     )
     .await?;
     Ok(Ok(reservation))
+}
+
+const TRANSACTION_COLUMNS: &str = "id, charger_id, connector_id, id_tag, customer_id, \
+     reservation_id, status, auth_status, meter_start_wh, started_at, meter_stop_wh, stopped_at, \
+     stop_reason, last_meter_wh, last_meter_at, created_at, updated_at";
+
+fn transaction_from_row(r: &SqliteRow) -> Result<Transaction, StoreError> {
+    let decode = |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
+    let charger: String = r.try_get("charger_id")?;
+    let status: String = r.try_get("status")?;
+    let auth: String = r.try_get("auth_status")?;
+    let mut t = Transaction {
+        id: r.try_get::<i64, _>("id")? as i32,
+        charger_id: ChargeBoxId::parse(&charger)
+            .map_err(|e| decode("charger_id", e.to_string()))?,
+        connector_id: r.try_get::<i64, _>("connector_id")? as u32,
+        id_tag: r.try_get("id_tag")?,
+        customer_id: r.try_get("customer_id")?,
+        reservation_id: r
+            .try_get::<Option<i64>, _>("reservation_id")?
+            .map(|v| v as i32),
+        status: TransactionStatus::parse(&status)
+            .ok_or_else(|| decode("status", status.clone()))?,
+        authorization: Authorization::parse(&auth)
+            .ok_or_else(|| decode("auth_status", auth.clone()))?,
+        meter_start_wh: r.try_get("meter_start_wh")?,
+        started_at: from_millis(r.try_get("started_at")?),
+        meter_stop_wh: r.try_get("meter_stop_wh")?,
+        stopped_at: r.try_get::<Option<i64>, _>("stopped_at")?.map(from_millis),
+        stop_reason: r.try_get("stop_reason")?,
+        last_meter_wh: r.try_get("last_meter_wh")?,
+        last_meter_at: r
+            .try_get::<Option<i64>, _>("last_meter_at")?
+            .map(from_millis),
+        energy_wh: None,
+        created_at: from_millis(r.try_get("created_at")?),
+        updated_at: from_millis(r.try_get("updated_at")?),
+    };
+    t.compute_energy();
+    Ok(t)
+}
+
+async fn reservation_on(
+    conn: &mut SqliteConnection,
+    id: i32,
+) -> Result<Option<Reservation>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(reservation_from_row).transpose()
+}
+
+/// Live reservations on a connector whose slot, widened by `grace` before its start, holds `at`.
+async fn live_on_connector(
+    conn: &mut SqliteConnection,
+    charger_id: &ChargeBoxId,
+    connector_id: u32,
+    at: OffsetDateTime,
+    grace: time::Duration,
+) -> Result<Vec<Reservation>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE charger_id = ? AND connector_id = ? \
+         AND status IN ('BOOKED', 'CHARGING_STARTED') AND start_ms <= ? AND end_ms > ? \
+         ORDER BY start_ms LIMIT 4"
+    ))
+    .bind(charger_id.as_str())
+    .bind(i64::from(connector_id))
+    .bind(to_millis(at + grace))
+    .bind(to_millis(at))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(reservation_from_row).collect()
+}
+
+async fn set_ack(
+    conn: &mut SqliteConnection,
+    r: &mut Reservation,
+    ack: ChargerAck,
+) -> Result<(), StoreError> {
+    let now = OffsetDateTime::now_utc();
+    sqlx::query("UPDATE reservations SET charger_ack = ?, updated_at = ? WHERE id = ?")
+        .bind(ack.as_str())
+        .bind(to_millis(now))
+        .bind(r.id)
+        .execute(&mut *conn)
+        .await?;
+    r.charger_ack = ack;
+    r.updated_at = from_millis(to_millis(now));
+    append_event(
+        conn,
+        kind::RESERVATION_ACK_CHANGED,
+        Some(r.charger_id.as_str()),
+        Some(r.customer_id),
+        Some(r.id),
+        &data::reservation(r),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Move a reservation to `status` (from the status it must be in), keeping `r` in step.
+async fn set_reservation_status(
+    conn: &mut SqliteConnection,
+    r: &mut Reservation,
+    status: ReservationStatus,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE reservations SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(now)
+        .bind(r.id)
+        .execute(conn)
+        .await?;
+    r.status = status;
+    r.updated_at = from_millis(now);
+    Ok(())
+}
+
+async fn transaction_where(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    binds: &[&dyn ToSqliteArg],
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!("SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE {condition} LIMIT 1");
+    let mut q = sqlx::query(&sql);
+    for b in binds {
+        q = b.bind_to(q);
+    }
+    let row = q.fetch_optional(conn).await?;
+    row.as_ref().map(transaction_from_row).transpose()
+}
+
+/// Lets [`transaction_where`] take text and integer arguments alike.
+trait ToSqliteArg: Sync {
+    fn bind_to<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+}
+
+impl ToSqliteArg for i64 {
+    fn bind_to<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        q.bind(*self)
+    }
+}
+
+impl ToSqliteArg for &str {
+    fn bind_to<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        q.bind(*self)
+    }
+}
+
+async fn start_on(
+    conn: &mut SqliteConnection,
+    req: &StartRequest,
+    policy: &StartPolicy,
+) -> Result<StartOutcome, StoreError> {
+    let started = to_millis(req.timestamp);
+    let connector = i64::from(req.connector_id);
+    let charger = req.charger_id.as_str();
+    let tag = req.id_tag.as_str();
+    if let Some(transaction) = transaction_where(
+        conn,
+        "charger_id = ? AND connector_id = ? AND started_at = ? AND meter_start_wh = ? \
+         AND id_tag = ?",
+        &[&charger, &connector, &started, &req.meter_start_wh, &tag],
+    )
+    .await?
+    {
+        let reservation = match transaction.reservation_id {
+            Some(id) => reservation_on(conn, id).await?,
+            None => None,
+        };
+        return Ok(StartOutcome {
+            transaction,
+            reservation,
+            repeated: true,
+            refusal: None,
+        });
+    }
+    let customer_id: Option<i64> =
+        sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = ?")
+            .bind(req.id_tag.to_ascii_lowercase())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let named = match req.reservation_id {
+        Some(id) => reservation_on(conn, id).await?,
+        None => None,
+    };
+    let on_connector = live_on_connector(
+        conn,
+        &req.charger_id,
+        req.connector_id,
+        req.timestamp,
+        policy.early_grace,
+    )
+    .await?;
+    let ctx = StartContext {
+        customer_id,
+        named: named.clone(),
+        on_connector: on_connector.clone(),
+    };
+    let decision = charging::decide_start(req, &ctx, policy);
+    let now = to_millis(OffsetDateTime::now_utc());
+    let (status, auth, owner, reservation_id, refusal) = match &decision {
+        StartDecision::Accept { reservation_id } => (
+            TransactionStatus::Active,
+            Authorization::Accepted,
+            customer_id,
+            *reservation_id,
+            None,
+        ),
+        StartDecision::Refuse { status, reason } => (
+            TransactionStatus::Refused,
+            *status,
+            None,
+            None,
+            Some(*reason),
+        ),
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO transactions (charger_id, connector_id, id_tag, customer_id, reservation_id, \
+         status, auth_status, meter_start_wh, started_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(charger)
+    .bind(connector)
+    .bind(tag)
+    .bind(owner)
+    .bind(reservation_id)
+    .bind(status.as_str())
+    .bind(auth.as_str())
+    .bind(req.meter_start_wh)
+    .bind(started)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut reservation =
+        reservation_id.and_then(|rid| named.into_iter().chain(on_connector).find(|r| r.id == rid));
+    if let Some(r) = reservation.as_mut() {
+        set_reservation_status(conn, r, ReservationStatus::ChargingStarted, now).await?;
+    }
+    let mut transaction = Transaction {
+        id: id as i32,
+        charger_id: req.charger_id.clone(),
+        connector_id: req.connector_id,
+        id_tag: req.id_tag.clone(),
+        customer_id: owner,
+        reservation_id,
+        status,
+        authorization: auth,
+        meter_start_wh: req.meter_start_wh,
+        started_at: from_millis(started),
+        meter_stop_wh: None,
+        stopped_at: None,
+        stop_reason: None,
+        last_meter_wh: None,
+        last_meter_at: None,
+        energy_wh: None,
+        created_at: from_millis(now),
+        updated_at: from_millis(now),
+    };
+    transaction.compute_energy();
+    let event = if status == TransactionStatus::Refused {
+        kind::TRANSACTION_REFUSED
+    } else {
+        kind::TRANSACTION_STARTED
+    };
+    append_event(
+        conn,
+        event,
+        Some(charger),
+        owner,
+        reservation_id,
+        &data::transaction(&transaction, reservation.as_ref()),
+    )
+    .await?;
+    Ok(StartOutcome {
+        transaction,
+        reservation,
+        repeated: false,
+        refusal,
+    })
+}
+
+async fn stop_on(
+    conn: &mut SqliteConnection,
+    req: &StopRequest,
+) -> Result<StopOutcome, StoreError> {
+    let Some(mut t) = transaction_where(
+        conn,
+        "id = ? AND charger_id = ?",
+        &[&i64::from(req.transaction_id), &req.charger_id.as_str()],
+    )
+    .await?
+    else {
+        return Ok(StopOutcome::Unknown);
+    };
+    if t.status != TransactionStatus::Active {
+        return Ok(StopOutcome::Unchanged(t));
+    }
+    let now = to_millis(OffsetDateTime::now_utc());
+    sqlx::query(
+        "UPDATE transactions SET status = 'ENDED', meter_stop_wh = ?, stopped_at = ?, \
+         stop_reason = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(req.meter_stop_wh)
+    .bind(to_millis(req.timestamp))
+    .bind(&req.reason)
+    .bind(now)
+    .bind(t.id)
+    .execute(&mut *conn)
+    .await?;
+    t.status = TransactionStatus::Ended;
+    t.meter_stop_wh = Some(req.meter_stop_wh);
+    t.stopped_at = Some(from_millis(to_millis(req.timestamp)));
+    t.stop_reason = req.reason.clone();
+    t.updated_at = from_millis(now);
+    t.compute_energy();
+    let mut reservation = match t.reservation_id {
+        Some(id) => reservation_on(conn, id).await?,
+        None => None,
+    };
+    if let Some(r) = reservation
+        .as_mut()
+        .filter(|r| r.status == ReservationStatus::ChargingStarted)
+    {
+        set_reservation_status(conn, r, ReservationStatus::ChargingEnded, now).await?;
+    }
+    append_event(
+        conn,
+        kind::TRANSACTION_STOPPED,
+        Some(t.charger_id.as_str()),
+        t.customer_id,
+        t.reservation_id,
+        &data::transaction(&t, reservation.as_ref()),
+    )
+    .await?;
+    Ok(StopOutcome::Stopped {
+        transaction: t,
+        reservation,
+    })
+}
+
+async fn meter_on(
+    conn: &mut SqliteConnection,
+    m: &MeterReadings,
+) -> Result<Option<Transaction>, StoreError> {
+    let charger = m.charger_id.as_str();
+    let found = match m.transaction_id {
+        Some(id) => {
+            transaction_where(
+                conn,
+                "id = ? AND charger_id = ? AND status = 'ACTIVE'",
+                &[&i64::from(id), &charger],
+            )
+            .await?
+        }
+        None => {
+            transaction_where(
+                conn,
+                "charger_id = ? AND connector_id = ? AND status = 'ACTIVE' ORDER BY id DESC",
+                &[&charger, &i64::from(m.connector_id)],
+            )
+            .await?
+        }
+    };
+    let Some(mut t) = found else { return Ok(None) };
+    let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
+        return Ok(None);
+    };
+    let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO meter_values (transaction_id, at, wh) ");
+    q.push_values(&m.readings, |mut row, (at, wh)| {
+        row.push_bind(t.id).push_bind(to_millis(*at)).push_bind(*wh);
+    });
+    q.build().execute(&mut *conn).await?;
+    // Readings can arrive out of order (re-sent after a reconnect): the newest one wins.
+    if t.last_meter_at.is_none_or(|last| latest_at >= last) {
+        let now = to_millis(OffsetDateTime::now_utc());
+        sqlx::query(
+            "UPDATE transactions SET last_meter_wh = ?, last_meter_at = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(latest_wh)
+        .bind(to_millis(latest_at))
+        .bind(now)
+        .bind(t.id)
+        .execute(&mut *conn)
+        .await?;
+        t.last_meter_wh = Some(latest_wh);
+        t.last_meter_at = Some(from_millis(to_millis(latest_at)));
+        t.updated_at = from_millis(now);
+        t.compute_energy();
+    }
+    append_event(
+        conn,
+        kind::METER_VALUES_RECORDED,
+        Some(charger),
+        t.customer_id,
+        t.reservation_id,
+        &data::transaction(&t, None),
+    )
+    .await?;
+    Ok(Some(t))
 }

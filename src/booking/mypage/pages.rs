@@ -1,0 +1,472 @@
+//! Where the my-page view is kept: its own tables, apart from the ledger's. With SQLite they
+//! live in a file of their own next to the ledger (`echarging-mypage.db` beside
+//! `echarging.db`), so the projection's writes never queue behind or in front of bookings and
+//! transactions on the ledger's single writer. With PostgreSQL they are `page_*` tables in the
+//! same database. The view is disposable: its tables are created at open, and a view of another
+//! [`super::VERSION`] is dropped and rebuilt from the log.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Charging, PageChange, PageCustomer, PageEntry, VERSION};
+use crate::booking::charger::{from_millis, to_millis};
+use crate::booking::reservation::{ChargerAck, ReservationStatus};
+use crate::booking::store::StoreError;
+
+#[async_trait]
+pub trait PageStore: Send + Sync + 'static {
+    /// The `seq` of the last event folded in (0: none).
+    async fn cursor(&self) -> Result<i64, StoreError>;
+    /// Apply `changes` and move the cursor to `cursor`, in one transaction.
+    async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError>;
+    async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError>;
+    /// A customer's entries, newest slot first, strictly after `after` = (start ms, id).
+    async fn entries(
+        &self,
+        customer_id: i64,
+        after: Option<(i64, i32)>,
+        limit: u32,
+    ) -> Result<Vec<PageEntry>, StoreError>;
+    async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError>;
+    /// Empty the view and its cursor (a rebuild follows).
+    async fn reset(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+}
+
+/// Open the view that belongs to the ledger at `database_url`.
+pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn PageStore>, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqlitePages::open(database_url).await?))
+    } else {
+        Ok(std::sync::Arc::new(PgPages::open(database_url).await?))
+    }
+}
+
+/// The view's file for a ledger file: `x.db` → `x-mypage.db`.
+pub fn sqlite_view_url(ledger_url: &str) -> String {
+    let (path, query) = match ledger_url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (ledger_url, None),
+    };
+    let view = match path.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => format!("{stem}-mypage.{ext}"),
+        _ => format!("{path}-mypage"),
+    };
+    match query {
+        Some(q) => format!("{view}?{q}"),
+        None => view,
+    }
+}
+
+const SQLITE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS page_meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS page_customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS page_entries (
+    id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, charger_id TEXT NOT NULL,
+    connector_id INTEGER NOT NULL, id_tag TEXT NOT NULL, start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL, status TEXT NOT NULL, charger_ack TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, transaction_id INTEGER,
+    started_ms INTEGER, ended_ms INTEGER, meter_start_wh INTEGER, meter_stop_wh INTEGER,
+    energy_wh INTEGER, last_meter_wh INTEGER);
+CREATE INDEX IF NOT EXISTS page_entries_by_customer
+    ON page_entries (customer_id, start_ms DESC, id DESC);";
+
+const PG_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS page_meta (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS page_customers (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE IF NOT EXISTS page_entries (
+    id bigint PRIMARY KEY, customer_id bigint NOT NULL, charger_id text NOT NULL,
+    connector_id bigint NOT NULL, id_tag text NOT NULL, start_ms bigint NOT NULL,
+    end_ms bigint NOT NULL, status text NOT NULL, charger_ack text NOT NULL,
+    created_ms bigint NOT NULL, updated_ms bigint NOT NULL, transaction_id bigint,
+    started_ms bigint, ended_ms bigint, meter_start_wh bigint, meter_stop_wh bigint,
+    energy_wh bigint, last_meter_wh bigint);
+CREATE INDEX IF NOT EXISTS page_entries_by_customer
+    ON page_entries (customer_id, start_ms DESC, id DESC);";
+
+const DROP_TABLES: &str = "DROP TABLE IF EXISTS page_entries; DROP TABLE IF EXISTS \
+    page_customers; DROP TABLE IF EXISTS page_meta;";
+
+const ENTRY_COLUMNS: &str = "id, customer_id, charger_id, connector_id, id_tag, start_ms, \
+    end_ms, status, charger_ack, created_ms, updated_ms, transaction_id, started_ms, ended_ms, \
+    meter_start_wh, meter_stop_wh, energy_wh, last_meter_wh";
+
+// The statements are written once with `$n` placeholders, which both SQLite and PostgreSQL
+// accept, so both backends fold events with the very same SQL.
+const UPSERT_CUSTOMER: &str = "INSERT INTO page_customers (id, name) VALUES ($1, $2) \
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name";
+const UPSERT_RESERVATION: &str = "INSERT INTO page_entries (id, customer_id, charger_id, \
+    connector_id, id_tag, start_ms, end_ms, status, charger_ack, created_ms, updated_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET \
+    customer_id = excluded.customer_id, charger_id = excluded.charger_id, \
+    connector_id = excluded.connector_id, id_tag = excluded.id_tag, \
+    start_ms = excluded.start_ms, end_ms = excluded.end_ms, status = excluded.status, \
+    charger_ack = excluded.charger_ack, created_ms = excluded.created_ms, \
+    updated_ms = excluded.updated_ms";
+const SET_CHARGING: &str = "UPDATE page_entries SET transaction_id = $2, started_ms = $3, \
+    ended_ms = $4, meter_start_wh = $5, meter_stop_wh = $6, energy_wh = $7, \
+    last_meter_wh = $8 WHERE id = $1";
+const SET_CURSOR: &str = "INSERT INTO page_meta (name, value) VALUES ('cursor', $1) \
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// Bind and run the fold of `changes` on any sqlx connection (one macro, two backends).
+macro_rules! fold {
+    ($conn:expr, $changes:expr, $cursor:expr) => {{
+        for change in $changes {
+            let (reservation, charging) = match change {
+                PageChange::Customer(c) => {
+                    sqlx::query(UPSERT_CUSTOMER)
+                        .bind(c.id)
+                        .bind(&c.name)
+                        .execute(&mut *$conn)
+                        .await?;
+                    continue;
+                }
+                PageChange::Reservation(r) => (Some(r), None),
+                PageChange::Charging {
+                    reservation_id,
+                    charging,
+                    reservation,
+                } => (reservation.as_ref(), Some((*reservation_id, charging))),
+            };
+            if let Some(r) = reservation {
+                sqlx::query(UPSERT_RESERVATION)
+                    .bind(i64::from(r.id))
+                    .bind(r.customer_id)
+                    .bind(r.charger_id.as_str())
+                    .bind(i64::from(r.connector_id))
+                    .bind(&r.id_tag)
+                    .bind(to_millis(r.slot.start()))
+                    .bind(to_millis(r.slot.end()))
+                    .bind(r.status.as_str())
+                    .bind(r.charger_ack.as_str())
+                    .bind(to_millis(r.created_at))
+                    .bind(to_millis(r.updated_at))
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+            if let Some((id, c)) = charging {
+                sqlx::query(SET_CHARGING)
+                    .bind(i64::from(id))
+                    .bind(i64::from(c.transaction_id))
+                    .bind(to_millis(c.started_at))
+                    .bind(c.ended_at.map(to_millis))
+                    .bind(c.meter_start_wh)
+                    .bind(c.meter_stop_wh)
+                    .bind(c.energy_wh)
+                    .bind(c.last_meter_wh)
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+        }
+        sqlx::query(SET_CURSOR)
+            .bind($cursor)
+            .execute(&mut *$conn)
+            .await?;
+    }};
+}
+
+fn entry_from_row<R: Row>(r: &R) -> Result<PageEntry, StoreError>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("{what}: {v:?}").into());
+    let status: String = r.try_get("status")?;
+    let ack: String = r.try_get("charger_ack")?;
+    let transaction: Option<i64> = r.try_get("transaction_id")?;
+    let charging = match transaction {
+        None => None,
+        Some(id) => Some(Charging {
+            transaction_id: id as i32,
+            started_at: from_millis(r.try_get::<Option<i64>, _>("started_ms")?.unwrap_or(0)),
+            ended_at: r.try_get::<Option<i64>, _>("ended_ms")?.map(from_millis),
+            meter_start_wh: r.try_get::<Option<i64>, _>("meter_start_wh")?.unwrap_or(0),
+            meter_stop_wh: r.try_get("meter_stop_wh")?,
+            energy_wh: r.try_get("energy_wh")?,
+            last_meter_wh: r.try_get("last_meter_wh")?,
+        }),
+    };
+    Ok(PageEntry {
+        id: r.try_get::<i64, _>("id")? as i32,
+        charger_id: r.try_get("charger_id")?,
+        connector_id: r.try_get::<i64, _>("connector_id")? as u32,
+        customer_id: r.try_get("customer_id")?,
+        id_tag: r.try_get("id_tag")?,
+        start: from_millis(r.try_get("start_ms")?),
+        end: from_millis(r.try_get("end_ms")?),
+        status: ReservationStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        charger_ack: ChargerAck::parse(&ack).ok_or_else(|| bad("charger_ack", &ack))?,
+        created_at: from_millis(r.try_get("created_ms")?),
+        updated_at: from_millis(r.try_get("updated_ms")?),
+        charging,
+    })
+}
+
+/// `WHERE` tail for a customer's page after a token; `$1` customer, `$2` start, `$3` id, `$4`
+/// limit.
+const PAGE_QUERY: &str = "WHERE customer_id = $1 AND (start_ms < $2 OR (start_ms = $2 AND \
+    id < $3)) ORDER BY start_ms DESC, id DESC LIMIT $4";
+
+pub struct SqlitePages {
+    pool: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqlitePages {
+    pub async fn open(ledger_url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&sqlite_view_url(ledger_url))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        {
+            let mut conn = writer.acquire().await?;
+            prepare_sqlite(&mut conn).await?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqlitePages { pool, writer })
+    }
+}
+
+async fn prepare_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql(SQLITE_TABLES).execute(&mut *conn).await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'version'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    if version != Some(VERSION) {
+        if version.is_some() {
+            tracing::info!(
+                from = version,
+                to = VERSION,
+                "my-page view reshaped; rebuilding"
+            );
+        }
+        sqlx::raw_sql(DROP_TABLES).execute(&mut *conn).await?;
+        sqlx::raw_sql(SQLITE_TABLES).execute(&mut *conn).await?;
+        sqlx::query("INSERT INTO page_meta (name, value) VALUES ('version', $1)")
+            .bind(VERSION)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PageStore for SqlitePages {
+    async fn cursor(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                .fetch_optional(&self.writer)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        fold!(tx, changes, cursor);
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError> {
+        let row = sqlx::query("SELECT id, name FROM page_customers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(PageCustomer {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn entries(
+        &self,
+        customer_id: i64,
+        after: Option<(i64, i32)>,
+        limit: u32,
+    ) -> Result<Vec<PageEntry>, StoreError> {
+        let (start, id) = after.unwrap_or((i64::MAX, i32::MAX));
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM page_entries {PAGE_QUERY}"
+        ))
+        .bind(customer_id)
+        .bind(start)
+        .bind(i64::from(id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM page_entries WHERE id = $1"
+        ))
+        .bind(i64::from(reservation_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(
+            "DELETE FROM page_entries; DELETE FROM page_customers; \
+             DELETE FROM page_meta WHERE name = 'cursor';",
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+}
+
+pub struct PgPages {
+    pool: PgPool,
+}
+
+impl PgPages {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+        let mut tx = pool.begin().await?;
+        // One process prepares the tables at a time (several nodes may start together).
+        sqlx::query("SELECT pg_advisory_xact_lock(7423001)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(PG_TABLES).execute(&mut *tx).await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'version'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if version != Some(VERSION) {
+            sqlx::raw_sql(DROP_TABLES).execute(&mut *tx).await?;
+            sqlx::raw_sql(PG_TABLES).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO page_meta (name, value) VALUES ('version', $1)")
+                .bind(VERSION)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(PgPages { pool })
+    }
+}
+
+#[async_trait]
+impl PageStore for PgPages {
+    async fn cursor(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        fold!(tx, changes, cursor);
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError> {
+        let row = sqlx::query("SELECT id, name FROM page_customers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(PageCustomer {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn entries(
+        &self,
+        customer_id: i64,
+        after: Option<(i64, i32)>,
+        limit: u32,
+    ) -> Result<Vec<PageEntry>, StoreError> {
+        let (start, id) = after.unwrap_or((i64::MAX, i32::MAX));
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM page_entries {PAGE_QUERY}"
+        ))
+        .bind(customer_id)
+        .bind(start)
+        .bind(i64::from(id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM page_entries WHERE id = $1"
+        ))
+        .bind(i64::from(reservation_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(
+            "DELETE FROM page_entries; DELETE FROM page_customers; \
+             DELETE FROM page_meta WHERE name = 'cursor';",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_sits_beside_the_ledger() {
+        assert_eq!(
+            sqlite_view_url("sqlite://data/echarging.db"),
+            "sqlite://data/echarging-mypage.db"
+        );
+        assert_eq!(
+            sqlite_view_url("sqlite:///tmp/x/ledger.sqlite?mode=rwc"),
+            "sqlite:///tmp/x/ledger-mypage.sqlite?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_view_url("sqlite://data/ledger"),
+            "sqlite://data/ledger-mypage"
+        );
+    }
+}
