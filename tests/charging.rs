@@ -14,19 +14,14 @@ use echarging_sim::Charger;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::schema::assert_server_frames_valid;
-use support::{Customer, TestApp, as_customer, create_customer, spawn_app, spawn_app_with};
+use support::{
+    Customer, TestApp, as_customer, create_customer, now, poll_until, rfc, spawn_app,
+    spawn_app_with,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn rfc(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap()
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
-}
 
 /// A slot from `from_min` to `to_min` minutes from now.
 fn slot(from_min: i64, to_min: i64) -> (String, String) {
@@ -57,22 +52,6 @@ async fn get(app: &TestApp, path: &str) -> Value {
     let r = app.api(Method::GET, path).send().await.unwrap();
     assert_eq!(r.status(), 200, "GET {path}");
     r.json().await.unwrap()
-}
-
-/// Poll `path` until `check` holds.
-async fn wait_for(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let v = get(app, path).await;
-        if check(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never matched: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The next server CALL, which must be `action`.
@@ -162,7 +141,7 @@ async fn the_seven_stories_end_to_end() {
     cp.reply(&call, json!({"status": "Accepted"}))
         .await
         .unwrap();
-    wait_for(&app, &format!("/api/v1/reservations/{rid}"), |r| {
+    poll_until(&app, &format!("/api/v1/reservations/{rid}"), |r| {
         r["chargerAck"] == "ACCEPTED"
     })
     .await;
@@ -185,7 +164,7 @@ async fn the_seven_stories_end_to_end() {
     cp.reply(&call, json!({"status": "Accepted"}))
         .await
         .unwrap();
-    wait_for(&app, &format!("/api/v1/reservations/{bid}"), |r| {
+    poll_until(&app, &format!("/api/v1/reservations/{bid}"), |r| {
         r["chargerAck"] == "ACCEPTED"
     })
     .await;
@@ -311,7 +290,7 @@ async fn a_booking_on_an_offline_charger_reaches_it_after_boot() {
     cp.reply(&call, json!({"status": "Occupied"}))
         .await
         .unwrap();
-    let r = wait_for(&app, &format!("/api/v1/reservations/{rid}"), |r| {
+    let r = poll_until(&app, &format!("/api/v1/reservations/{rid}"), |r| {
         r["chargerAck"] == "OCCUPIED"
     })
     .await;
@@ -325,7 +304,7 @@ async fn a_booking_on_an_offline_charger_reaches_it_after_boot() {
     cp.reply(&call, json!({"status": "Accepted"}))
         .await
         .unwrap();
-    wait_for(&app, &format!("/api/v1/reservations/{rid}"), |r| {
+    poll_until(&app, &format!("/api/v1/reservations/{rid}"), |r| {
         r["chargerAck"] == "ACCEPTED"
     })
     .await;
@@ -333,7 +312,7 @@ async fn a_booking_on_an_offline_charger_reaches_it_after_boot() {
     cp.status_notification(1, "Faulted", "GroundFailure")
         .await
         .unwrap();
-    wait_for(&app, &format!("/api/v1/reservations/{rid}"), |r| {
+    poll_until(&app, &format!("/api/v1/reservations/{rid}"), |r| {
         r["chargerAck"] == "FAULTED"
     })
     .await;

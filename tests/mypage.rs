@@ -13,19 +13,10 @@ use echarging::central::ChargeBoxId;
 use echarging::settings::Settings;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Customer, TestApp, as_customer, create_customer, spawn_app_with};
+use support::{Customer, TestApp, as_customer, create_customer, now, rfc, spawn_app_with};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn rfc(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap()
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
-}
 
 /// An app on a database in `dir`, so a later app (or the rebuild) can reopen it.
 async fn app_in(dir: &std::path::Path) -> TestApp {

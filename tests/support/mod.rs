@@ -153,6 +153,38 @@ impl TestApp {
     }
 }
 
+/// An instant as OCPP and the API write it (RFC 3339).
+pub fn rfc(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Now, to the second (what a charger's clock sends).
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+}
+
+/// GET `path` as the operator until `check` holds for the JSON answer (the read models and the
+/// dispatcher follow the ledger asynchronously), failing after 5 s.
+pub async fn poll_until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = app.api(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        let v: Value = r.json().await.unwrap();
+        if check(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never matched: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A customer as the API created it, with its bearer token.
 pub struct Customer {
     pub id: i64,

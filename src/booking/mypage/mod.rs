@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::charging::Transaction;
 use super::event::{Event, kind};
 use super::reservation::{ChargerAck, Reservation, ReservationStatus};
 
@@ -67,20 +66,6 @@ pub struct Charging {
     /// Live from MeterValues while charging; meterStop − meterStart once ended.
     pub energy_wh: Option<i64>,
     pub last_meter_wh: Option<i64>,
-}
-
-impl From<&Transaction> for Charging {
-    fn from(t: &Transaction) -> Self {
-        Charging {
-            transaction_id: t.id,
-            started_at: t.started_at,
-            ended_at: t.stopped_at,
-            meter_start_wh: t.meter_start_wh,
-            meter_stop_wh: t.meter_stop_wh,
-            energy_wh: t.energy_wh,
-            last_meter_wh: t.last_meter_wh,
-        }
-    }
 }
 
 /// The whole page (`GET /api/v1/me`), newest slot first.

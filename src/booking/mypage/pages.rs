@@ -267,83 +267,6 @@ async fn prepare_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[async_trait]
-impl PageStore for SqlitePages {
-    async fn cursor(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
-                .fetch_optional(&self.writer)
-                .await?
-                .unwrap_or(0),
-        )
-    }
-
-    async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        fold!(tx, changes, cursor);
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError> {
-        let row = sqlx::query("SELECT id, name FROM page_customers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(PageCustomer {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn entries(
-        &self,
-        customer_id: i64,
-        after: Option<(i64, i32)>,
-        limit: u32,
-    ) -> Result<Vec<PageEntry>, StoreError> {
-        let (start, id) = after.unwrap_or((i64::MAX, i32::MAX));
-        let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM page_entries {PAGE_QUERY}"
-        ))
-        .bind(customer_id)
-        .bind(start)
-        .bind(i64::from(id))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(entry_from_row).collect()
-    }
-
-    async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM page_entries WHERE id = $1"
-        ))
-        .bind(i64::from(reservation_id))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(entry_from_row).transpose()
-    }
-
-    async fn reset(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(
-            "DELETE FROM page_entries; DELETE FROM page_customers; \
-             DELETE FROM page_meta WHERE name = 'cursor';",
-        )
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
-    }
-}
-
 pub struct PgPages {
     pool: PgPool,
 }
@@ -374,81 +297,91 @@ impl PgPages {
     }
 }
 
-#[async_trait]
-impl PageStore for PgPages {
-    async fn cursor(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
-    }
+/// The one `PageStore` implementation, for both pools: the SQL is shared, only the pool type
+/// differs. `$writer` runs the fold (SQLite's single writer), `$reader` the page reads.
+macro_rules! page_store {
+    ($store:ty, $writer:ident, $reader:ident) => {
+        #[async_trait]
+        impl PageStore for $store {
+            async fn cursor(&self) -> Result<i64, StoreError> {
+                Ok(
+                    sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                        .fetch_optional(&self.$writer)
+                        .await?
+                        .unwrap_or(0),
+                )
+            }
 
-    async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        fold!(tx, changes, cursor);
-        tx.commit().await?;
-        Ok(())
-    }
+            async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
+                let mut tx = self.$writer.begin().await?;
+                fold!(tx, changes, cursor);
+                tx.commit().await?;
+                Ok(())
+            }
 
-    async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError> {
-        let row = sqlx::query("SELECT id, name FROM page_customers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(PageCustomer {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-            })
-        })
-        .transpose()
-    }
+            async fn customer(&self, id: i64) -> Result<Option<PageCustomer>, StoreError> {
+                let row = sqlx::query("SELECT id, name FROM page_customers WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.$reader)
+                    .await?;
+                row.map(|r| {
+                    Ok(PageCustomer {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                    })
+                })
+                .transpose()
+            }
 
-    async fn entries(
-        &self,
-        customer_id: i64,
-        after: Option<(i64, i32)>,
-        limit: u32,
-    ) -> Result<Vec<PageEntry>, StoreError> {
-        let (start, id) = after.unwrap_or((i64::MAX, i32::MAX));
-        let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM page_entries {PAGE_QUERY}"
-        ))
-        .bind(customer_id)
-        .bind(start)
-        .bind(i64::from(id))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(entry_from_row).collect()
-    }
+            async fn entries(
+                &self,
+                customer_id: i64,
+                after: Option<(i64, i32)>,
+                limit: u32,
+            ) -> Result<Vec<PageEntry>, StoreError> {
+                let (start, id) = after.unwrap_or((i64::MAX, i32::MAX));
+                let rows = sqlx::query(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM page_entries {PAGE_QUERY}"
+                ))
+                .bind(customer_id)
+                .bind(start)
+                .bind(i64::from(id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.$reader)
+                .await?;
+                rows.iter().map(entry_from_row).collect()
+            }
 
-    async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM page_entries WHERE id = $1"
-        ))
-        .bind(i64::from(reservation_id))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(entry_from_row).transpose()
-    }
+            async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM page_entries WHERE id = $1"
+                ))
+                .bind(i64::from(reservation_id))
+                .fetch_optional(&self.$reader)
+                .await?;
+                row.as_ref().map(entry_from_row).transpose()
+            }
 
-    async fn reset(&self) -> Result<(), StoreError> {
-        sqlx::raw_sql(
-            "DELETE FROM page_entries; DELETE FROM page_customers; \
-             DELETE FROM page_meta WHERE name = 'cursor';",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+            async fn reset(&self) -> Result<(), StoreError> {
+                sqlx::raw_sql(
+                    "DELETE FROM page_entries; DELETE FROM page_customers; \
+                     DELETE FROM page_meta WHERE name = 'cursor';",
+                )
+                .execute(&self.$writer)
+                .await?;
+                Ok(())
+            }
 
-    async fn close(&self) {
-        self.pool.close().await;
-    }
+            async fn close(&self) {
+                self.$writer.close().await;
+                self.$reader.close().await;
+            }
+        }
+    };
 }
+
+page_store!(SqlitePages, writer, pool);
+page_store!(PgPages, pool, pool);
 
 #[cfg(test)]
 mod tests {
