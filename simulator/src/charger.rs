@@ -152,6 +152,23 @@ impl Charger {
         })
     }
 
+    /// Opens a fresh WebSocket for this charger after the old one dropped (or to reboot). Message
+    /// ids, frame counters and logs carry on; frames still queued from the old connection are
+    /// discarded, since neither requests nor answers survive their connection in OCPP-J.
+    pub async fn reconnect(&mut self, cfg: &ChargerConfig) -> Result<(), ConnectError> {
+        let (ws, protocol) = connect::open(cfg).await?;
+        self.ws = ws;
+        self.protocol = protocol;
+        self.closed = None;
+        self.queued.clear();
+        Ok(())
+    }
+
+    /// How long `call` waits for an answer.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     pub fn charge_box_id(&self) -> &str {
         &self.charge_box_id
     }
@@ -320,6 +337,15 @@ impl Charger {
             }) => Some((id, action, payload)),
             _ => None,
         }
+    }
+
+    /// Drops queued answers nobody waits for any more (late answers to CALLs that timed out),
+    /// so that a long run against a slow server does not pile them up; returns how many.
+    pub fn discard_stray_answers(&mut self) -> usize {
+        let before = self.queued.len();
+        self.queued
+            .retain(|i| !matches!(i, Incoming::Result { .. } | Incoming::Error { .. }));
+        before - self.queued.len()
     }
 
     /// Answers the server CALL `id` with a CALLRESULT.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
@@ -13,8 +14,10 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::load::charger_ids;
+use crate::progress;
 use crate::provision::ensure_chargers;
 use crate::report::ActionStats;
+use crate::rng::Rng;
 
 #[derive(Debug, Clone)]
 pub struct BookingConfig {
@@ -35,6 +38,8 @@ pub struct BookingConfig {
     pub horizon_slots: u32,
     /// Share of successful bookings that the driver cancels right away (0.0–1.0).
     pub cancel_share: f64,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
 }
 
 impl BookingConfig {
@@ -51,6 +56,7 @@ impl BookingConfig {
             slot: Duration::from_secs(30 * 60),
             horizon_slots: 5000,
             cancel_share: 0.0,
+            progress: false,
         }
     }
 }
@@ -153,22 +159,6 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Small, dependency-free PRNG (xorshift64*): each driver needs its own cheap stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// RFC 3339 in UTC, second precision, from Unix seconds (civil-from-days, H. Hinnant).
 fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
@@ -232,12 +222,14 @@ pub async fn run(cfg: BookingConfig) -> Result<BookingReport, BookingError> {
     let slot_secs = cfg.slot.as_secs().max(60) as i64;
     let started = Instant::now();
     let deadline = started + cfg.duration;
+    let made = Arc::new(AtomicU64::new(0));
     let mut drivers = Vec::new();
     for (i, token) in tokens.into_iter().enumerate() {
         let (http, api, ids, tally) = (http.clone(), api.clone(), ids.clone(), tally.clone());
+        let made = made.clone();
         let cfg = cfg.clone();
         drivers.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x1000_0000_01B3));
+            let mut rng = Rng::new(i as u64);
             let mut local = Tally {
                 book: Some(histogram()),
                 cancel: Some(histogram()),
@@ -267,6 +259,7 @@ pub async fn run(cfg: BookingConfig) -> Result<BookingReport, BookingError> {
                 match status {
                     201 => {
                         local.made += 1;
+                        made.fetch_add(1, Ordering::Relaxed);
                         let v: Value = match answer {
                             Ok(r) => r.json().await.unwrap_or_default(),
                             Err(_) => Value::Null,
@@ -322,9 +315,20 @@ pub async fn run(cfg: BookingConfig) -> Result<BookingReport, BookingError> {
             }
         }));
     }
-    for d in drivers {
-        let _ = d.await;
+    let bar = progress::bar(cfg.progress, cfg.duration.as_millis() as u64, "book");
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    for mut d in drivers {
+        loop {
+            tokio::select! {
+                _ = &mut d => break,
+                _ = ticker.tick(), if !bar.is_hidden() => {
+                    bar.set_position(started.elapsed().as_millis() as u64);
+                    bar.set_message(format!("{} bookings", made.load(Ordering::Relaxed)));
+                }
+            }
+        }
     }
+    bar.finish_and_clear();
     let measured = started.elapsed().as_secs_f64();
     let t = std::mem::take(&mut *tally.lock().await);
     let mut actions = BTreeMap::new();

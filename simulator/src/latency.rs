@@ -19,13 +19,23 @@ pub enum Action {
     BootNotification,
     StatusNotification,
     Heartbeat,
+    Authorize,
+    StartTransaction,
+    MeterValues,
+    StopTransaction,
 }
 
+const ACTIONS: usize = 7;
+
 impl Action {
-    pub const ALL: [Action; 3] = [
+    pub const ALL: [Action; ACTIONS] = [
         Action::BootNotification,
         Action::StatusNotification,
         Action::Heartbeat,
+        Action::Authorize,
+        Action::StartTransaction,
+        Action::MeterValues,
+        Action::StopTransaction,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,15 +43,24 @@ impl Action {
             Action::BootNotification => "BootNotification",
             Action::StatusNotification => "StatusNotification",
             Action::Heartbeat => "Heartbeat",
+            Action::Authorize => "Authorize",
+            Action::StartTransaction => "StartTransaction",
+            Action::MeterValues => "MeterValues",
+            Action::StopTransaction => "StopTransaction",
         }
+    }
+
+    /// The timed action of a charger-initiated CALL, by its OCPP name.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
 /// The shared histograms (microseconds, 1 µs to 1 h, 3 significant digits).
 pub struct LatencyBook {
-    histograms: Mutex<[Histogram<u64>; 3]>,
-    /// Heartbeat round trips merged so far, readable without the lock for progress lines.
-    heartbeats: AtomicU64,
+    histograms: Mutex<[Histogram<u64>; ACTIONS]>,
+    /// Round trips merged so far per action, readable without the lock for progress lines.
+    counts: [AtomicU64; ACTIONS],
 }
 
 impl LatencyBook {
@@ -51,14 +70,19 @@ impl LatencyBook {
                 .expect("constant histogram bounds are valid")
         };
         Arc::new(LatencyBook {
-            histograms: Mutex::new([histogram(), histogram(), histogram()]),
-            heartbeats: AtomicU64::new(0),
+            histograms: Mutex::new(std::array::from_fn(|_| histogram())),
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
         })
     }
 
     /// Heartbeat round trips merged so far (lags each task by at most one batch).
     pub fn heartbeats(&self) -> u64 {
-        self.heartbeats.load(Ordering::Relaxed)
+        self.count(Action::Heartbeat)
+    }
+
+    /// Round trips of `action` merged so far (lags each task by at most one batch).
+    pub fn count(&self, action: Action) -> u64 {
+        self.counts[action as usize].load(Ordering::Relaxed)
     }
 
     /// A copy of each action's histogram.
@@ -74,7 +98,7 @@ impl LatencyBook {
     }
 
     fn merge(&self, samples: &[(Action, u32)]) {
-        let mut heartbeats = 0;
+        let mut counts = [0u64; ACTIONS];
         {
             let mut histograms = self
                 .histograms
@@ -82,10 +106,14 @@ impl LatencyBook {
                 .unwrap_or_else(PoisonError::into_inner);
             for &(action, micros) in samples {
                 histograms[action as usize].saturating_record(u64::from(micros).max(1));
-                heartbeats += u64::from(action == Action::Heartbeat);
+                counts[action as usize] += 1;
             }
         }
-        self.heartbeats.fetch_add(heartbeats, Ordering::Relaxed);
+        for (counter, n) in self.counts.iter().zip(counts) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -143,5 +171,11 @@ mod tests {
         assert_eq!(snapshot[0].1.len(), 1);
         assert_eq!(snapshot[2].1.len(), BATCH as u64);
         assert!(snapshot[2].1.max() >= 63_900);
+        assert_eq!(book.count(Action::BootNotification), 1);
+        assert_eq!(
+            Action::from_name("StopTransaction"),
+            Some(Action::StopTransaction)
+        );
+        assert_eq!(Action::from_name("DataTransfer"), None);
     }
 }

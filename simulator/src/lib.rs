@@ -3,11 +3,17 @@
 //! serde_json and never uses the server's types, so it judges the server from outside.
 //!
 //! Map: `frame` (wire shapes, pure) → `connect` (TCP + WebSocket upgrade) → `charger` (one
-//! charger's conversation) ← `messages` (realistic payloads and answers). `load` runs thousands
-//! of chargers, timing them with `latency` and summing up in `report`; `provision`,
-//! `source_addrs` and `server_rss` serve the `echarging-sim` binary. `drivers` books slots over
-//! the REST API (closed-loop customers) and checks that no accepted bookings overlap.
+//! connection's conversation) ← `messages` (realistic payloads and answers). A whole charge
+//! point is `station`: a `charger` driven by `charge_point` (connector statuses, reservations,
+//! sessions, configuration and the answer to every server request, pure), delivering
+//! transaction messages through `tx_queue` and reconnecting after `backoff`. `load` runs
+//! thousands of stations (`sessions` is the clock of charge mode), timing them with `latency`
+//! and summing up in `report`; `provision`, `progress`, `source_addrs` and `server_rss` serve
+//! the `echarging-sim` binary. `drivers` books slots over the REST API (closed-loop customers)
+//! and checks that no accepted bookings overlap; `rng` feeds both.
 
+pub mod backoff;
+pub mod charge_point;
 pub mod charger;
 pub mod connect;
 pub mod drivers;
@@ -15,14 +21,20 @@ pub mod frame;
 pub mod latency;
 pub mod load;
 pub mod messages;
+pub mod progress;
 pub mod provision;
 pub mod report;
+pub mod rng;
 pub mod server_rss;
+pub mod sessions;
 pub mod source_addrs;
+pub mod station;
+pub mod tx_queue;
 
 pub use charger::{CallOutcome, Charger, ClientError, Incoming};
 pub use connect::{ChargerConfig, ConnectError, OCPP16};
 pub use frame::Frame;
-pub use load::{LoadConfig, LoadError, Mode, Provisioning};
-pub use provision::{ProvisionError, ensure_chargers};
+pub use load::{LoadConfig, LoadError, Mode, Provisioning, ReconnectPolicy, SessionPlan};
+pub use provision::{ProvisionError, ensure_chargers, ensure_customers};
 pub use report::{ActionStats, Report};
+pub use station::{PlugIn, Station, StationConfig, StationError, StationStats};

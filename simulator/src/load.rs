@@ -1,38 +1,47 @@
 //! The load run: thousands of virtual chargers from one process, one lightweight task each,
-//! driven through the same `Charger` the end-to-end tests use. Phases: provision (optional) →
-//! connect + BootNotification + StatusNotification per connector (bounded handshakes in flight,
-//! optional ramp) → settle and sample the server's RSS → the measured phase (idle hold or
-//! Heartbeat load) → `Report`. Tasks report setup progress through an event channel and learn
-//! when to measure through a watch; latencies go through `latency`, never a lock per frame.
+//! each a `Station` (the same charge point the end-to-end tests can drive). Phases: provision
+//! (optional: chargers, and for charge mode their drivers' idTags) → connect, BootNotification
+//! and a StatusNotification per connector (bounded handshakes in flight, optional ramp) → settle
+//! and sample the server's RSS → the measured phase (idle hold, Heartbeat load or charging
+//! sessions, reconnecting with backoff when a connection drops) → `Report`. Tasks report setup
+//! progress through an event channel and learn when to measure through a watch; latencies go
+//! through `latency`, never a lock per frame.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::charger::{CallOutcome, Charger, ClientError, Incoming};
+use crate::backoff::Backoff;
 use crate::connect::ChargerConfig;
 use crate::latency::{Action, LatencyBatch, LatencyBook};
-use crate::messages;
+use crate::progress;
 use crate::provision::{self, ProvisionError};
 use crate::report::{ActionStats, Report};
 use crate::server_rss;
+use crate::sessions::{Booker, BookingSeat, BookingTally, Site};
+use crate::station::{Station, StationConfig, StationError, StationStats};
+
+pub use crate::sessions::SessionPlan;
 
 /// What each charger does during the measured phase.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
-    /// Hold the socket: answer pings and server CALLs, send Heartbeat at the interval the
-    /// BootNotification answer asked for.
+    /// Hold the socket: answer pings and server CALLs (carrying out remote starts and stops),
+    /// send Heartbeat at the interval the BootNotification answer asked for.
     Idle,
     /// Send Heartbeats: closed loop (next one right after the answer) when `rate` is `None`,
     /// else open loop at `rate` per second per charger, latency measured from the scheduled
     /// send time so a slow server cannot hide its queueing delay.
     Heartbeat { rate: Option<f64> },
+    /// Charging sessions (`LoadConfig::sessions`): closed loop (next driver a pause after the
+    /// last one left) when `rate` is `None`, else a driver arrives at `rate` per second per
+    /// charger and one who finds the last session still running is counted as skipped.
+    Charge { rate: Option<f64> },
 }
 
 impl Mode {
@@ -40,6 +49,32 @@ impl Mode {
         match self {
             Mode::Idle => "idle",
             Mode::Heartbeat { .. } => "heartbeat",
+            Mode::Charge { .. } => "charge",
+        }
+    }
+
+    fn rate(self) -> Option<f64> {
+        match self {
+            Mode::Idle => None,
+            Mode::Heartbeat { rate } | Mode::Charge { rate } => rate,
+        }
+    }
+}
+
+/// How a charger whose connection dropped comes back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    /// The first wait's ceiling; each further attempt doubles it, with jitter.
+    pub min: Duration,
+    /// The longest wait between attempts.
+    pub max: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> ReconnectPolicy {
+        ReconnectPolicy {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
         }
     }
 }
@@ -76,8 +111,12 @@ pub struct LoadConfig {
     /// Wait this long after the last boot before sampling the RSS.
     pub settle: Duration,
     pub provision: Option<Provisioning>,
-    /// Print a progress line to stderr every second.
+    /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Charge mode: what the drivers do.
+    pub sessions: SessionPlan,
+    /// Reconnect dropped chargers with backoff; `None` counts them as failed instead.
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl LoadConfig {
@@ -100,7 +139,14 @@ impl LoadConfig {
             settle: Duration::from_secs(1),
             provision: None,
             progress: false,
+            sessions: SessionPlan::default(),
+            reconnect: Some(ReconnectPolicy::default()),
         }
+    }
+
+    /// The idTag of the charger at `index` in this run.
+    pub fn id_tag(&self, index: usize) -> String {
+        self.sessions.id_tag(self.first_index + index)
     }
 }
 
@@ -127,6 +173,8 @@ pub fn charger_ids(prefix: &str, first_index: usize, count: usize) -> Vec<String
 pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     validate(&cfg)?;
     let ids = charger_ids(&cfg.id_prefix, cfg.first_index, cfg.chargers);
+    let charging = matches!(cfg.mode, Mode::Charge { .. });
+    let mut customers = Vec::new();
     if let Some(p) = &cfg.provision {
         provision::ensure_chargers(
             &p.api_url,
@@ -136,7 +184,24 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
             cfg.password.as_deref(),
         )
         .await?;
+        if charging {
+            let tags: Vec<String> = (0..cfg.chargers).map(|i| cfg.id_tag(i)).collect();
+            customers = provision::ensure_customers(&p.api_url, &p.token, &tags).await?;
+        }
     }
+    let id_tags_registered = charging && cfg.provision.is_some();
+    let booker = match &cfg.provision {
+        Some(p) if charging && cfg.sessions.reserve_share > 0.0 => Some(Booker {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| LoadError::Config(format!("HTTP client: {e}")))?,
+            api_url: p.api_url.clone(),
+            token: p.token.clone(),
+        }),
+        _ => None,
+    };
     let rss_before = match cfg.server_pid {
         Some(pid) => Some(server_rss::read_rss_kib(pid).map_err(LoadError::ServerRss)?),
         None => None,
@@ -152,9 +217,11 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         connect_slots: Semaphore::new(cfg.connect_concurrency),
         events: events_tx,
         connect_started,
+        customers,
+        booker,
         cfg,
     });
-    let progress = ctx.cfg.progress;
+    let bar = progress::bar(ctx.cfg.progress, n as u64, "connecting");
     let mut tasks = JoinSet::new();
     for (index, id) in ids.into_iter().enumerate() {
         tasks.spawn(charger_task(index, id, ctx.clone(), phase_rx.clone()));
@@ -176,12 +243,13 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
                 Some(Event::Failed) => failed += 1,
                 None => break,
             },
-            _ = ticker.tick(), if progress => eprintln!(
-                "[{:>6.1}s] connecting: {booted}/{n} booted, {ready} ready, {failed} failed",
-                connect_started.elapsed().as_secs_f64()
-            ),
+            _ = ticker.tick(), if !bar.is_hidden() => {
+                bar.set_position((ready + failed) as u64);
+                bar.set_message(format!("{booted} booted, {ready} ready, {failed} failed"));
+            }
         }
     }
+    bar.finish_and_clear();
     let connect_seconds = last_boot.map_or(0.0, |at: Instant| {
         at.duration_since(connect_started).as_secs_f64()
     });
@@ -200,18 +268,15 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     };
     // No receiver left only when every charger already failed.
     let _ = phase_tx.send(Some(measured));
-    if progress {
-        eprintln!(
-            "[{:>6.1}s] {ready} chargers ready, measuring {} for {:.1}s",
-            connect_started.elapsed().as_secs_f64(),
-            ctx.cfg.mode.name(),
-            ctx.cfg.duration.as_secs_f64()
-        );
-    }
+    let bar = progress::bar(
+        ctx.cfg.progress,
+        ctx.cfg.duration.as_millis() as u64,
+        ctx.cfg.mode.name(),
+    );
 
     // Measured phase: collect each charger's outcome as its task ends. The hard stop only
     // fires if something ignored its own timeouts.
-    let hard_stop = measured.deadline + ctx.cfg.call_timeout + Duration::from_secs(5);
+    let hard_stop = measured.deadline + wind_down_limit(&ctx.cfg) + Duration::from_secs(5);
     let mut totals = Totals::default();
     loop {
         tokio::select! {
@@ -220,12 +285,16 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
                 Some(Ok(outcome)) => totals.add(outcome),
                 Some(Err(_)) => totals.fail("charger task panicked", 1),
             },
-            _ = ticker.tick(), if progress => eprintln!(
-                "[{:>6.1}s] measuring: {} heartbeats, {} chargers still running",
-                connect_started.elapsed().as_secs_f64(),
-                book.heartbeats(),
-                tasks.len()
-            ),
+            _ = ticker.tick(), if !bar.is_hidden() => {
+                bar.set_position(start.elapsed().as_millis() as u64);
+                bar.set_message(format!(
+                    "{} heartbeats, {} starts, {} stops, {} chargers running",
+                    book.heartbeats(),
+                    book.count(Action::StartTransaction),
+                    book.count(Action::StopTransaction),
+                    tasks.len()
+                ));
+            }
             _ = tokio::time::sleep_until(hard_stop) => {
                 totals.fail("did not finish after the measured phase", tasks.len());
                 tasks.abort_all();
@@ -233,6 +302,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
             }
         }
     }
+    bar.finish_and_clear();
 
     let measured_seconds = totals
         .measured_end
@@ -256,6 +326,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         }
         _ => None,
     };
+    let s = totals.stats;
     Ok(Report {
         mode: ctx.cfg.mode.name().to_owned(),
         chargers: n,
@@ -272,13 +343,33 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         ),
         round_trips,
         round_trips_per_second: per_second(round_trips, measured_seconds),
-        call_errors: totals.call_errors,
+        call_errors: s.call_errors,
         failures: totals.failures,
-        server_calls: totals.server_calls,
+        server_calls: s.server_calls,
         actions,
         server_rss_before_kib: rss_before,
         server_rss_after_kib: rss_after,
         server_rss_per_charger_kib,
+        reconnects: s.reconnects,
+        timeouts: s.timeouts,
+        bad_server_calls: s.bad_server_calls,
+        bad_answers: s.bad_answers,
+        sessions: s.sessions_completed - s.sessions_cut_short,
+        sessions_cut_short: s.sessions_cut_short,
+        starts_accepted: s.starts_accepted,
+        starts_refused: s.starts_refused,
+        starts_with_reservation: s.starts_with_reservation,
+        authorize_refused: s.authorize_refused,
+        sessions_skipped: totals.skipped,
+        tx_resent: s.tx_resent,
+        tx_dropped: s.tx_dropped,
+        tx_undelivered: totals.tx_undelivered,
+        id_tags_registered,
+        bookings_made: totals.bookings.made,
+        bookings_refused: totals.bookings.refused,
+        booking_errors: totals.bookings.errors,
+        reservations_accepted: s.reservations_accepted,
+        double_bookings_seen: s.double_bookings_seen,
     })
 }
 
@@ -290,12 +381,41 @@ fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
     if cfg.connect_concurrency == 0 {
         return invalid("connect concurrency must be at least 1");
     }
-    if let Mode::Heartbeat { rate: Some(rate) } = cfg.mode
+    if let Some(rate) = cfg.mode.rate()
         && !(rate.is_finite() && rate > 0.0)
     {
-        return invalid("the heartbeat rate must be a positive number");
+        return invalid("the rate must be a positive number");
+    }
+    if let Mode::Charge { .. } = cfg.mode {
+        let plan = &cfg.sessions;
+        let longest = cfg.id_tag(cfg.chargers - 1);
+        if longest.chars().count() > 20 {
+            return invalid(&format!(
+                "idTag `{longest}` is longer than OCPP's 20 characters: shorten --id-tags"
+            ));
+        }
+        if plan.meter_interval.is_zero() {
+            return invalid("the meter interval must be more than 0");
+        }
+        if !(0.0..=1.0).contains(&plan.reserve_share) {
+            return invalid("the reserve share must be from 0 to 1");
+        }
+        if plan.reserve_share > 0.0 && cfg.provision.is_none() {
+            return invalid("booking before charging needs the REST API (--api-url)");
+        }
+    }
+    if let Some(policy) = cfg.reconnect
+        && policy.min.is_zero()
+    {
+        return invalid("the shortest reconnect wait must be more than 0");
     }
     Ok(())
+}
+
+/// How long winding down (delivering queued messages, stopping sessions) may take after the
+/// deadline: a few answers' worth.
+fn wind_down_limit(cfg: &LoadConfig) -> Duration {
+    cfg.call_timeout * 3
 }
 
 fn per_second(count: u64, seconds: f64) -> f64 {
@@ -307,8 +427,10 @@ fn per_second(count: u64, seconds: f64) -> f64 {
 }
 
 fn progress_ticker() -> Interval {
-    let second = Duration::from_secs(1);
-    tokio::time::interval_at(Instant::now() + second, second)
+    let period = Duration::from_millis(250);
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
 }
 
 /// What every charger task shares; read-only apart from the semaphore and the channel.
@@ -318,6 +440,9 @@ struct Context {
     connect_slots: Semaphore,
     events: mpsc::UnboundedSender<Event>,
     connect_started: Instant,
+    /// Per charger index: its driver's customer id, when this run created it.
+    customers: Vec<Option<i64>>,
+    booker: Option<Booker>,
 }
 
 /// Setup progress, one task → the conductor.
@@ -364,8 +489,10 @@ struct Outcome {
     frames_sent: u64,
     frames_received: u64,
     measured_end: Option<Instant>,
-    call_errors: HashMap<String, u64>,
-    server_calls: HashMap<String, u64>,
+    stats: StationStats,
+    skipped: u64,
+    tx_undelivered: u64,
+    bookings: BookingTally,
 }
 
 #[derive(Default)]
@@ -374,9 +501,11 @@ struct Totals {
     frames_sent: u64,
     frames_received: u64,
     measured_end: Option<Instant>,
-    call_errors: BTreeMap<String, u64>,
     failures: BTreeMap<String, u64>,
-    server_calls: BTreeMap<String, u64>,
+    stats: StationStats,
+    skipped: u64,
+    tx_undelivered: u64,
+    bookings: BookingTally,
 }
 
 impl Totals {
@@ -388,12 +517,34 @@ impl Totals {
         self.frames_sent += outcome.frames_sent;
         self.frames_received += outcome.frames_received;
         self.measured_end = self.measured_end.max(outcome.measured_end);
-        for (code, count) in outcome.call_errors {
-            *self.call_errors.entry(code).or_default() += count;
+        self.skipped += outcome.skipped;
+        self.tx_undelivered += outcome.tx_undelivered;
+        let (t, o) = (&mut self.stats, outcome.stats);
+        for (mine, theirs) in [
+            (&mut t.call_errors, o.call_errors),
+            (&mut t.server_calls, o.server_calls),
+            (&mut t.bad_server_calls, o.bad_server_calls),
+            (&mut t.bad_answers, o.bad_answers),
+            (&mut t.timeouts, o.timeouts),
+            (&mut self.bookings.errors, outcome.bookings.errors),
+        ] {
+            for (key, count) in theirs {
+                *mine.entry(key).or_default() += count;
+            }
         }
-        for (action, count) in outcome.server_calls {
-            *self.server_calls.entry(action).or_default() += count;
-        }
+        t.authorize_refused += o.authorize_refused;
+        t.starts_accepted += o.starts_accepted;
+        t.starts_with_reservation += o.starts_with_reservation;
+        t.starts_refused += o.starts_refused;
+        t.sessions_completed += o.sessions_completed;
+        t.sessions_cut_short += o.sessions_cut_short;
+        t.tx_resent += o.tx_resent;
+        t.tx_dropped += o.tx_dropped;
+        t.reconnects += o.reconnects;
+        t.reservations_accepted += o.reservations_accepted;
+        t.double_bookings_seen += o.double_bookings_seen;
+        self.bookings.made += outcome.bookings.made;
+        self.bookings.refused += outcome.bookings.refused;
     }
 
     fn fail(&mut self, reason: &str, count: usize) {
@@ -407,66 +558,35 @@ async fn charger_task(
     index: usize,
     id: String,
     ctx: Arc<Context>,
-    mut phase: watch::Receiver<Option<Measured>>,
+    phase: watch::Receiver<Option<Measured>>,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let mut batch = LatencyBatch::new(ctx.book.clone());
     let mut guard = SetupGuard {
         events: ctx.events.clone(),
         ready: false,
     };
-    let result = async {
-        // Boxed for the same reason as the handshake inside it: setup's state lives briefly.
-        let (mut charger, heartbeat_interval) =
-            Box::pin(setup(index, id, &ctx, &mut batch, &mut out)).await?;
-        guard.ready();
-        let measured = wait_for_start(&mut charger, &mut phase, &mut out).await?;
-        let (sent, received) = (charger.frames_sent(), charger.frames_received());
-        let n = ctx.cfg.chargers as f64;
-        // Spread paced chargers over the period instead of firing them all at once.
-        let offset = index as f64 / n;
-        let result = match ctx.cfg.mode {
-            Mode::Idle => {
-                paced(
-                    &mut charger,
-                    measured,
-                    heartbeat_interval,
-                    offset,
-                    &mut batch,
-                    &mut out,
-                )
-                .await
-            }
-            Mode::Heartbeat { rate: None } => {
-                closed_loop(&mut charger, measured, &mut batch, &mut out).await
-            }
-            Mode::Heartbeat { rate: Some(rate) } => {
-                let period = Duration::from_secs_f64(1.0 / rate);
-                paced(
-                    &mut charger,
-                    measured,
-                    Some(period),
-                    offset,
-                    &mut batch,
-                    &mut out,
-                )
-                .await
-            }
-        };
-        // A paced charger's phase ends at the deadline; timing it by when its task next ran
-        // would stretch the phase by however long 10k wake-ups take on one thread.
-        out.measured_end = Some(match ctx.cfg.mode {
-            Mode::Heartbeat { rate: None } => Instant::now(),
-            _ => Instant::now().min(measured.deadline),
-        });
-        out.frames_sent = charger.frames_sent() - sent;
-        out.frames_received = charger.frames_received() - received;
-        result?;
-        let bye = charger.send_close(1000, "load run over");
-        let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
-        Ok::<_, String>(())
+    // Boxed: setup's state (the handshake) lives briefly and must not size every task.
+    let mut station = match Box::pin(setup(index, id, &ctx)).await {
+        Ok(station) => station,
+        Err((reason, stats)) => {
+            out.failure = Some(reason);
+            out.stats = stats;
+            return out;
+        }
+    };
+    guard.ready();
+    let (sent, received) = (
+        station.charger().frames_sent(),
+        station.charger().frames_received(),
+    );
+    let result = Box::pin(measure(&mut station, index, &ctx, phase, &mut out)).await;
+    out.frames_sent = station.charger().frames_sent() - sent;
+    out.frames_received = station.charger().frames_received() - received;
+    out.tx_undelivered = station.queued_tx() as u64;
+    if result.is_ok() {
+        station.close("load run over").await;
     }
-    .await;
+    out.stats = station.stats().clone();
     match result {
         Ok(()) => out.held = true,
         Err(reason) => out.failure = Some(reason),
@@ -474,16 +594,14 @@ async fn charger_task(
     out
 }
 
-/// Connect, boot, one StatusNotification per connector. Returns the charger and the heartbeat
-/// interval the central system asked for.
+/// Connect, boot, one StatusNotification per connector.
 async fn setup(
     index: usize,
     id: String,
     ctx: &Context,
-    batch: &mut LatencyBatch,
-    out: &mut Outcome,
-) -> Result<(Charger, Option<Duration>), String> {
+) -> Result<Box<Station>, (String, StationStats)> {
     let cfg = &ctx.cfg;
+    let no_stats = |reason: String| (reason, StationStats::default());
     if !cfg.ramp.is_zero() {
         let offset = cfg.ramp.mul_f64(index as f64 / cfg.chargers as f64);
         tokio::time::sleep_until(ctx.connect_started + offset).await;
@@ -492,7 +610,7 @@ async fn setup(
         .connect_slots
         .acquire()
         .await
-        .map_err(|_| "connect slots closed".to_owned())?;
+        .map_err(|_| no_stats("connect slots closed".to_owned()))?;
     let mut charger_cfg = ChargerConfig::new(cfg.url.clone(), id);
     charger_cfg.password = cfg.password.clone();
     if !cfg.source_addrs.is_empty() {
@@ -501,58 +619,130 @@ async fn setup(
     charger_cfg.connect_timeout = cfg.connect_timeout;
     charger_cfg.call_timeout = cfg.call_timeout;
     charger_cfg.keep_frames = 0;
-    // Boxed: the handshake's state is large and needed only once, so it must not set the size
-    // of every task's future for the whole run.
-    let mut charger = Box::pin(Charger::connect(&charger_cfg))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-
-    let boot = messages::boot_notification(charger.charge_box_id());
-    let sent_at = Instant::now();
-    let answer = charger.call("BootNotification", boot).await;
-    batch.record(Action::BootNotification, sent_at.elapsed());
-    let interval = match answer {
-        Ok(CallOutcome::Result(payload)) => match payload["status"].as_str() {
-            Some("Accepted") => payload["interval"].as_u64(),
-            status => {
-                return Err(format!(
-                    "boot: status {}",
-                    status.unwrap_or("missing or not a string")
-                ));
-            }
-        },
-        Ok(CallOutcome::Error { code, .. }) => {
-            let reason = format!("boot: CALLERROR {code}");
-            count(&mut out.call_errors, code);
-            return Err(reason);
-        }
-        Err(e) => return Err(format!("boot: {e}")),
+    let mut station_cfg = StationConfig::new(charger_cfg, cfg.connectors);
+    // Each meter starts somewhere different, as installed meters do.
+    station_cfg.register_wh = (index as i64 % 997) * 10_000;
+    let mut station = Box::new(
+        Station::connect(station_cfg)
+            .await
+            .map_err(|e| no_stats(format!("connect: {e}")))?,
+    );
+    station.set_latency(LatencyBatch::new(ctx.book.clone()));
+    let meter_interval = cfg.sessions.meter_interval.as_secs().max(1).to_string();
+    station
+        .charge_point_mut()
+        .set_config("MeterValueSampleInterval", &meter_interval);
+    let failed = |station: &Station, e: StationError| {
+        let reason = match e {
+            StationError::Lost(reason) | StationError::Failed(reason) => reason,
+        };
+        (reason, station.stats().clone())
     };
+    if let Err(e) = station.boot().await {
+        return Err(failed(&station, e));
+    }
     drop(slot);
     let _ = ctx.events.send(Event::Booted(Instant::now()));
-    answer_queued_calls(&mut charger, out).await?;
-
-    for connector in 1..=cfg.connectors {
-        let status = messages::status_notification(connector, "Available", "NoError");
-        let sent_at = Instant::now();
-        let answer = charger.call("StatusNotification", status).await;
-        batch.record(Action::StatusNotification, sent_at.elapsed());
-        match answer {
-            Ok(CallOutcome::Result(_)) => {}
-            Ok(CallOutcome::Error { code, .. }) => count(&mut out.call_errors, code),
-            Err(e) => return Err(format!("StatusNotification: {e}")),
-        }
-        answer_queued_calls(&mut charger, out).await?;
+    if let Err(e) = station.announce().await {
+        return Err(failed(&station, e));
     }
-    let interval = interval.filter(|&s| s > 0).map(Duration::from_secs);
-    Ok((charger, interval))
+    Ok(station)
+}
+
+/// From the start of the measured phase to its end: the mode's loop, reconnecting (when the
+/// policy allows) each time the connection drops.
+async fn measure(
+    station: &mut Station,
+    index: usize,
+    ctx: &Context,
+    mut phase: watch::Receiver<Option<Measured>>,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let measured = wait_for_start(station, &mut phase).await?;
+    let cfg = &ctx.cfg;
+    // Spread paced chargers over the period instead of firing them all at once.
+    let offset = index as f64 / cfg.chargers as f64;
+    let policy = cfg.reconnect;
+    let mut backoff = policy.map(|p| Backoff::new(p.min, p.max, index as u64));
+    let charger_id = station.charger().charge_box_id().to_owned();
+    let seat = match (&ctx.booker, ctx.customers.get(index).copied().flatten()) {
+        (Some(booker), Some(customer_id)) => Some(BookingSeat {
+            booker,
+            charger_id: &charger_id,
+            customer_id,
+        }),
+        _ => None,
+    };
+    let mut site = match cfg.mode {
+        Mode::Idle | Mode::Charge { .. } => Some(Site::new(
+            &cfg.sessions,
+            cfg.id_tag(index),
+            matches!(cfg.mode, Mode::Charge { .. }),
+            cfg.mode.rate().map(|r| Duration::from_secs_f64(1.0 / r)),
+            cfg.connectors,
+            index as u64,
+        )),
+        Mode::Heartbeat { .. } => None,
+    };
+    let result = loop {
+        let run = async {
+            match (cfg.mode, site.as_mut()) {
+                (Mode::Heartbeat { rate: None }, _) => closed_loop(station, measured).await,
+                (Mode::Heartbeat { rate: Some(rate) }, _) => {
+                    let period = Duration::from_secs_f64(1.0 / rate);
+                    paced(station, measured, period, offset).await
+                }
+                (_, Some(site)) => {
+                    let wind_down = measured.deadline + wind_down_limit(cfg);
+                    let run = site.run(
+                        station,
+                        measured.start,
+                        measured.deadline,
+                        offset,
+                        seat.as_ref(),
+                    );
+                    match tokio::time::timeout_at(wind_down, run).await {
+                        Ok(result) => result,
+                        // Winding down outlived its limit: what is left shows as undelivered.
+                        Err(_) => Ok(()),
+                    }
+                }
+                (_, None) => Ok(()),
+            }
+        };
+        match run.await {
+            Ok(()) => break Ok(()),
+            Err(StationError::Lost(reason)) => {
+                let Some(backoff) = backoff.as_mut() else {
+                    break Err(reason);
+                };
+                if Instant::now() >= measured.deadline {
+                    break Err(reason);
+                }
+                if let Err(e) = station.reconnect(backoff, measured.deadline).await {
+                    break Err(format!("{e} ({reason})"));
+                }
+            }
+            Err(StationError::Failed(reason)) => break Err(reason),
+        }
+    };
+    if let Some(site) = site {
+        out.skipped = site.skipped;
+        out.bookings = site.bookings;
+    }
+    // A paced charger's phase ends at the deadline; timing it by when its task next ran
+    // would stretch the phase by however long 10k wake-ups take on one thread.
+    out.measured_end = Some(match cfg.mode {
+        Mode::Heartbeat { rate: None } => Instant::now(),
+        _ => Instant::now().min(measured.deadline),
+    });
+    result
 }
 
 /// Holds the socket (pings, server CALLs) until the conductor starts the measured phase.
 async fn wait_for_start(
-    charger: &mut Charger,
+    station: &mut Station,
     phase: &mut watch::Receiver<Option<Measured>>,
-    out: &mut Outcome,
 ) -> Result<Measured, String> {
     loop {
         tokio::select! {
@@ -560,123 +750,41 @@ async fn wait_for_start(
             started = async { phase.wait_for(Option::is_some).await.ok().and_then(|m| *m) } => {
                 return started.ok_or_else(|| "the run was abandoned".to_owned());
             }
-            incoming = charger.read_incoming() => serve(charger, incoming, out).await?,
+            incoming = station.next_frame() => {
+                station.handle(incoming).await.map_err(|e| e.to_string())?;
+            }
         }
     }
 }
 
 /// Heartbeats back to back until the deadline.
-async fn closed_loop(
-    charger: &mut Charger,
-    measured: Measured,
-    batch: &mut LatencyBatch,
-    out: &mut Outcome,
-) -> Result<(), String> {
+async fn closed_loop(station: &mut Station, measured: Measured) -> Result<(), StationError> {
     while Instant::now() < measured.deadline {
-        heartbeat(charger, Instant::now(), batch, out).await?;
+        station.heartbeat().await?;
     }
     Ok(())
 }
 
-/// Holds the socket until the deadline, sending a Heartbeat every `period` (none if `None`),
-/// starting `offset` (a fraction of the period) into the phase.
+/// Holds the socket until the deadline, sending a Heartbeat every `period`, starting `offset`
+/// (a fraction of the period) into the phase; each timed from its scheduled send.
 async fn paced(
-    charger: &mut Charger,
+    station: &mut Station,
     measured: Measured,
-    period: Option<Duration>,
+    period: Duration,
     offset: f64,
-    batch: &mut LatencyBatch,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    let mut ticker = period.map(|period| {
-        let first = measured.start + period.mul_f64(offset);
-        let mut ticker = tokio::time::interval_at(first, period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        ticker
-    });
+) -> Result<(), StationError> {
+    let first = measured.start + period.mul_f64(offset);
+    let mut ticker = tokio::time::interval_at(first, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let end = tokio::time::sleep_until(measured.deadline);
     tokio::pin!(end);
     loop {
         tokio::select! {
             _ = &mut end => return Ok(()),
-            scheduled = next_tick(&mut ticker) => heartbeat(charger, scheduled, batch, out).await?,
-            incoming = charger.read_incoming() => serve(charger, incoming, out).await?,
+            scheduled = ticker.tick() => station.heartbeat_since(scheduled).await?,
+            incoming = station.next_frame() => station.handle(incoming).await?,
         }
     }
-}
-
-async fn next_tick(ticker: &mut Option<Interval>) -> Instant {
-    match ticker {
-        Some(ticker) => ticker.tick().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// One Heartbeat round trip, timed from `since` (its scheduled time in open loop).
-async fn heartbeat(
-    charger: &mut Charger,
-    since: Instant,
-    batch: &mut LatencyBatch,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    match charger.call("Heartbeat", json!({})).await {
-        Ok(outcome) => {
-            batch.record(Action::Heartbeat, since.elapsed());
-            if let CallOutcome::Error { code, .. } = outcome {
-                count(&mut out.call_errors, code);
-            }
-        }
-        Err(e) => return Err(format!("Heartbeat: {e}")),
-    }
-    answer_queued_calls(charger, out).await
-}
-
-/// Reacts to one frame read while idle.
-async fn serve(
-    charger: &mut Charger,
-    incoming: Result<Incoming, ClientError>,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    match incoming {
-        Ok(Incoming::Call { id, action, .. }) => answer_call(charger, &id, &action, out).await,
-        Ok(Incoming::Close { code, reason }) => Err(match code {
-            Some(code) => format!("closed by the server (code {code}: {reason})"),
-            None => "connection ended by the server".to_owned(),
-        }),
-        // Stray answers, raw or binary frames: a charger has nothing to say to them.
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("connection: {e}")),
-    }
-}
-
-async fn answer_queued_calls(charger: &mut Charger, out: &mut Outcome) -> Result<(), String> {
-    while let Some((id, action, _)) = charger.queued_call() {
-        answer_call(charger, &id, &action, out).await?;
-    }
-    Ok(())
-}
-
-async fn answer_call(
-    charger: &mut Charger,
-    id: &str,
-    action: &str,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    *out.server_calls.entry(action.to_owned()).or_default() += 1;
-    let sent = match messages::default_answer(action) {
-        Some(payload) => charger.reply(id, payload).await,
-        None => {
-            let description = format!("{action} is not implemented by this simulator");
-            charger
-                .reply_error(id, "NotImplemented", &description)
-                .await
-        }
-    };
-    sent.map_err(|e| format!("answering {action}: {e}"))
-}
-
-fn count(counts: &mut HashMap<String, u64>, key: String) {
-    *counts.entry(key).or_default() += 1;
 }
 
 #[cfg(test)]
@@ -704,6 +812,8 @@ mod tests {
             connect_slots: Semaphore::new(1),
             events,
             connect_started: Instant::now(),
+            customers: Vec::new(),
+            booker: None,
         });
         let task = charger_task(0, "SIM-00001".into(), ctx, phase_rx);
         let size = std::mem::size_of_val(&task);
@@ -724,8 +834,33 @@ mod tests {
         let mut cfg = ok.clone();
         cfg.connect_concurrency = 0;
         assert!(validate(&cfg).is_err());
-        let mut cfg = ok;
+        let mut cfg = ok.clone();
         cfg.mode = Mode::Heartbeat { rate: Some(0.0) };
         assert!(validate(&cfg).is_err());
+
+        let charge = LoadConfig::new("ws://127.0.0.1:1/ocpp", 10, Mode::Charge { rate: None });
+        assert!(validate(&charge).is_ok());
+        let mut cfg = charge.clone();
+        cfg.sessions.id_tag_prefix = "A-VERY-LONG-PREFIX-".into();
+        assert!(validate(&cfg).is_err(), "idTags are at most 20 characters");
+        let mut cfg = charge.clone();
+        cfg.sessions.meter_interval = Duration::ZERO;
+        assert!(validate(&cfg).is_err());
+        let mut cfg = charge.clone();
+        cfg.sessions.reserve_share = 0.5;
+        assert!(validate(&cfg).is_err(), "booking needs the API");
+        let mut cfg = charge;
+        cfg.reconnect = Some(ReconnectPolicy {
+            min: Duration::ZERO,
+            max: Duration::from_secs(1),
+        });
+        assert!(validate(&cfg).is_err());
+    }
+
+    #[test]
+    fn id_tags_follow_the_charger_numbers() {
+        let mut cfg = LoadConfig::new("ws://h/ocpp", 3, Mode::Charge { rate: None });
+        cfg.first_index = 41;
+        assert_eq!(cfg.id_tag(1), "SIMTAG-00042");
     }
 }

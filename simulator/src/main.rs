@@ -10,12 +10,25 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use echarging_sim::drivers::{self, BookingConfig};
+use echarging_sim::load::ReconnectPolicy;
 use echarging_sim::source_addrs::parse_source_addrs;
 use echarging_sim::{LoadConfig, Mode, Provisioning};
 
 /// Thousands of virtual OCPP 1.6J chargers against a central system, with a load report.
+///
+/// Every charger answers the central system's requests as a real one would (ReserveNow,
+/// CancelReservation, Remote Start/Stop, TriggerMessage, ChangeAvailability, Reset,
+/// Get/ChangeConfiguration), reports each status change, and reconnects with backoff when its
+/// connection drops, re-sending unanswered transaction messages after the new boot.
 #[derive(Debug, Parser)]
-#[command(name = "echarging-sim", version)]
+#[command(
+    name = "echarging-sim",
+    version,
+    after_help = "Exit status: 0 when every check passed; 1 when one failed (each is named on \
+                  stderr: chargers not held, CALLERRORs, timeouts, malformed messages, double \
+                  bookings, refused starts of registered idTags, no completed session); 2 on a \
+                  usage error."
+)]
 struct Cli {
     /// OCPP endpoint; each charger connects to URL/CHARGE_BOX_ID.
     #[arg(
@@ -24,7 +37,8 @@ struct Cli {
         default_value = "ws://127.0.0.1:8080/ocpp"
     )]
     url: String,
-    /// echarging REST base URL; when set, the chargers are registered first (201/409 both fine).
+    /// echarging REST base URL; when set, the chargers (and in charge mode one customer per
+    /// idTag) are registered first (201/409 both fine).
     #[arg(long)]
     api_url: Option<String>,
     /// Operator token for --api-url.
@@ -39,9 +53,37 @@ struct Cli {
     /// What the chargers do once all are booted.
     #[arg(long, value_enum, default_value_t = ModeArg::Idle)]
     mode: ModeArg,
-    /// Heartbeat mode: send R heartbeats/s per charger (open loop) instead of back to back.
+    /// Open loop instead of closed: heartbeat mode sends R Heartbeats/s per charger; charge
+    /// mode has a driver arrive R times/s per charger (one who finds the last session still
+    /// running is counted as skipped).
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
+    /// Charge mode: idTags are PREFIX + the charger's number (SIMTAG-00001 for SIM-00001).
+    #[arg(long, default_value = "SIMTAG-", value_name = "PREFIX")]
+    id_tags: String,
+    /// Charge mode: seconds between MeterValues samples while charging (fractions allowed).
+    #[arg(long, default_value = "5", value_parser = parse_seconds, value_name = "SECONDS")]
+    meter_interval: Duration,
+    /// Charge mode: MeterValues per session; StopTransaction follows the last one.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    meter_values: u32,
+    /// Charge mode: seconds a connector stays free before the next driver arrives.
+    #[arg(long, default_value = "1", value_parser = parse_seconds, value_name = "SECONDS")]
+    session_pause: Duration,
+    /// Charge mode: share of sessions (0 to 1) that book the connector over the REST API first
+    /// and start on the reservation the charger receives (needs --api-url).
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    reserve_share: f64,
+    /// Ceiling of the first wait before reconnecting a dropped charger; doubles per attempt,
+    /// with jitter.
+    #[arg(long, default_value = "1", value_parser = parse_seconds, value_name = "SECONDS")]
+    reconnect_min: Duration,
+    /// Longest wait between reconnect attempts.
+    #[arg(long, default_value = "30", value_parser = parse_seconds, value_name = "SECONDS")]
+    reconnect_max: Duration,
+    /// Count a charger whose connection drops as failed instead of reconnecting it.
+    #[arg(long)]
+    no_reconnect: bool,
     /// Charge box ids are PREFIX00001, PREFIX00002, ...
     #[arg(long, default_value = "SIM-", value_name = "PREFIX")]
     id_prefix: String,
@@ -66,7 +108,8 @@ struct Cli {
     /// Per-connection TCP + upgrade timeout, in seconds.
     #[arg(long, default_value = "10", value_parser = parse_seconds, value_name = "SECONDS")]
     connect_timeout: Duration,
-    /// How long a CALL waits for its answer, in seconds.
+    /// How long a CALL waits for its answer, in seconds; one that gets none is counted (and
+    /// fails the checks), a transaction message is then sent again (3 attempts).
     #[arg(long, default_value = "10", value_parser = parse_seconds, value_name = "SECONDS")]
     call_timeout: Duration,
     /// Report the server's RSS (from /proc/PID/status) before and after connecting.
@@ -90,17 +133,24 @@ struct Cli {
     /// Book mode: share of successful bookings cancelled right away (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     cancel_share: f64,
-    /// Print the report as one JSON object instead of a table.
+    /// Print the report as one JSON object on stdout instead of a table: connected, failed,
+    /// callErrors, actions {"<Action>": {count, p50Ms, p90Ms, p99Ms, maxMs}}, reconnects,
+    /// sessions, startsRefused, ... (book mode: its own report).
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModeArg {
-    /// Hold the sockets: answer pings and server CALLs, Heartbeat at the interval boot gave.
+    /// Hold the sockets: answer pings and server CALLs (sampling remotely started sessions
+    /// every --meter-interval until they are stopped remotely), Heartbeat at the interval boot
+    /// gave.
     Idle,
     /// Heartbeats back to back (closed loop), or at --rate per charger (open loop).
     Heartbeat,
+    /// Charging sessions: Authorize, StartTransaction, --meter-values MeterValues every
+    /// --meter-interval, StopTransaction, a --session-pause, again (or at --rate).
+    Charge,
     /// Drivers book slots over the REST API (needs --api-url and --api-token); no WebSockets.
     Book,
 }
@@ -207,15 +257,19 @@ fn booking_config(cli: &Cli) -> Result<BookingConfig, String> {
     cfg.slot = Duration::from_secs(cli.slot_minutes.max(1) * 60);
     cfg.horizon_slots = cli.horizon_slots.max(1);
     cfg.cancel_share = cli.cancel_share;
+    cfg.progress = std::io::stderr().is_terminal();
     Ok(cfg)
 }
 
 fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
     let mode = match (cli.mode, cli.rate) {
         (ModeArg::Book, _) => return Err("--mode book does not load WebSockets".into()),
-        (ModeArg::Idle, Some(_)) => return Err("--rate only applies to --mode heartbeat".into()),
+        (ModeArg::Idle, Some(_)) => {
+            return Err("--rate only applies to --mode heartbeat and charge".into());
+        }
         (ModeArg::Idle, None) => Mode::Idle,
         (ModeArg::Heartbeat, rate) => Mode::Heartbeat { rate },
+        (ModeArg::Charge, rate) => Mode::Charge { rate },
     };
     let provision = match (&cli.api_url, &cli.api_token) {
         (Some(api_url), Some(token)) => Some(Provisioning {
@@ -242,6 +296,15 @@ fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
     cfg.settle = cli.settle;
     cfg.provision = provision;
     cfg.progress = std::io::stderr().is_terminal();
+    cfg.sessions.id_tag_prefix = cli.id_tags.clone();
+    cfg.sessions.meter_interval = cli.meter_interval;
+    cfg.sessions.meter_values = cli.meter_values;
+    cfg.sessions.pause = cli.session_pause;
+    cfg.sessions.reserve_share = cli.reserve_share;
+    cfg.reconnect = (!cli.no_reconnect).then_some(ReconnectPolicy {
+        min: cli.reconnect_min,
+        max: cli.reconnect_max,
+    });
     Ok(cfg)
 }
 
@@ -277,6 +340,42 @@ mod tests {
         assert_eq!(cfg.duration, Duration::from_millis(1500));
         assert_eq!(cfg.source_addrs.len(), 3);
         assert_eq!(cfg.chargers, 20);
+    }
+
+    #[test]
+    fn charge_flags_map_onto_the_session_plan() {
+        let cli = Cli::parse_from([
+            "echarging-sim",
+            "--mode",
+            "charge",
+            "--id-tags",
+            "T-",
+            "--meter-interval",
+            "0.25",
+            "--meter-values",
+            "2",
+            "--session-pause",
+            "0.5",
+            "--reconnect-min",
+            "0.2",
+            "--reconnect-max",
+            "4",
+        ]);
+        let cfg = load_config(&cli).unwrap();
+        assert_eq!(cfg.mode, Mode::Charge { rate: None });
+        assert_eq!(cfg.sessions.meter_interval, Duration::from_millis(250));
+        assert_eq!(cfg.sessions.meter_values, 2);
+        assert_eq!(cfg.sessions.pause, Duration::from_millis(500));
+        assert_eq!(cfg.id_tag(0), "T-00001");
+        assert_eq!(
+            cfg.reconnect,
+            Some(ReconnectPolicy {
+                min: Duration::from_millis(200),
+                max: Duration::from_secs(4)
+            })
+        );
+        let cli = Cli::parse_from(["echarging-sim", "--mode", "charge", "--no-reconnect"]);
+        assert_eq!(load_config(&cli).unwrap().reconnect, None);
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    /// `idle` or `heartbeat`.
+    /// `idle`, `heartbeat` or `charge`.
     pub mode: String,
     /// Chargers asked for.
     pub chargers: usize,
@@ -40,6 +40,67 @@ pub struct Report {
     pub server_calls: BTreeMap<String, u64>,
     /// Round-trip latency per action the chargers sent.
     pub actions: BTreeMap<String, ActionStats>,
+    /// Connections re-established after they dropped (all chargers).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Our CALLs that got no answer within the call timeout, by action.
+    #[serde(default)]
+    pub timeouts: BTreeMap<String, u64>,
+    /// Server requests that broke their OCPP schema (answered with a CALLERROR), by action.
+    #[serde(default)]
+    pub bad_server_calls: BTreeMap<String, u64>,
+    /// Server answers that broke their OCPP schema (e.g. no transactionId), by action.
+    #[serde(default)]
+    pub bad_answers: BTreeMap<String, u64>,
+    /// Charging sessions completed: StopTransaction answered for an accepted transaction,
+    /// within the measured phase.
+    #[serde(default)]
+    pub sessions: u64,
+    /// Sessions still charging at the end of the measured phase, stopped then (not timed).
+    #[serde(default)]
+    pub sessions_cut_short: u64,
+    /// StartTransaction answered Accepted.
+    #[serde(default)]
+    pub starts_accepted: u64,
+    /// StartTransactions that carried the reservationId the charger held (ReserveNow).
+    #[serde(default)]
+    pub starts_with_reservation: u64,
+    /// StartTransaction answered with another status (then stopped as DeAuthorized).
+    #[serde(default)]
+    pub starts_refused: u64,
+    /// Authorize answered with a status other than Accepted (no session followed).
+    #[serde(default)]
+    pub authorize_refused: u64,
+    /// Session starts that found no free connector (or, paced, the last session still running).
+    #[serde(default)]
+    pub sessions_skipped: u64,
+    /// Transaction messages sent again after a lost connection or a timeout.
+    #[serde(default)]
+    pub tx_resent: u64,
+    /// Transaction messages given up on after every attempt.
+    #[serde(default)]
+    pub tx_dropped: u64,
+    /// Transaction messages still unanswered when the run ended.
+    #[serde(default)]
+    pub tx_undelivered: u64,
+    /// Whether this run registered every idTag, so that every start should be accepted.
+    #[serde(default)]
+    pub id_tags_registered: bool,
+    /// Bookings the drivers made over REST before charging (201), and slots refused (409).
+    #[serde(default)]
+    pub bookings_made: u64,
+    #[serde(default)]
+    pub bookings_refused: u64,
+    /// Unexpected answers to booking requests, by HTTP status (or "transport").
+    #[serde(default)]
+    pub booking_errors: BTreeMap<String, u64>,
+    /// ReserveNow requests the chargers accepted.
+    #[serde(default)]
+    pub reservations_accepted: u64,
+    /// ReserveNow for a connector that still held another live reservation: a double booking
+    /// as the charger sees it. Must be 0.
+    #[serde(default)]
+    pub double_bookings_seen: u64,
     #[serde(
         rename = "serverRssBeforeKiB",
         default,
@@ -102,6 +163,34 @@ impl Report {
                 join_counts(&self.call_errors)
             ));
         }
+        let mut counted = |what: &str, counts: &BTreeMap<String, u64>| {
+            if !counts.is_empty() {
+                let total: u64 = counts.values().sum();
+                failed.push(format!("{total} {what} ({})", join_counts(counts)));
+            }
+        };
+        counted("CALLs without an answer in time", &self.timeouts);
+        counted(
+            "server requests that broke their schema",
+            &self.bad_server_calls,
+        );
+        counted("answers that broke their schema", &self.bad_answers);
+        counted("unexpected answers to bookings", &self.booking_errors);
+        if self.double_bookings_seen > 0 {
+            failed.push(format!(
+                "{} double bookings seen by the chargers",
+                self.double_bookings_seen
+            ));
+        }
+        if self.mode == "charge" && self.sessions + self.sessions_cut_short == 0 {
+            failed.push("no charging session completed".to_owned());
+        }
+        if self.id_tags_registered && self.starts_refused + self.authorize_refused > 0 {
+            failed.push(format!(
+                "{} Authorize and {} StartTransaction refused although every idTag is registered",
+                self.authorize_refused, self.starts_refused
+            ));
+        }
         failed
     }
 
@@ -131,13 +220,68 @@ impl Report {
             "frames sent / received",
             format!("{} / {}", self.frames_sent, self.frames_received),
         );
-        row("frames/s", format!("{:.0}", self.frames_per_second));
+        let rate = |n: u64| {
+            if self.measured_seconds > 0.0 {
+                n as f64 / self.measured_seconds
+            } else {
+                0.0
+            }
+        };
+        row(
+            "frames/s sent / received",
+            format!(
+                "{:.0} / {:.0} ({:.0} in all)",
+                rate(self.frames_sent),
+                rate(self.frames_received),
+                self.frames_per_second
+            ),
+        );
         row(
             "round trips/s",
             format!(
                 "{:.0} ({} heartbeats)",
                 self.round_trips_per_second, self.round_trips
             ),
+        );
+        row("reconnects", self.reconnects.to_string());
+        if self.mode == "charge" || self.starts_accepted + self.starts_refused > 0 {
+            row(
+                "sessions completed",
+                format!(
+                    "{} ({:.1}/s), {} more cut short at the end",
+                    self.sessions,
+                    rate(self.sessions),
+                    self.sessions_cut_short
+                ),
+            );
+            row(
+                "starts accepted/refused",
+                format!("{} / {}", self.starts_accepted, self.starts_refused),
+            );
+            row("authorize refused", self.authorize_refused.to_string());
+            row("sessions skipped", self.sessions_skipped.to_string());
+            row(
+                "tx resent/dropped/left",
+                format!(
+                    "{} / {} / {}",
+                    self.tx_resent, self.tx_dropped, self.tx_undelivered
+                ),
+            );
+        }
+        row(
+            "bookings made/refused",
+            format!("{} / {}", self.bookings_made, self.bookings_refused),
+        );
+        row(
+            "ReserveNow accepted",
+            format!(
+                "{} ({} starts on a reservation)",
+                self.reservations_accepted, self.starts_with_reservation
+            ),
+        );
+        row(
+            "double bookings seen",
+            self.double_bookings_seen.to_string(),
         );
         if let (Some(before), Some(after)) = (self.server_rss_before_kib, self.server_rss_after_kib)
         {
@@ -151,6 +295,16 @@ impl Report {
         }
         if !self.server_calls.is_empty() {
             row("server CALLs answered", join_counts(&self.server_calls));
+        }
+        for (label, counts) in [
+            ("timeouts", &self.timeouts),
+            ("bad server requests", &self.bad_server_calls),
+            ("bad answers", &self.bad_answers),
+            ("booking errors", &self.booking_errors),
+        ] {
+            if !counts.is_empty() {
+                row(label, join_counts(counts));
+            }
         }
         for (reason, count) in &self.failures {
             row("failure", format!("{count} × {reason}"));
@@ -209,6 +363,7 @@ mod tests {
             server_rss_before_kib: Some(1000),
             server_rss_after_kib: Some(1090),
             server_rss_per_charger_kib: Some(10.0),
+            ..Report::default()
         }
     }
 
@@ -226,24 +381,44 @@ mod tests {
             keys,
             [
                 "actions",
+                "authorizeRefused",
+                "badAnswers",
+                "badServerCalls",
+                "bookingErrors",
+                "bookingsMade",
+                "bookingsRefused",
                 "callErrors",
                 "chargers",
                 "connectRate",
                 "connectSeconds",
                 "connected",
+                "doubleBookingsSeen",
                 "failed",
                 "failures",
                 "framesPerSecond",
                 "framesReceived",
                 "framesSent",
+                "idTagsRegistered",
                 "measuredSeconds",
                 "mode",
+                "reconnects",
+                "reservationsAccepted",
                 "roundTrips",
                 "roundTripsPerSecond",
                 "serverCalls",
                 "serverRssAfterKiB",
                 "serverRssBeforeKiB",
                 "serverRssPerChargerKiB",
+                "sessions",
+                "sessionsCutShort",
+                "sessionsSkipped",
+                "startsAccepted",
+                "startsRefused",
+                "startsWithReservation",
+                "timeouts",
+                "txDropped",
+                "txResent",
+                "txUndelivered",
             ]
         );
         assert_eq!(value["callErrors"], json!({"NotImplemented": 2}));
@@ -252,6 +427,7 @@ mod tests {
         assert_eq!(heartbeat["p50Ms"], 1.0);
         assert!(heartbeat["p99Ms"].as_f64().unwrap() >= 14.9);
         assert!(heartbeat["maxMs"].as_f64().unwrap() >= 14.9);
+        assert!(heartbeat["p90Ms"].as_f64().unwrap() >= 1.0);
         let back: Report = serde_json::from_value(value).unwrap();
         assert_eq!(back, sample());
     }
@@ -276,5 +452,35 @@ mod tests {
         ok.call_errors.clear();
         assert!(ok.passed());
         assert!(ok.to_table().contains("Heartbeat"));
+    }
+
+    #[test]
+    fn charging_checks() {
+        let mut report = sample();
+        report.connected = 10;
+        report.call_errors.clear();
+        report.mode = "charge".into();
+        assert_eq!(report.failed_checks(), ["no charging session completed"]);
+        report.sessions = 3;
+        report.starts_accepted = 3;
+        assert!(report.passed());
+        report.starts_refused = 1;
+        assert!(report.passed(), "unknown idTags may be refused");
+        report.id_tags_registered = true;
+        assert_eq!(report.failed_checks().len(), 1, "registered ones may not");
+        report.starts_refused = 0;
+        report.double_bookings_seen = 1;
+        report.timeouts.insert("StopTransaction".into(), 2);
+        let failed = report.failed_checks();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(failed[0].contains("2 CALLs without an answer in time (StopTransaction: 2)"));
+        let table = report.to_table();
+        assert!(table.contains("double bookings seen"), "{table}");
+        assert!(table.contains("sessions completed"), "{table}");
+        // Reports written before these fields existed still read.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("reconnects");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.reconnects, 0);
     }
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Charging benchmark: CHARGERS chargers each run charging sessions back to back for SECONDS
+# against the release server on a fresh SQLite file.
+#
+#   scripts/bench-charging.sh [CHARGERS=10000] [SECONDS=30]
+#
+# Each session: Authorize → StartTransaction → METER_VALUES MeterValues every METER_INTERVAL
+# seconds → StopTransaction → SESSION_PAUSE seconds → the next driver. The chargers and one
+# customer per idTag (SIMTAG-00001, ...) are registered over REST first, so every start is a
+# walk-in the server must accept. Server pinned to CPU 0, echarging-sim to CPU 1 (design.md),
+# sockets spread over 127.0.0.1-127.0.0.4 (one address has ~28k ephemeral ports; `ulimit -n`
+# is raised to the hard limit, 20000 on the benchmark machines).
+#
+# Environment: BENCH_PORT (18082), METER_INTERVAL (2), METER_VALUES (3), SESSION_PAUSE (1),
+# RESERVE_SHARE (0: share of sessions booked over REST first), BENCH_BUILD (1; 0 skips
+# `cargo build --release`). Prints the JSON report, then a summary; exits non-zero when the
+# simulator's checks failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+chargers=${1:-10000}
+seconds=${2:-30}
+port=${BENCH_PORT:-18082}
+token=bench-operator-token-0123456789
+work=$(mktemp -d)
+cleanup() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+  cargo build --release --quiet -p echarging -p echarging-sim
+fi
+ulimit -n "$(ulimit -Hn)"
+
+ECHARGING_LOG=warn taskset -c 0 target/release/echarging \
+  --listen "127.0.0.1:$port" --database-url "sqlite://$work/bench.db" --api-token "$token" &
+server=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+echo "== $chargers chargers charging for ${seconds}s" >&2
+status=0
+taskset -c 1 target/release/echarging-sim --url "ws://127.0.0.1:$port/ocpp" \
+  --api-url "http://127.0.0.1:$port" --api-token "$token" \
+  --source-addrs 127.0.0.1-127.0.0.4 --json --mode charge \
+  --chargers "$chargers" --duration "$seconds" --id-prefix CHG- --server-pid "$server" \
+  --meter-interval "${METER_INTERVAL:-2}" --meter-values "${METER_VALUES:-3}" \
+  --session-pause "${SESSION_PAUSE:-1}" --reserve-share "${RESERVE_SHARE:-0}" \
+  >"$work/charge.json" || status=$?
+rss_end=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
+
+cat "$work/charge.json"
+jq -r --arg rss_end "$rss_end" '
+  def ms(a): if .actions[a] then "p50 \(.actions[a].p50Ms) ms, p99 \(.actions[a].p99Ms) ms, max \(.actions[a].maxMs) ms (\(.actions[a].count))" else "none" end;
+  "chargers: \(.connected)/\(.chargers) connected in \(.connectSeconds | .*100|round/100) s, \(.failed) failed, \(.reconnects) reconnects",
+  "sessions: \(.sessions) completed (\(.sessions / .measuredSeconds | .*10|round/10)/s), starts accepted \(.startsAccepted), refused \(.startsRefused), authorize refused \(.authorizeRefused)",
+  "StartTransaction: \(ms("StartTransaction"))",
+  "StopTransaction:  \(ms("StopTransaction"))",
+  "MeterValues:      \(ms("MeterValues"))",
+  "Authorize:        \(ms("Authorize"))",
+  "bookings: \(.bookingsMade) made, \(.bookingsRefused) refused; ReserveNow accepted \(.reservationsAccepted), starts on a reservation \(.startsWithReservation), double bookings seen \(.doubleBookingsSeen)",
+  "CALLERRORs: \(.callErrors), timeouts: \(.timeouts)",
+  "server RSS: \(.serverRssBeforeKiB) KiB before connecting, \(.serverRssAfterKiB) KiB connected, \($rss_end) KiB after the sessions"
+' "$work/charge.json" >&2
+exit "$status"
