@@ -53,6 +53,29 @@ taskset -c 1 target/release/echarging-sim --url "ws://127.0.0.1:$port/ocpp" \
   --session-pause "${SESSION_PAUSE:-1}" --reserve-share "${RESERVE_SHARE:-0}" \
   >"$work/charge.json" || status=$?
 rss_end=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
+# My-page projection lag (commit → visible), from the server's Prometheus histogram, with
+# Prometheus' histogram_quantile interpolation inside the bucket.
+curl -fs "http://127.0.0.1:$port/metrics" >"$work/metrics.txt" || true
+lag() {
+  awk -v q="$1" '
+    /^echarging_mypage_lag_seconds_bucket/ {
+      match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n++; bound[n] = (le == "+Inf") ? -1 : le; cum[n] = $NF
+    }
+    END {
+      total = cum[n]; if (total == 0) { print "n/a"; exit }
+      rank = q * total; prev = 0; lower = 0
+      for (i = 1; i <= n; i++) {
+        if (cum[i] >= rank) {
+          if (bound[i] < 0) { printf "> %.1f ms", lower * 1000; exit }
+          frac = (cum[i] == prev) ? 1 : (rank - prev) / (cum[i] - prev)
+          printf "%.1f ms", (lower + (bound[i] - lower) * frac) * 1000; exit
+        }
+        prev = cum[i]; lower = bound[i]
+      }
+    }' "$work/metrics.txt"
+}
+lag_count=$(awk '/^echarging_mypage_lag_seconds_count/ {print $NF}' "$work/metrics.txt")
 
 cat "$work/charge.json"
 jq -r --arg rss_end "$rss_end" '
@@ -67,4 +90,5 @@ jq -r --arg rss_end "$rss_end" '
   "CALLERRORs: \(.callErrors), timeouts: \(.timeouts)",
   "server RSS: \(.serverRssBeforeKiB) KiB before connecting, \(.serverRssAfterKiB) KiB connected, \($rss_end) KiB after the sessions"
 ' "$work/charge.json" >&2
+echo "my-page lag over ${lag_count:-0} events: p50 $(lag 0.5), p99 $(lag 0.99)" >&2
 exit "$status"

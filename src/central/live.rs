@@ -166,16 +166,20 @@ pub async fn run_flusher(
     }
 }
 
-/// One batch; on failure the states are marked dirty again so the next flush retries them.
+/// Chargers written per transaction. SQLite has one writer: a flush of thousands of chargers
+/// in one transaction would hold StartTransaction and bookings behind it for a few hundred
+/// milliseconds, so it goes in small transactions the ledger's writes slot in between.
+const FLUSH_CHUNK: usize = 64;
+
+/// Write what changed; on failure the states are marked dirty again so the next flush retries.
 pub async fn flush(live: &LiveState, store: &dyn Store) {
     let states = live.drain_dirty();
-    if states.is_empty() {
-        return;
-    }
-    if let Err(e) = store.save_charger_states(&states).await {
-        tracing::warn!(error = %e, count = states.len(), "could not persist charger state; will retry");
-        for s in &states {
-            live.mark_dirty(&s.id);
+    for chunk in states.chunks(FLUSH_CHUNK) {
+        if let Err(e) = store.save_charger_states(chunk).await {
+            tracing::warn!(error = %e, count = chunk.len(), "could not persist charger state; will retry");
+            for s in chunk {
+                live.mark_dirty(&s.id);
+            }
         }
     }
 }
