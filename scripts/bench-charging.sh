@@ -12,7 +12,8 @@
 # is raised to the hard limit, 20000 on the benchmark machines).
 #
 # Environment: BENCH_PORT (18082), METER_INTERVAL (2), METER_VALUES (3), SESSION_PAUSE (1),
-# RESERVE_SHARE (0: share of sessions booked over REST first), BENCH_BUILD (1; 0 skips
+# RESERVE_SHARE (0: share of sessions booked over REST first), SETTLE (1: seconds between the
+# last boot and the first session), BENCH_BUILD (1; 0 skips
 # `cargo build --release`). Prints the JSON report, then a summary; exits non-zero when the
 # simulator's checks failed.
 set -euo pipefail
@@ -51,6 +52,7 @@ taskset -c 1 target/release/echarging-sim --url "ws://127.0.0.1:$port/ocpp" \
   --chargers "$chargers" --duration "$seconds" --id-prefix CHG- --server-pid "$server" \
   --meter-interval "${METER_INTERVAL:-2}" --meter-values "${METER_VALUES:-3}" \
   --session-pause "${SESSION_PAUSE:-1}" --reserve-share "${RESERVE_SHARE:-0}" \
+  --settle "${SETTLE:-1}" \
   >"$work/charge.json" || status=$?
 rss_end=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
 # My-page projection lag (commit → visible), from the server's Prometheus histogram, with
