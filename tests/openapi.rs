@@ -888,3 +888,171 @@ async fn docs_page_and_its_assets_are_served_from_the_binary() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn charging_and_my_page_answers_match_their_schemas() {
+    let app = spawn_app().await;
+    let c = Contract {
+        spec: fetch_spec(&app).await,
+    };
+    let op = |m: Method, p: &str| app.api(m, p);
+    let as_token =
+        |t: &str, m: Method, p: &str| app.http.request(m, app.url(p)).bearer_auth(t.to_string());
+    app.register_charger("CP-TX", 2, None).await;
+    let customer: Value = op(Method::POST, "/api/v1/customers")
+        .json(&json!({"name": "Ada", "idTags": ["ADA-TX"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = customer["token"].as_str().unwrap();
+    let (start, end) = slot(0, 1);
+    let booked: Value = as_token(token, Method::POST, "/api/v1/reservations")
+        .json(&json!({"chargerId": "CP-TX", "connectorId": 1, "start": start, "end": end}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = booked["id"].as_i64().unwrap();
+
+    // Remote start on a charger that is not connected: 409; without an idTag to use: 422.
+    let (remote_start, remote_stop) = (
+        "/api/v1/chargers/{id}/remote-start",
+        "/api/v1/chargers/{id}/remote-stop",
+    );
+    let body = json!({"connectorId": 1});
+    c.request("POST", remote_start, &body);
+    let r = as_token(token, Method::POST, "/api/v1/chargers/CP-TX/remote-start")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    c.answer("POST", remote_start, r).await; // 409
+    let r = op(Method::POST, "/api/v1/chargers/CP-TX/remote-start")
+        .json(&json!({"connectorId": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.answer("POST", remote_start, r).await["field"], "idTag"); // 422
+    let r = op(Method::POST, "/api/v1/chargers/CP-NONE/remote-start")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    c.answer("POST", remote_start, r).await; // 404
+
+    // The charger boots, takes the reservation, charges and stops.
+    let mut cp = app.connect("CP-TX").await;
+    cp.boot().await.unwrap();
+    let (call, action, _) = cp
+        .next_call(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(action, "ReserveNow");
+    cp.reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let started = cp
+        .call_result(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "ADA-TX", "meterStart": 10, "reservationId": rid,
+                "timestamp": now.format(&Rfc3339).unwrap()}),
+        )
+        .await
+        .unwrap();
+    let tx = started["transactionId"].as_i64().unwrap();
+    let (transactions, transaction) = ("/api/v1/transactions", "/api/v1/transactions/{id}");
+    let r = op(Method::GET, &format!("/api/v1/transactions/{tx}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.answer("GET", transaction, r).await["status"], "ACTIVE");
+    cp.call_result(
+        "StopTransaction",
+        json!({"transactionId": tx, "meterStop": 510, "timestamp": now.format(&Rfc3339).unwrap()}),
+    )
+    .await
+    .unwrap();
+    let r = op(Method::GET, "/api/v1/transactions?chargerId=CP-TX")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.answer("GET", transactions, r).await[0]["energyWh"], 500);
+    let r = op(Method::GET, "/api/v1/transactions?status=NOPE")
+        .send()
+        .await
+        .unwrap();
+    c.answer("GET", transactions, r).await; // 422
+    let r = op(Method::GET, "/api/v1/transactions/999")
+        .send()
+        .await
+        .unwrap();
+    c.answer("GET", transaction, r).await; // 404
+    let body = json!({"transactionId": tx});
+    c.request("POST", remote_stop, &body);
+    let r = op(Method::POST, "/api/v1/chargers/CP-TX/remote-stop")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    c.answer("POST", remote_stop, r).await; // 409: not running
+    let r = op(Method::POST, "/api/v1/chargers/CP-TX/remote-stop")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    c.answer("POST", remote_stop, r).await; // 422
+
+    // My page, once the projection has the ended charge.
+    let (me, page) = ("/api/v1/me", "/api/v1/customers/{id}/mypage");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let shown = loop {
+        let r = as_token(token, Method::GET, me).send().await.unwrap();
+        let shown = c.answer("GET", me, r).await;
+        if shown["reservations"][0]["status"] == "CHARGING_ENDED" {
+            break shown;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{shown:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(shown["reservations"][0]["charging"]["energyWh"], 500);
+    let r = op(
+        Method::GET,
+        &format!("/api/v1/customers/{}/mypage", customer["id"]),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(c.answer("GET", page, r).await, shown);
+    let r = op(Method::GET, "/api/v1/customers/424242/mypage")
+        .send()
+        .await
+        .unwrap();
+    c.answer("GET", page, r).await; // 404
+    let r = op(Method::GET, me).send().await.unwrap();
+    c.answer("GET", me, r).await; // 403
+    let r = as_token(token, Method::GET, "/api/v1/me?limit=0")
+        .send()
+        .await
+        .unwrap();
+    c.answer("GET", me, r).await; // 422
+    let r = op(Method::GET, "/api/v1/me/events").send().await.unwrap();
+    c.answer("GET", "/api/v1/me/events", r).await; // 403
+    let r = as_token(token, Method::GET, "/api/v1/me/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    app.shutdown().await;
+}

@@ -173,7 +173,8 @@ async fn customer_page(
         `TransactionStarted`, `MeterValuesRecorded`, `TransactionStopped`, \
         `ReservationCancelled`, `ReservationExpired`), the id its sequence number, the data the \
         reservation as my page now shows it. A `resync` event means the stream fell behind: \
-        reload the page. Only the caller's own changes are ever sent. Customer token only.",
+        reload the page. Only the caller's own changes are ever sent; the stream ends when the \
+        server stops (reconnect, as EventSource does by itself). Customer token only.",
     responses(
         (status = 200, description = "The stream", content_type = "text/event-stream",
             body = String),
@@ -233,7 +234,12 @@ async fn events(
             return Some((Ok(first), s));
         }
         loop {
-            match s.news.recv().await {
+            // A stopping server ends its streams, or they would hold the drain for the grace.
+            let received = tokio::select! {
+                _ = s.api.central.shutdown.cancelled() => return None,
+                received = s.news.recv() => received,
+            };
+            match received {
                 Ok(n) if n.customer_id == s.customer && n.seq > s.since => {
                     let Some(reservation) = n.reservation_id else {
                         continue;
