@@ -659,6 +659,7 @@ async fn measure(
     out: &mut Outcome,
 ) -> Result<(), String> {
     let measured = wait_for_start(station, &mut phase).await?;
+    station.set_measure_until(measured.deadline);
     let cfg = &ctx.cfg;
     // Spread paced chargers over the period instead of firing them all at once.
     let offset = index as f64 / cfg.chargers as f64;

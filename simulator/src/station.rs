@@ -131,6 +131,9 @@ pub struct Station {
     latency: Option<LatencyBatch>,
     /// Set by `end_measurement`: stops from now on cut sessions short.
     measurement_ended: bool,
+    /// Answers after this instant are not timed: when a run's deadline passes, every charger
+    /// winds down at once, and a CALL caught in that burst measures the burst, not the load.
+    measure_until: Option<Instant>,
 }
 
 impl Station {
@@ -147,6 +150,7 @@ impl Station {
             stats: StationStats::default(),
             latency: None,
             measurement_ended: false,
+            measure_until: None,
         })
     }
 
@@ -157,6 +161,11 @@ impl Station {
 
     /// Stops timing (flushing what was timed) and marks sessions stopped from now on as cut
     /// short: what happens after a load run's deadline is winding down, not load.
+    /// Time only answers that arrive by `deadline` (the end of the measured phase).
+    pub fn set_measure_until(&mut self, deadline: Instant) {
+        self.measure_until = Some(deadline);
+    }
+
     pub fn end_measurement(&mut self) {
         self.latency = None;
         self.measurement_ended = true;
@@ -701,7 +710,9 @@ impl Station {
             }
             Err(e) => return Err(StationError::lost(action, e)),
         };
-        if let (Some(batch), Some(timed)) = (self.latency.as_mut(), Action::from_name(action)) {
+        if let (Some(batch), Some(timed)) = (self.latency.as_mut(), Action::from_name(action))
+            && self.measure_until.is_none_or(|end| Instant::now() <= end)
+        {
             batch.record(timed, since.elapsed());
         }
         Ok(reply)

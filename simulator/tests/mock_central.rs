@@ -345,9 +345,14 @@ async fn load_run_in_heartbeat_mode() {
     let heartbeats = report.actions["Heartbeat"].count;
     assert!(heartbeats > 0);
     assert_eq!(report.round_trips, heartbeats);
-    // Every heartbeat is one frame each way, and nothing else moved in the measured phase.
-    assert_eq!(report.frames_sent, heartbeats);
-    assert_eq!(report.frames_received, heartbeats);
+    // Every heartbeat is one frame each way, and nothing else moved in the measured phase;
+    // each charger's last one may be answered after the deadline, and is then not timed.
+    for frames in [report.frames_sent, report.frames_received] {
+        assert!(
+            (heartbeats..=heartbeats + 50).contains(&frames),
+            "{frames} frames for {heartbeats} timed heartbeats"
+        );
+    }
     assert!(report.round_trips_per_second > 0.0);
 }
 
