@@ -500,3 +500,69 @@ async fn restart_resumes_and_a_rebuild_equals_the_incremental_view() {
     assert_eq!(all_pages(&app, &[&ada, &bob]).await, incremental);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_nodes_on_postgres_share_the_ledger_and_my_page() {
+    let Some(pg) = support::pg::PgSchema::new().await else {
+        return; // skipped outside CI without TEST_DATABASE_URL (said by the helper)
+    };
+    // Two nodes on one database, as in a scaled-out deployment: the charger is connected to
+    // node A, the driver talks to node B.
+    let a = spawn_app_with(|s| s.database_url = pg.url.clone()).await;
+    let b = spawn_app_with(|s| s.database_url = pg.url.clone()).await;
+    b.register_charger("CP-PGN", 1, None).await;
+    let ada = create_customer(&b, "Ada", &["ADA-PGN"]).await;
+    let mut cp = a.connect("CP-PGN").await;
+    cp.boot().await.unwrap();
+    let rid = book(
+        &b,
+        &ada,
+        "CP-PGN",
+        now() - time::Duration::minutes(1),
+        now() + time::Duration::hours(1),
+    )
+    .await;
+    // Node A's dispatcher sees node B's booking in the shared log and reaches its charger.
+    let (call, action, reserve) = cp.next_call(WAIT).await.unwrap();
+    assert_eq!(
+        (action.as_str(), reserve["reservationId"].as_i64()),
+        ("ReserveNow", Some(rid))
+    );
+    cp.reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    let started = cp
+        .call_result(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "ADA-PGN", "meterStart": 100,
+                "reservationId": rid, "timestamp": rfc(now())}),
+        )
+        .await
+        .unwrap();
+    let tx = started["transactionId"].as_i64().unwrap();
+    cp.call_result(
+        "StopTransaction",
+        json!({"transactionId": tx, "meterStop": 2100, "timestamp": rfc(now())}),
+    )
+    .await
+    .unwrap();
+    // Both nodes serve the same page.
+    let on_b = page_until(&b, &ada, |p| entry(p, rid)["status"] == "CHARGING_ENDED").await;
+    assert_eq!(entry(&on_b, rid)["charging"]["energyWh"], 2000);
+    let on_a = page_until(&a, &ada, |p| entry(p, rid)["status"] == "CHARGING_ENDED").await;
+    assert_eq!(on_a, on_b);
+    drop(cp);
+    a.shutdown().await;
+    b.shutdown().await;
+
+    // The rebuild on PostgreSQL gives the same page.
+    let mut settings = Settings::with_database(pg.url.clone());
+    settings.data_dir = tempfile::tempdir().unwrap().path().to_path_buf();
+    echarging::app::rebuild_projections(&settings)
+        .await
+        .unwrap();
+    let c = spawn_app_with(|s| s.database_url = pg.url.clone()).await;
+    let rebuilt = page_until(&c, &ada, |p| !entry(p, rid).is_null()).await;
+    assert_eq!(rebuilt, on_b);
+    c.shutdown().await;
+}

@@ -298,9 +298,10 @@ impl PgPages {
 }
 
 /// The one `PageStore` implementation, for both pools: the SQL is shared, only the pool type
-/// differs. `$writer` runs the fold (SQLite's single writer), `$reader` the page reads.
+/// differs. `$writer` runs the fold (SQLite's single writer), `$reader` the page reads, and
+/// `$serialise` makes concurrent folds take turns (SQLite's one writer already does).
 macro_rules! page_store {
-    ($store:ty, $writer:ident, $reader:ident) => {
+    ($store:ty, $writer:ident, $reader:ident, $serialise:expr) => {
         #[async_trait]
         impl PageStore for $store {
             async fn cursor(&self) -> Result<i64, StoreError> {
@@ -314,6 +315,16 @@ macro_rules! page_store {
 
             async fn apply(&self, changes: &[PageChange], cursor: i64) -> Result<(), StoreError> {
                 let mut tx = self.$writer.begin().await?;
+                // Nodes sharing a database each run a projector: folds take turns, and a batch
+                // another node has already folded is skipped, so the view never steps back.
+                sqlx::query($serialise).execute(&mut *tx).await?;
+                let folded: Option<i64> =
+                    sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if folded.is_some_and(|f| f >= cursor) {
+                    return Ok(());
+                }
                 fold!(tx, changes, cursor);
                 tx.commit().await?;
                 Ok(())
@@ -380,8 +391,8 @@ macro_rules! page_store {
     };
 }
 
-page_store!(SqlitePages, writer, pool);
-page_store!(PgPages, pool, pool);
+page_store!(SqlitePages, writer, pool, "SELECT 1");
+page_store!(PgPages, pool, pool, "SELECT pg_advisory_xact_lock(7423002)");
 
 #[cfg(test)]
 mod tests {
