@@ -1288,13 +1288,24 @@ async fn start_on(
     let connector = i64::from(req.connector_id);
     let charger = req.charger_id.as_str();
     let tag = req.id_tag.as_str();
-    if let Some(transaction) = transaction_where(
-        conn,
-        "charger_id = ? AND connector_id = ? AND started_at = ? AND meter_start_wh = ? \
-         AND id_tag = ?",
-        &[&charger, &connector, &started, &req.meter_start_wh, &tag],
+    // Each statement is a hand-off to SQLite's worker thread, the cost that dominates: the
+    // repeat check and the idTag's owner come in one query, the named reservation and the
+    // connector's live ones in another.
+    let (repeat, customer_id): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT id FROM transactions WHERE charger_id = ?1 AND connector_id = ?2 \
+         AND started_at = ?3 AND meter_start_wh = ?4 AND id_tag = ?5), \
+         (SELECT customer_id FROM id_tags WHERE id_tag_key = ?6)",
     )
-    .await?
+    .bind(charger)
+    .bind(connector)
+    .bind(started)
+    .bind(req.meter_start_wh)
+    .bind(tag)
+    .bind(req.id_tag.to_ascii_lowercase())
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(id) = repeat
+        && let Some(transaction) = transaction_where(conn, "id = ?", &[&id]).await?
     {
         let reservation = match transaction.reservation_id {
             Some(id) => reservation_on(conn, id).await?,
@@ -1307,23 +1318,34 @@ async fn start_on(
             refusal: None,
         });
     }
-    let customer_id: Option<i64> =
-        sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = ?")
-            .bind(req.id_tag.to_ascii_lowercase())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let named = match req.reservation_id {
-        Some(id) => reservation_on(conn, id).await?,
-        None => None,
-    };
-    let on_connector = live_on_connector(
-        conn,
-        &req.charger_id,
-        req.connector_id,
-        req.timestamp,
-        policy.early_grace,
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?1 OR (charger_id = ?2 \
+         AND connector_id = ?3 AND status IN ('BOOKED', 'CHARGING_STARTED') \
+         AND start_ms <= ?4 AND end_ms > ?5) ORDER BY start_ms LIMIT 5"
+    ))
+    .bind(req.reservation_id.map(i64::from))
+    .bind(charger)
+    .bind(connector)
+    .bind(to_millis(req.timestamp + policy.early_grace))
+    .bind(started)
+    .fetch_all(&mut *conn)
     .await?;
+    let mut named = None;
+    let mut on_connector = Vec::new();
+    for row in &rows {
+        let r = reservation_from_row(row)?;
+        let current = r.charger_id == req.charger_id
+            && r.connector_id == req.connector_id
+            && r.status.is_live()
+            && r.slot.start() <= req.timestamp + policy.early_grace
+            && r.slot.end() > req.timestamp;
+        if Some(r.id) == req.reservation_id {
+            named = Some(r.clone());
+        }
+        if current {
+            on_connector.push(r);
+        }
+    }
     let ctx = StartContext {
         customer_id,
         named: named.clone(),
@@ -1417,46 +1439,54 @@ async fn stop_on(
     conn: &mut SqliteConnection,
     req: &StopRequest,
 ) -> Result<StopOutcome, StoreError> {
-    let Some(mut t) = transaction_where(
-        conn,
-        "id = ? AND charger_id = ?",
-        &[&i64::from(req.transaction_id), &req.charger_id.as_str()],
-    )
-    .await?
-    else {
-        return Ok(StopOutcome::Unknown);
-    };
-    if t.status != TransactionStatus::Active {
-        return Ok(StopOutcome::Unchanged(t));
-    }
     let now = to_millis(OffsetDateTime::now_utc());
-    sqlx::query(
+    // The common case in one statement: end it if it is running on this charger.
+    let ended = sqlx::query(&format!(
         "UPDATE transactions SET status = 'ENDED', meter_stop_wh = ?, stopped_at = ?, \
-         stop_reason = ?, updated_at = ? WHERE id = ?",
-    )
+         stop_reason = ?, updated_at = ? WHERE id = ? AND charger_id = ? AND status = 'ACTIVE' \
+         RETURNING {TRANSACTION_COLUMNS}"
+    ))
     .bind(req.meter_stop_wh)
     .bind(to_millis(req.timestamp))
     .bind(&req.reason)
     .bind(now)
-    .bind(t.id)
-    .execute(&mut *conn)
+    .bind(req.transaction_id)
+    .bind(req.charger_id.as_str())
+    .fetch_optional(&mut *conn)
     .await?;
-    t.status = TransactionStatus::Ended;
-    t.meter_stop_wh = Some(req.meter_stop_wh);
-    t.stopped_at = Some(from_millis(to_millis(req.timestamp)));
-    t.stop_reason = req.reason.clone();
-    t.updated_at = from_millis(now);
-    t.compute_energy();
-    let mut reservation = match t.reservation_id {
-        Some(id) => reservation_on(conn, id).await?,
-        None => None,
+    let Some(row) = ended else {
+        // Not running: ended before (a retry), refused at the start, or not this charger's.
+        return Ok(
+            match transaction_where(
+                conn,
+                "id = ? AND charger_id = ?",
+                &[&i64::from(req.transaction_id), &req.charger_id.as_str()],
+            )
+            .await?
+            {
+                Some(t) => StopOutcome::Unchanged(t),
+                None => StopOutcome::Unknown,
+            },
+        );
     };
-    if let Some(r) = reservation
-        .as_mut()
-        .filter(|r| r.status == ReservationStatus::ChargingStarted)
-    {
-        set_reservation_status(conn, r, ReservationStatus::ChargingEnded, now).await?;
-    }
+    let t = transaction_from_row(&row)?;
+    let reservation = match t.reservation_id {
+        None => None,
+        Some(id) => {
+            let ended = sqlx::query(&format!(
+                "UPDATE reservations SET status = 'CHARGING_ENDED', updated_at = ? \
+                 WHERE id = ? AND status = 'CHARGING_STARTED' RETURNING {RESERVATION_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match ended {
+                Some(row) => Some(reservation_from_row(&row)?),
+                None => reservation_on(conn, id).await?,
+            }
+        }
+    };
     append_event(
         conn,
         kind::TRANSACTION_STOPPED,
@@ -1476,56 +1506,58 @@ async fn meter_on(
     conn: &mut SqliteConnection,
     m: &MeterReadings,
 ) -> Result<Option<Transaction>, StoreError> {
-    let charger = m.charger_id.as_str();
-    let found = match m.transaction_id {
-        Some(id) => {
-            transaction_where(
-                conn,
-                "id = ? AND charger_id = ? AND status = 'ACTIVE'",
-                &[&i64::from(id), &charger],
-            )
-            .await?
-        }
-        None => {
-            transaction_where(
-                conn,
-                "charger_id = ? AND connector_id = ? AND status = 'ACTIVE' ORDER BY id DESC",
-                &[&charger, &i64::from(m.connector_id)],
-            )
-            .await?
-        }
-    };
-    let Some(mut t) = found else { return Ok(None) };
     let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
         return Ok(None);
     };
+    let (latest_at, now) = (to_millis(latest_at), to_millis(OffsetDateTime::now_utc()));
+    // Find the transaction and keep its newest reading in one statement. Readings can arrive
+    // out of order (re-sent after a reconnect): an older one does not move it back.
+    let newer = "last_meter_at IS NULL OR last_meter_at <= ?1";
+    let set = format!(
+        "UPDATE transactions SET last_meter_wh = CASE WHEN {newer} THEN ?2 ELSE last_meter_wh \
+         END, updated_at = CASE WHEN {newer} THEN ?3 ELSE updated_at END, \
+         last_meter_at = CASE WHEN {newer} THEN ?1 ELSE last_meter_at END"
+    );
+    let row = match m.transaction_id {
+        Some(id) => {
+            sqlx::query(&format!(
+                "{set} WHERE id = ?4 AND charger_id = ?5 AND status = 'ACTIVE' \
+                 RETURNING {TRANSACTION_COLUMNS}"
+            ))
+            .bind(latest_at)
+            .bind(latest_wh)
+            .bind(now)
+            .bind(id)
+            .bind(m.charger_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "{set} WHERE id = (SELECT id FROM transactions WHERE charger_id = ?5 \
+                 AND connector_id = ?4 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1) \
+                 RETURNING {TRANSACTION_COLUMNS}"
+            ))
+            .bind(latest_at)
+            .bind(latest_wh)
+            .bind(now)
+            .bind(i64::from(m.connector_id))
+            .bind(m.charger_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    let Some(row) = row else { return Ok(None) };
+    let t = transaction_from_row(&row)?;
     let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO meter_values (transaction_id, at, wh) ");
     q.push_values(&m.readings, |mut row, (at, wh)| {
         row.push_bind(t.id).push_bind(to_millis(*at)).push_bind(*wh);
     });
     q.build().execute(&mut *conn).await?;
-    // Readings can arrive out of order (re-sent after a reconnect): the newest one wins.
-    if t.last_meter_at.is_none_or(|last| latest_at >= last) {
-        let now = to_millis(OffsetDateTime::now_utc());
-        sqlx::query(
-            "UPDATE transactions SET last_meter_wh = ?, last_meter_at = ?, updated_at = ? \
-             WHERE id = ?",
-        )
-        .bind(latest_wh)
-        .bind(to_millis(latest_at))
-        .bind(now)
-        .bind(t.id)
-        .execute(&mut *conn)
-        .await?;
-        t.last_meter_wh = Some(latest_wh);
-        t.last_meter_at = Some(from_millis(to_millis(latest_at)));
-        t.updated_at = from_millis(now);
-        t.compute_energy();
-    }
     append_event(
         conn,
         kind::METER_VALUES_RECORDED,
-        Some(charger),
+        Some(m.charger_id.as_str()),
         t.customer_id,
         t.reservation_id,
         &data::transaction(&t, None),
