@@ -199,6 +199,34 @@ impl Head {
     }
 }
 
+/// `SELECT {columns} FROM {table}` narrowed by charger, customer and status: how every list
+/// query of either backend starts (reservations and transactions alike).
+pub(crate) fn list_query<'a, DB: sqlx::Database>(
+    columns: &str,
+    table: &str,
+    charger_id: Option<&ChargeBoxId>,
+    customer_id: Option<i64>,
+    status: Option<&'static str>,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM {table} WHERE 1 = 1"));
+    if let Some(c) = charger_id {
+        q.push(" AND charger_id = ")
+            .push_bind(c.as_str().to_string());
+    }
+    if let Some(c) = customer_id {
+        q.push(" AND customer_id = ").push_bind(c);
+    }
+    if let Some(s) = status {
+        q.push(" AND status = ").push_bind(s);
+    }
+    q
+}
+
 /// Open the database named by `url`, creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {

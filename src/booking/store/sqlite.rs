@@ -698,19 +698,13 @@ impl Store for SqliteStore {
         &self,
         filter: &ReservationFilter,
     ) -> Result<Vec<Reservation>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE 1 = 1"
-        ));
-        if let Some(c) = &filter.charger_id {
-            q.push(" AND charger_id = ")
-                .push_bind(c.as_str().to_string());
-        }
-        if let Some(c) = filter.customer_id {
-            q.push(" AND customer_id = ").push_bind(c);
-        }
-        if let Some(s) = filter.status {
-            q.push(" AND status = ").push_bind(s.as_str());
-        }
+        let mut q = super::list_query::<Sqlite>(
+            RESERVATION_COLUMNS,
+            "reservations",
+            filter.charger_id.as_ref(),
+            filter.customer_id,
+            filter.status.map(|s| s.as_str()),
+        );
         if let Some(from) = filter.from {
             q.push(" AND end_ms > ").push_bind(to_millis(from));
         }
@@ -864,19 +858,13 @@ impl Store for SqliteStore {
         &self,
         filter: &TransactionFilter,
     ) -> Result<Vec<Transaction>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE 1 = 1"
-        ));
-        if let Some(c) = &filter.charger_id {
-            q.push(" AND charger_id = ")
-                .push_bind(c.as_str().to_string());
-        }
-        if let Some(c) = filter.customer_id {
-            q.push(" AND customer_id = ").push_bind(c);
-        }
-        if let Some(s) = filter.status {
-            q.push(" AND status = ").push_bind(s.as_str());
-        }
+        let mut q = super::list_query::<Sqlite>(
+            TRANSACTION_COLUMNS,
+            "transactions",
+            filter.charger_id.as_ref(),
+            filter.customer_id,
+            filter.status.map(|s| s.as_str()),
+        );
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
