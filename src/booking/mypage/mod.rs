@@ -12,7 +12,6 @@ pub mod pages;
 pub mod projector;
 
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::event::{Event, kind};
@@ -171,15 +170,10 @@ pub fn parse_page_token(token: &str) -> Option<(i64, i32)> {
     Some((start.parse().ok()?, id.parse().ok()?))
 }
 
-/// A `Value` for a change pushed to a live stream.
-pub fn news_json(entry: &PageEntry) -> Value {
-    serde_json::to_value(entry).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use time::macros::datetime;
 
     fn event(kind: &str, data: Value, reservation_id: Option<i32>) -> Event {

@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 
 use super::Api;
 use super::auth::Principal;
-use crate::booking::mypage::{MyPage, PageCustomer, news_json, page_token, parse_page_token};
+use crate::booking::mypage::{MyPage, PageCustomer, page_token, parse_page_token};
 use crate::problem::Problem;
 
 const DEFAULT_PAGE: u32 = 50;
@@ -252,7 +252,7 @@ async fn events(
                     let event = SseEvent::default()
                         .event(n.kind)
                         .id(n.seq.to_string())
-                        .json_data(news_json(&entry))
+                        .json_data(&entry)
                         .unwrap_or_default();
                     return Some((Ok(event), s));
                 }
