@@ -15,14 +15,15 @@ use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::load_shed::{self, RestLimit};
+use crate::api::ops;
+use crate::api::{self, Api, OperatorToken};
 use crate::booking::mypage::{self, projector::PageHub};
-use crate::booking::rest::{self, Api, OperatorToken};
 use crate::booking::store::{self, Store};
 use crate::central::breaker::BreakerSettings;
 use crate::central::{self, Central, Sessions};
-use crate::load_shed::{self, RestLimit};
+use crate::metrics;
 use crate::settings::Settings;
-use crate::{metrics, ops};
 
 /// Connections waiting to be accepted; a reconnect storm of thousands of chargers must not
 /// see refused connections.
@@ -82,7 +83,7 @@ impl Application {
         // reverse). The explicit fallback carries the layers to unmatched requests whatever the
         // merge order (a default fallback would be replaced by the other router's).
         let http = Router::new()
-            .merge(rest::router(api.clone()))
+            .merge(api::router(api.clone()))
             .merge(ops::router(central.clone()))
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(

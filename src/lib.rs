@@ -1,22 +1,28 @@
-//! echarging: an OCPP 1.6J EV charging central system. The map:
+//! echarging: an OCPP 1.6J EV charging central system. The map, lowest layer first; a layer
+//! names only those below it (the `layers` end-to-end test keeps it so):
 //!
-//! - [`ocpp`]: the pure protocol — OCPP-J frames, typed messages, error codes. No I/O.
-//! - [`central`]: charger connections — WebSocket upgrade and auth, one task per session, the
-//!   registry of live sessions with typed outbound CALLs, live charger state.
-//! - [`booking`]: the ledger — chargers (customers, reservations and transactions to come), the
-//!   storage interface and its SQLite backend, the REST API.
-//! - [`app`]: wiring and graceful shutdown; [`settings`], [`telemetry`], [`problem`] (HTTP
-//!   errors as problem+json) and [`ops`] (health and readiness) support it; [`metrics`] (every
-//!   Prometheus metric, served at `/metrics`) and [`load_shed`] (the REST concurrency limit)
-//!   keep it observable and responsive under overload.
+//! - [`ocpp`]: the charger protocol, pure: OCPP-J frames, typed 1.6 messages, error codes
+//!   ([`ocpp::v16`]; 2.0.1 will be its sibling). No I/O.
+//! - [`domain`]: ids as newtypes, chargers, customers, slots, reservations, transactions, the
+//!   pure rules that decide a start, the ledger's events. No I/O.
+//! - [`settings`], [`problem`] (HTTP errors as problem+json), [`metrics`] (every Prometheus
+//!   metric; it takes labels and knows no layer above it), [`telemetry`] (logging).
+//! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends, the event
+//!   log, the my-page read model folded from it.
+//! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
+//!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, and
+//!   the dispatcher that carries reservations to chargers. It owns no REST.
+//! - [`api`]: REST under `/api/v1`, my page and its SSE stream, OpenAPI and `/docs`, auth,
+//!   operations probes and `/metrics`, REST load shedding.
+//! - [`app`]: composes them, serves, drains.
 
+pub mod api;
 pub mod app;
 pub mod booking;
 pub mod central;
-pub mod load_shed;
+pub mod domain;
 pub mod metrics;
 pub mod ocpp;
-pub mod ops;
 pub mod problem;
 pub mod settings;
 pub mod telemetry;

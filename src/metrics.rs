@@ -16,8 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::central::CallFailure;
-use crate::ocpp::{ErrorCode, OCPP16_ACTIONS};
+use crate::ocpp::v16::{ErrorCode, OCPP16_ACTIONS};
 
 // Names. Counters carry `_total` themselves: the exporter's recommended naming is off.
 const CHARGERS_CONNECTED: &str = "echarging_chargers_connected";
@@ -271,19 +270,9 @@ pub fn call_answered(action: &'static str, sent_at: Instant) {
     histogram!(OCPP_CALL_DURATION, "action" => action).record(sent_at.elapsed().as_secs_f64());
 }
 
-/// How one of our CALLs ended, as the caller of `Sessions::call` saw it.
-pub fn call_finished<T>(action: &'static str, result: &Result<T, CallFailure>) {
-    let outcome = match result {
-        Ok(_) => "result",
-        Err(CallFailure::CallError { .. }) => "callerror",
-        Err(CallFailure::Timeout) => "timeout",
-        Err(CallFailure::Offline) => "offline",
-        Err(CallFailure::Disconnected) => "disconnected",
-        Err(CallFailure::BadResponse { .. }) => "bad_response",
-        Err(CallFailure::QueueFull) => "queue_full",
-        Err(CallFailure::BreakerOpen) => "breaker_open",
-        Err(CallFailure::Encode(_)) => "encode_error",
-    };
+/// How one of our CALLs ended, as the caller of `Sessions::call` saw it: `outcome` is
+/// `result` or the failure's label (`CallFailure::label`).
+pub fn call_finished(action: &'static str, outcome: &'static str) {
     counter!(OCPP_CALLS, "action" => action, "outcome" => outcome).increment(1);
 }
 

@@ -4,9 +4,8 @@
 //! and checks every frame the simulator sends against the official OCPP 1.6 JSON schemas.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -249,33 +248,7 @@ fn check(shared: &Shared, schema: &str, payload: &Value) {
     }
 }
 
-fn validate(name: &str, payload: &Value) -> Result<(), String> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
-    let validator = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap()
-        .entry(name.to_owned())
-        .or_insert_with(|| {
-            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/ocpp16/schemas")
-                .join(format!("{name}.json"));
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("schema {} missing: {e}", path.display()));
-            let schema: Value = serde_json::from_str(&text).unwrap();
-            Arc::new(jsonschema::draft4::new(&schema).unwrap())
-        })
-        .clone();
-    let errors: Vec<String> = validator
-        .iter_errors(payload)
-        .map(|e| e.to_string())
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{name}: {}", errors.join("; ")))
-    }
-}
+use ocpp_schemas::validate;
 
 async fn station(central: &Central, id: &str) -> Station {
     let cfg = StationConfig::new(ChargerConfig::new(&central.url, id), 2);

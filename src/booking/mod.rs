@@ -1,12 +1,7 @@
-//! The ledger: chargers, customers, reservations, charging transactions and their event log,
-//! the storage behind it, the dispatcher that carries reservations to the chargers, and the
-//! REST API that reads and changes it.
+//! The ledger: the [`store::Store`] trait with its SQLite and PostgreSQL backends, the event log
+//! every change appends to, and the my-page read model folded from that log ([`mypage`]). It
+//! takes domain values in and gives domain values out; it knows nothing of chargers' sockets,
+//! OCPP messages or HTTP.
 
-pub mod charger;
-pub mod charging;
-pub mod customer;
-pub mod event;
 pub mod mypage;
-pub mod reservation;
-pub mod rest;
 pub mod store;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::ocpp::ErrorCode;
+use crate::ocpp::v16::ErrorCode;
 
 /// Why a call to a charger produced no typed answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -35,6 +35,22 @@ pub enum CallFailure {
     },
     #[error("could not encode the request: {0}")]
     Encode(String),
+}
+
+impl CallFailure {
+    /// The failure as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallFailure::CallError { .. } => "callerror",
+            CallFailure::Timeout => "timeout",
+            CallFailure::Offline => "offline",
+            CallFailure::Disconnected => "disconnected",
+            CallFailure::BadResponse { .. } => "bad_response",
+            CallFailure::QueueFull => "queue_full",
+            CallFailure::BreakerOpen => "breaker_open",
+            CallFailure::Encode(_) => "encode_error",
+        }
+    }
 }
 
 /// The raw answer: a CALLRESULT payload's JSON text, or a failure.

@@ -20,11 +20,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{CallFailure, Central, ChargeBoxId};
-use crate::booking::event::{Event, kind};
-use crate::booking::reservation::{ChargerAck, Reservation, ReservationStatus};
-use crate::ocpp::messages::{CancelReservation, ReserveNow};
-use crate::ocpp::types::{CiString, ReservationStatus as OcppReservationStatus, Timestamp};
+use super::{CallFailure, Central};
+use crate::domain::ChargeBoxId;
+use crate::domain::event::{Event, kind};
+use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus};
+use crate::ocpp::v16::messages::{CancelReservation, ReserveNow};
+use crate::ocpp::v16::types::{CiString, ReservationStatus as OcppReservationStatus, Timestamp};
 
 /// What sessions tell the dispatcher.
 #[derive(Debug, Clone)]

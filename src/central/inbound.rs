@@ -9,17 +9,18 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
+use super::Central;
 use super::dispatcher::Signal;
 use super::live::ChargerLive;
-use super::{Central, ChargeBoxId};
-use crate::booking::charger::{BootInfo, ConnectorStatus};
-use crate::booking::charging::{
+use crate::booking::store::StoreError;
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{BootInfo, ConnectorStatus};
+use crate::domain::reservation::ChargerAck;
+use crate::domain::transaction::{
     Authorization, MeterReadings, StartPolicy, StartRequest, StopOutcome, StopRequest,
     TransactionStatus,
 };
-use crate::booking::reservation::ChargerAck;
-use crate::booking::store::StoreError;
-use crate::ocpp::{self, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
+use crate::ocpp::v16::{self as ocpp, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
 pub(crate) async fn answer(

@@ -12,11 +12,10 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::booking::charger::{
-    BootInfo, ChargerRecord, ChargerState, ConnectorStatus, from_millis, to_millis,
-};
 use crate::booking::store::Store;
-use crate::central::ChargeBoxId;
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{BootInfo, ChargerRecord, ChargerState, ConnectorStatus};
+use crate::domain::instant::{from_millis, to_millis};
 
 /// One charger's reported state since this process started.
 #[derive(Default)]

@@ -7,7 +7,6 @@
 
 pub mod breaker;
 pub mod calls;
-mod charge_box_id;
 pub mod dispatcher;
 mod inbound;
 pub mod live;
@@ -25,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use calls::CallFailure;
-pub use charge_box_id::{ChargeBoxId, InvalidChargeBoxId};
 pub use live::LiveState;
 pub use registry::{EndReason, Sessions};
 pub use session::close_code;

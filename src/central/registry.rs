@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{BreakerSettings, BreakerState, CallEnd};
 use super::calls::{CallFailure, QueuedCall};
-use crate::central::ChargeBoxId;
-use crate::ocpp::Action;
+use crate::domain::ChargeBoxId;
+use crate::ocpp::v16::Action;
 
 /// Why a session was told to end from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,12 +137,16 @@ impl Sessions {
             None => true,
         };
         if !admitted {
-            let failed = Err(CallFailure::BreakerOpen);
-            crate::metrics::call_finished(A::NAME, &failed);
-            return failed;
+            crate::metrics::call_finished(A::NAME, CallFailure::BreakerOpen.label());
+            return Err(CallFailure::BreakerOpen);
         }
         let result = self.call_unguarded(id, request).await;
-        crate::metrics::call_finished(A::NAME, &result);
+        crate::metrics::call_finished(
+            A::NAME,
+            result
+                .as_ref()
+                .map_or_else(CallFailure::label, |_| "result"),
+        );
         let end = match &result {
             Ok(_) | Err(CallFailure::CallError { .. } | CallFailure::BadResponse { .. }) => {
                 CallEnd::Answered

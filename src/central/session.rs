@@ -16,9 +16,10 @@ use tracing::{debug, info, warn};
 use super::calls::{CallFailure, InFlight, QueuedCall};
 use super::live::ChargerLive;
 use super::registry::{EndReason, SessionHandle};
-use super::{Central, ChargeBoxId, inbound};
+use super::{Central, inbound};
+use crate::domain::ChargeBoxId;
 use crate::metrics;
-use crate::ocpp::{self, ChargePointRequest, ErrorCode, Frame};
+use crate::ocpp::v16::{self as ocpp, ChargePointRequest, ErrorCode, Frame};
 
 /// A socket that cannot take a frame for this long is treated as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,7 +13,8 @@ use base64::Engine;
 use tracing::{Instrument, debug, warn};
 
 use super::session::{self, close_code};
-use super::{Central, ChargeBoxId, machine_key};
+use super::{Central, machine_key};
+use crate::domain::ChargeBoxId;
 use crate::problem::Problem;
 
 /// The only subprotocol we speak.

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use super::ChargeBoxId;
-use crate::booking::charging::Transaction;
+use crate::domain::ChargeBoxId;
+use crate::domain::transaction::Transaction;
 
 struct Waiter {
     token: u64,

@@ -1,27 +1,6 @@
-//! OCPP 1.6J, the protocol only: WebSocket text in, typed messages out, and back.
-//!
-//! - `frame`: the OCPP-J RPC envelope (`[2,…]`, `[3,…]`, `[4,…]`), parsed in one borrowing pass.
-//! - `error`: the ten CALLERROR codes and `DecodeError`.
-//! - `action`: the `Action` trait, `decode_payload`, `ChargePointRequest` (what a charger may send).
-//! - `messages`: one file per action, request + response, exactly per the official schemas.
-//! - `types`: shared field types (bounded strings, timestamps, enums, composite values).
-//! - `wire`, `decode` (private): serde plumbing and serde-error → OCPP-error mapping.
-//!
-//! No I/O, no async, no state: sessions, timeouts and queues live elsewhere.
+//! The charger protocols, pure: WebSocket text in, typed messages out, and back. No I/O, no
+//! async, no state. One module per protocol version, so a second version (OCPP 2.0.1) is a
+//! sibling of [`v16`] and the layers above never see a version's message types except where
+//! they speak to a charger (`crate::central`).
 
-pub mod action;
-mod decode;
-pub mod error;
-pub mod frame;
-pub mod messages;
-pub mod types;
-mod wire;
-
-#[cfg(test)]
-mod tests;
-
-pub use action::*;
-pub use error::*;
-pub use frame::*;
-pub use messages::*;
-pub use types::*;
+pub mod v16;

@@ -14,8 +14,8 @@ pub mod projector;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::event::{Event, kind};
-use super::reservation::{ChargerAck, Reservation, ReservationStatus};
+use crate::domain::event::{Event, kind};
+use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus};
 
 /// The projection's shape. Bump it when the rows change: a view of another version is dropped
 /// and rebuilt from the log at start.
@@ -161,7 +161,7 @@ pub struct PageNews {
 
 /// The paging token of an entry: its place in "newest slot first".
 pub fn page_token(e: &PageEntry) -> String {
-    format!("{}_{}", crate::booking::charger::to_millis(e.start), e.id)
+    format!("{}_{}", crate::domain::instant::to_millis(e.start), e.id)
 }
 
 /// `(start_ms, id)` from a paging token.

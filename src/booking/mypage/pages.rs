@@ -14,9 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, SqliteConnection};
 
 use super::{Charging, PageChange, PageCustomer, PageEntry, VERSION};
-use crate::booking::charger::{from_millis, to_millis};
-use crate::booking::reservation::{ChargerAck, ReservationStatus};
 use crate::booking::store::StoreError;
+use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::reservation::{ChargerAck, ReservationStatus};
 
 #[async_trait]
 pub trait PageStore: Send + Sync + 'static {

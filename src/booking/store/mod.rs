@@ -15,17 +15,17 @@ pub use sqlite::SqliteStore;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
-use super::charging::{
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::customer::{Customer, NewCustomer};
+use crate::domain::event::Event;
+use crate::domain::reservation::{
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
+};
+use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
     StopRequest, Transaction, TransactionFilter,
 };
-use super::customer::{Customer, NewCustomer};
-use super::event::Event;
-use super::reservation::{
-    BookError, CancelError, ChargerAck, NewReservation, Reservation, ReservationFilter,
-};
-use crate::central::ChargeBoxId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +44,47 @@ pub enum StoreError {
     NotCompleted(String),
     #[error("cannot prepare the database: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a booking was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("no charger {0}")]
+    UnknownCharger(ChargeBoxId),
+    #[error("charger has no connector {0}")]
+    UnknownConnector(u32),
+    /// The slot overlaps a live reservation; these are the conflicting slot's times (never who
+    /// holds it).
+    #[error("the slot overlaps another reservation from {} to {}", .0.start(), .0.end())]
+    Overlap(TimeSlot),
+    #[error("no customer {0}")]
+    UnknownCustomer(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a cancellation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such reservation")]
+    NotFound,
+    #[error("a {0} reservation cannot be cancelled")]
+    NotCancellable(ReservationStatus),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+// Backends bubble database errors up through either error with `?`.
+impl From<sqlx::Error> for BookError {
+    fn from(e: sqlx::Error) -> Self {
+        BookError::Store(e.into())
+    }
+}
+
+impl From<sqlx::Error> for CancelError {
+    fn from(e: sqlx::Error) -> Self {
+        CancelError::Store(e.into())
+    }
 }
 
 /// How chargers are paged through: ordered by id, starting after `after`.
@@ -108,7 +149,7 @@ pub trait Store: Send + Sync + 'static {
     /// The customer owning `id_tag` (compared case-insensitively).
     async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError>;
 
-    /// Record a StartTransaction, decided by [`super::charging::decide_start`] on facts read in
+    /// Record a StartTransaction, decided by [`super::transaction::decide_start`] on facts read in
     /// the same write transaction, committed before it returns. Accepted with a reservation:
     /// that reservation becomes CHARGING_STARTED. A refused start is recorded too (the charger
     /// got its transactionId) but belongs to no customer. The same StartTransaction again

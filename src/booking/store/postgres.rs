@@ -14,23 +14,23 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
+use super::{BookError, CancelError};
 use super::{Head, Page, Store, StoreError};
-use crate::booking::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, NewCharger, from_millis,
-    to_millis,
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, NewCharger,
 };
-use crate::booking::charging::{
-    self, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision, StartOutcome,
-    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
-    TransactionStatus,
+use crate::domain::customer::{Customer, NewCustomer};
+use crate::domain::event::{Event, data, kind};
+use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::reservation::{
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
-use crate::booking::customer::{Customer, NewCustomer};
-use crate::booking::event::{Event, data, kind};
-use crate::booking::reservation::{
-    BookError, CancelError, ChargerAck, NewReservation, Reservation, ReservationFilter,
-    ReservationStatus, TimeSlot,
+use crate::domain::transaction::{
+    self as transaction, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision,
+    StartOutcome, StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction,
+    TransactionFilter, TransactionStatus,
 };
-use crate::central::ChargeBoxId;
 
 pub struct PgStore {
     pool: PgPool,
@@ -720,7 +720,7 @@ impl PgStore {
             named: named.clone(),
             on_connector: on_connector.clone(),
         };
-        let decision = charging::decide_start(req, &ctx, policy);
+        let decision = transaction::decide_start(req, &ctx, policy);
         let now = to_millis(OffsetDateTime::now_utc());
         let (status, auth, owner, reservation_id, refusal) = match &decision {
             StartDecision::Accept { reservation_id } => (

@@ -19,23 +19,24 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use super::{BookError, CancelError};
 use super::{Head, Page, Store, StoreError};
-use crate::booking::charger::{
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, ConnectorStatus, MAX_CONNECTORS,
-    NewCharger, from_millis, to_millis,
+    NewCharger,
 };
-use crate::booking::charging::{
-    self, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision, StartOutcome,
-    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
-    TransactionStatus,
+use crate::domain::customer::{Customer, NewCustomer};
+use crate::domain::event::{Event, data, kind};
+use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::reservation::{
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
-use crate::booking::customer::{Customer, NewCustomer};
-use crate::booking::event::{Event, data, kind};
-use crate::booking::reservation::{
-    BookError, CancelError, ChargerAck, NewReservation, Reservation, ReservationFilter,
-    ReservationStatus, TimeSlot,
+use crate::domain::transaction::{
+    self as transaction, Authorization, DispatchAgenda, MeterReadings, StartContext, StartDecision,
+    StartOutcome, StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction,
+    TransactionFilter, TransactionStatus,
 };
-use crate::central::ChargeBoxId;
 use crate::settings::sqlite_path;
 
 pub struct SqliteStore {
@@ -1339,7 +1340,7 @@ async fn start_on(
         named: named.clone(),
         on_connector: on_connector.clone(),
     };
-    let decision = charging::decide_start(req, &ctx, policy);
+    let decision = transaction::decide_start(req, &ctx, policy);
     let now = to_millis(OffsetDateTime::now_utc());
     let (status, auth, owner, reservation_id, refusal) = match &decision {
         StartDecision::Accept { reservation_id } => (

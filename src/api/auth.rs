@@ -1,0 +1,183 @@
+//! Who is calling the REST API. The operator token (configured, or generated at first start and
+//! kept in the data folder) may do everything; it is held only as a digest and compared in
+//! constant time. A customer token (issued when the operator creates the customer, stored as a
+//! digest) acts for that customer only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Api;
+use crate::domain::customer::{Customer, token_digest};
+use crate::problem::Problem;
+
+/// File name of the generated operator token inside the data folder.
+pub const TOKEN_FILE: &str = "operator-token";
+
+pub struct OperatorToken {
+    digest: [u8; 32],
+}
+
+impl OperatorToken {
+    pub fn from_token(token: &str) -> Self {
+        OperatorToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        d.ct_eq(&self.digest).into()
+    }
+
+    /// The configured token, else the one kept in `data_dir`, else a new one written there.
+    /// Returns where it was found or written, when it is a file.
+    pub fn load_or_generate(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> std::io::Result<(Self, Option<PathBuf>)> {
+        if let Some(t) = configured {
+            return Ok((Self::from_token(t), None));
+        }
+        let path = data_dir.join(TOKEN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => {
+                return Ok((Self::from_token(text.trim()), Some(path)));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(data_dir)?;
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        write_private(&path, &token)?;
+        Ok((Self::from_token(&token), Some(path)))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{text}\n"))
+}
+
+/// Proof that the request carries the operator token.
+pub struct Operator;
+
+impl FromRequestParts<Arc<Api>> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Response> {
+        match bearer(parts) {
+            Some(token) if api.operator.matches(token) => Ok(Operator),
+            Some(_) => Err(unauthorized("the bearer token is not valid")),
+            None => Err(unauthorized("send Authorization: Bearer <token>")),
+        }
+    }
+}
+
+/// The caller: the operator, or one customer.
+pub enum Principal {
+    Operator,
+    Customer(Customer),
+}
+
+impl Principal {
+    /// The customer a request acts for, when it is a customer's.
+    pub fn customer_id(&self) -> Option<i64> {
+        match self {
+            Principal::Operator => None,
+            Principal::Customer(c) => Some(c.id),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Api>> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Response> {
+        let Some(token) = bearer(parts) else {
+            return Err(unauthorized("send Authorization: Bearer <token>"));
+        };
+        if api.operator.matches(token) {
+            return Ok(Principal::Operator);
+        }
+        let digest = token_digest(token);
+        if let Some(customer) = api.customers.get(&digest) {
+            return Ok(Principal::Customer(customer.clone()));
+        }
+        match api.central.store.customer_by_token(&digest).await {
+            Ok(Some(customer)) => {
+                // Bounded by the number of customers with live tokens; cleared as a whole if a
+                // flood of them ever outgrows it.
+                if api.customers.len() >= 100_000 {
+                    api.customers.clear();
+                }
+                api.customers.insert(digest, customer.clone());
+                Ok(Principal::Customer(customer))
+            }
+            Ok(None) => Err(unauthorized("the bearer token is not valid")),
+            Err(e) => Err(Problem::internal(&e).into_response()),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut r = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+        .detail(detail)
+        .into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_token_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, path) = OperatorToken::load_or_generate(None, dir.path()).unwrap();
+        let path = path.unwrap();
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert!(a.matches(token.trim()));
+        let (b, _) = OperatorToken::load_or_generate(None, dir.path()).unwrap();
+        assert!(b.matches(token.trim()));
+        assert!(!b.matches("something else"));
+        let (c, none) =
+            OperatorToken::load_or_generate(Some("configured-token-123"), dir.path()).unwrap();
+        assert!(none.is_none() && c.matches("configured-token-123"));
+    }
+}

@@ -1,0 +1,502 @@
+//! `/api/v1/chargers`: operators register, list, inspect, update and delete chargers. Answers
+//! join what the store holds with the live sessions: `online`, `lastSeen`, boot info and
+//! connector status are as fresh as the last frame, even before they are written behind.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Api;
+use super::auth::Operator;
+use crate::booking::store::{Page, StoreError};
+use crate::central::breaker::BreakerState;
+use crate::central::{EndReason, machine_key};
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger};
+use crate::problem::{ApiJson, Problem};
+
+const MAX_NAME_LEN: usize = 100;
+const DEFAULT_PAGE: u32 = 1000;
+const MAX_PAGE: u32 = 10_000;
+
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/chargers", get(list).post(create))
+        .route("/chargers/{id}", get(show).patch(update).delete(remove))
+}
+
+/// A charger to register. Unknown members are refused (422).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct CreateCharger {
+    /// The charge box id: the last path segment of the charger's OCPP URL, and its HTTP Basic
+    /// username. 1 to 48 letters, digits or `- . _ ~`.
+    #[schema(pattern = "^[A-Za-z0-9._~-]{1,48}$", example = "CP-0001")]
+    id: String,
+    /// A label for people, at most 100 characters; blank means none.
+    #[serde(default)]
+    #[schema(max_length = 100, example = "Car park level 2, bay 4")]
+    name: Option<String>,
+    /// How many connectors the charger has (connector ids 1..=n).
+    #[schema(minimum = 1, maximum = 100, example = 2)]
+    connectors: u32,
+    /// The charger's password (OCPP AuthorizationKey, 16–40 printable ASCII characters). When
+    /// set, the charger must connect with HTTP Basic auth; stored only as a salted digest.
+    #[serde(default)]
+    #[schema(min_length = 16, max_length = 40)]
+    password: Option<String>,
+}
+
+/// Changes to a charger: members left out stay as they are. Unknown members are refused (422).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct UpdateCharger {
+    /// The new label (at most 100 characters); `null` clears the name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    name: Option<Option<String>>,
+    /// The new number of connectors.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    connectors: Option<u32>,
+    /// The new password (16–40 printable ASCII characters); `null` removes the password: the
+    /// charger may then connect without Basic auth.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 16, max_length = 40)]
+    password: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only chargers whose id sorts after this one (paging).
+    after: Option<String>,
+    /// At most this many chargers, in id order (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<u32>,
+    /// Only chargers that are (or are not) connected now.
+    online: Option<bool>,
+}
+
+/// The circuit breaker in front of the central system's calls to a charger: after repeated
+/// timeouts calls fail fast (`open`) until the cool-down ends and one probe goes through
+/// (`half_open`); any answer closes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    #[schema(example = "closed")]
+    state: &'static str,
+    /// Timeouts in a row so far (while closed).
+    consecutive_timeouts: u32,
+    /// While open: when the next probe may go through.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    probe_after: Option<OffsetDateTime>,
+}
+
+impl From<BreakerState> for BreakerView {
+    fn from(b: BreakerState) -> Self {
+        let (consecutive_timeouts, probe_after) = match b {
+            BreakerState::Closed {
+                consecutive_timeouts,
+            } => (consecutive_timeouts, None),
+            BreakerState::Open { until } => {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                (0, Some(OffsetDateTime::now_utc() + left))
+            }
+            BreakerState::HalfOpen => (0, None),
+        };
+        BreakerView {
+            state: b.name(),
+            consecutive_timeouts,
+            probe_after,
+        }
+    }
+}
+
+/// A charger as the API shows it: its registration joined with its live state. Boot fields are
+/// what the charger last said in BootNotification (`null` until it has booted).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargerView {
+    /// The charge box id.
+    #[schema(example = "CP-0001")]
+    id: String,
+    name: Option<String>,
+    /// Number of connectors (ids 1..=n).
+    connectors: u32,
+    /// Whether the charger must connect with HTTP Basic auth (the password is never shown).
+    password_protected: bool,
+    /// Whether the charger has an open OCPP WebSocket now.
+    online: bool,
+    /// The circuit breaker in front of calls to this charger.
+    breaker: BreakerView,
+    /// When the charger last sent a frame.
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_seen: Option<OffsetDateTime>,
+    /// When the charger last sent BootNotification.
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_boot_at: Option<OffsetDateTime>,
+    vendor: Option<String>,
+    model: Option<String>,
+    serial_number: Option<String>,
+    charge_box_serial_number: Option<String>,
+    firmware_version: Option<String>,
+    iccid: Option<String>,
+    imsi: Option<String>,
+    meter_type: Option<String>,
+    meter_serial_number: Option<String>,
+    /// The last StatusNotification of each connector that has reported (connector 0 is the
+    /// charger as a whole).
+    connector_status: Vec<ConnectorStatusView>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+/// A connector's last StatusNotification.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConnectorStatusView {
+    /// 0 means the charger as a whole.
+    connector_id: u32,
+    /// OCPP 1.6 ChargePointStatus, e.g. `Available`, `Preparing`, `Charging`, `Faulted`.
+    #[schema(example = "Available")]
+    status: String,
+    /// OCPP 1.6 ChargePointErrorCode, `NoError` when all is well.
+    #[schema(example = "NoError")]
+    error_code: String,
+    info: Option<String>,
+    vendor_error_code: Option<String>,
+    /// The time the charger gave in the notification, if any.
+    #[serde(with = "time::serde::rfc3339::option")]
+    timestamp: Option<OffsetDateTime>,
+    /// When the central system received it.
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl Api {
+    fn view(&self, mut record: ChargerRecord) -> ChargerView {
+        self.central.live.overlay(&mut record);
+        let online = self.central.sessions.is_online(&record.id);
+        let breaker = BreakerView::from(self.central.sessions.breaker(&record.id));
+        let boot = record.boot.unwrap_or_default();
+        let known = |s: String| (!s.is_empty()).then_some(s);
+        ChargerView {
+            online,
+            breaker,
+            id: record.id.to_string(),
+            name: record.name,
+            connectors: record.connectors,
+            password_protected: record.password_hash.is_some(),
+            last_seen: record.last_seen_at,
+            last_boot_at: record.last_boot_at,
+            vendor: known(boot.vendor),
+            model: known(boot.model),
+            serial_number: boot.serial_number,
+            charge_box_serial_number: boot.charge_box_serial_number,
+            firmware_version: boot.firmware_version,
+            iccid: boot.iccid,
+            imsi: boot.imsi,
+            meter_type: boot.meter_type,
+            meter_serial_number: boot.meter_serial_number,
+            connector_status: record
+                .connector_status
+                .into_iter()
+                .map(|c| ConnectorStatusView {
+                    connector_id: c.connector_id,
+                    status: c.status.into_owned(),
+                    error_code: c.error_code.into_owned(),
+                    info: c.info,
+                    vendor_error_code: c.vendor_error_code,
+                    timestamp: c.reported_at,
+                    updated_at: c.updated_at,
+                })
+                .collect(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict(what) => Problem::new(StatusCode::CONFLICT, "Conflict").detail(what),
+        other => Problem::internal(&other),
+    }
+}
+
+fn path_id(raw: &str) -> Result<ChargeBoxId, Problem> {
+    // An id that cannot be valid cannot be registered either.
+    ChargeBoxId::parse(raw).map_err(|_| Problem::not_found(format!("no charger {raw:?}")))
+}
+
+fn validate_name(name: Option<String>) -> Result<Option<String>, Problem> {
+    match name.map(|n| n.trim().to_string()) {
+        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(Problem::invalid_field(
+            "name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        )),
+        Some(n) if n.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn validate_connectors(n: u32) -> Result<u32, Problem> {
+    if (1..=MAX_CONNECTORS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Problem::invalid_field(
+            "connectors",
+            format!("must be from 1 to {MAX_CONNECTORS}"),
+        ))
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, Problem> {
+    machine_key::validate(password).map_err(|e| Problem::invalid_field("password", e))?;
+    Ok(machine_key::hash(password))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers",
+    tag = "chargers",
+    operation_id = "createCharger",
+    summary = "Register a charger",
+    description = "Operator only. The answer carries a Location header.",
+    request_body = CreateCharger,
+    responses(
+        (
+            status = 201,
+            description = "Registered",
+            body = ChargerView,
+            headers(("Location" = String, description = "URL of the new charger"))
+        ),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A charger with this id exists",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is missing, unknown or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn create(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    ApiJson(body): ApiJson<CreateCharger>,
+) -> Result<Response, Problem> {
+    let id = ChargeBoxId::parse(&body.id).map_err(|e| Problem::invalid_field("id", e))?;
+    let new = NewCharger {
+        id,
+        name: validate_name(body.name)?,
+        connectors: validate_connectors(body.connectors)?,
+        password_hash: body.password.as_deref().map(hash_password).transpose()?,
+    };
+    let record = api
+        .central
+        .store
+        .insert_charger(&new)
+        .await
+        .map_err(store_error)?;
+    let location = format!("/api/v1/chargers/{}", record.id);
+    let mut response = (StatusCode::CREATED, Json(api.view(record))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chargers",
+    tag = "chargers",
+    operation_id = "listChargers",
+    summary = "List chargers",
+    description = "Operator only. Ordered by id; page with `after` (the last id seen) and `limit`.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The chargers", body = Vec<ChargerView>),
+        (
+            status = 400,
+            description = "A query parameter cannot be read (unknown, or of the wrong type)",
+            body = Problem, content_type = "application/problem+json"
+        ),
+        (status = 422, description = "`limit` is out of range",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn list(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ChargerView>>, Problem> {
+    let Query(q) = query.map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "Invalid query").detail(e.body_text())
+    })?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("must be from 1 to {MAX_PAGE}"),
+        ));
+    }
+    let records = api
+        .central
+        .store
+        .chargers(&Page {
+            after: q.after,
+            limit,
+        })
+        .await
+        .map_err(store_error)?;
+    let views = records
+        .into_iter()
+        .map(|r| api.view(r))
+        .filter(|v| q.online.is_none_or(|want| v.online == want))
+        .collect();
+    Ok(Json(views))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "getCharger",
+    summary = "Read a charger",
+    description = "Operator only.",
+    params(("id" = String, Path, description = "The charge box id")),
+    responses(
+        (status = 200, description = "The charger", body = ChargerView),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn show(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<Json<ChargerView>, Problem> {
+    let id = path_id(&raw)?;
+    match api.central.store.charger(&id).await.map_err(store_error)? {
+        Some(record) => Ok(Json(api.view(record))),
+        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+    }
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "updateCharger",
+    summary = "Update a charger",
+    description = "Operator only. Members left out are kept; `null` clears `name` or `password`.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body = UpdateCharger,
+    responses(
+        (status = 200, description = "The updated charger", body = ChargerView),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is unknown or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn update(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<UpdateCharger>,
+) -> Result<Json<ChargerView>, Problem> {
+    let id = path_id(&raw)?;
+    let patch = ChargerPatch {
+        name: body.name.map(validate_name).transpose()?,
+        connectors: body.connectors.map(validate_connectors).transpose()?,
+        password_hash: match body.password {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(p)) => Some(Some(hash_password(&p)?)),
+        },
+    };
+    match api
+        .central
+        .store
+        .update_charger(&id, &patch)
+        .await
+        .map_err(store_error)?
+    {
+        Some(record) => Ok(Json(api.view(record))),
+        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chargers/{id}",
+    tag = "chargers",
+    operation_id = "deleteCharger",
+    summary = "Delete a charger",
+    description = "Operator only. Its live OCPP socket, if any, is closed.",
+    params(("id" = String, Path, description = "The charge box id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (
+            status = 409,
+            description = "The charger has live reservations (BOOKED or CHARGING_STARTED); cancel \
+                them first",
+            body = Problem, content_type = "application/problem+json"
+        )
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn remove(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = path_id(&raw)?;
+    if !api
+        .central
+        .store
+        .delete_charger(&id)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(Problem::not_found(format!("no charger {raw:?}")));
+    }
+    api.central
+        .sessions
+        .disconnect(&id, EndReason::Deregistered);
+    api.central.live.forget(&id);
+    api.central.sessions.forget(&id);
+    Ok(StatusCode::NO_CONTENT)
+}

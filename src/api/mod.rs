@@ -1,0 +1,47 @@
+//! The REST API under `/api/v1` (api.md): one module per resource, each exposing its routes.
+//! Handlers validate into domain types, call the store or the live sessions, and answer JSON in
+//! camelCase or problem+json. [`openapi`] documents it all and serves `/openapi.json` and
+//! `/docs`.
+
+pub mod auth;
+mod chargers;
+mod customers;
+pub mod load_shed;
+mod mypage;
+pub mod openapi;
+pub mod ops;
+mod reservations;
+mod transactions;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::central::Central;
+pub use auth::OperatorToken;
+
+/// What the REST handlers share.
+pub struct Api {
+    pub central: Arc<Central>,
+    pub operator: OperatorToken,
+    /// Customers by token digest. Customers are never changed or deleted once created, so an
+    /// entry cannot go stale; it saves two reads on every customer request.
+    pub customers: dashmap::DashMap<String, crate::domain::customer::Customer>,
+    /// The my-page read model, and where its changes are announced.
+    pub pages: Arc<dyn crate::booking::mypage::pages::PageStore>,
+    pub hub: Arc<crate::booking::mypage::projector::PageHub>,
+}
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .nest(
+            "/api/v1",
+            chargers::routes()
+                .merge(customers::routes())
+                .merge(reservations::routes())
+                .merge(transactions::routes())
+                .merge(mypage::routes()),
+        )
+        .with_state(api)
+        .merge(openapi::router())
+}

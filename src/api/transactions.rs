@@ -1,0 +1,447 @@
+//! Charging over REST: remote start and stop (the charger is asked over OCPP and its answer
+//! returned), and the transactions the ledger holds. A customer may remote-start only on a
+//! reservation of theirs whose slot is current, and stop only their own transaction; what is
+//! not theirs answers 404 like reservations do.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Api;
+use super::auth::{Operator, Principal};
+use crate::central::CallFailure;
+use crate::domain::ChargeBoxId;
+use crate::domain::reservation::{ReservationFilter, ReservationStatus};
+use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
+use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
+use crate::ocpp::v16::types::{CiString, RemoteStartStopStatus};
+use crate::problem::{ApiJson, Problem};
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/chargers/{id}/remote-start", post(remote_start))
+        .route("/chargers/{id}/remote-stop", post(remote_stop))
+        .route("/transactions", get(list))
+        .route("/transactions/{id}", get(show))
+}
+
+/// Start charging from afar; `{}` takes every default. Unknown members are refused (422).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RemoteStartRequest {
+    /// Omitted: the connector of the caller's current reservation, else the charger chooses.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    connector_id: Option<u32>,
+    /// Omitted: the idTag of the current reservation on that connector (the operator must give
+    /// one when there is none); a customer may only use its own.
+    #[serde(default)]
+    id_tag: Option<String>,
+}
+
+/// The charger's answer to RemoteStartTransaction.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RemoteStartAnswer {
+    /// What the charger said.
+    #[schema(value_type = String, example = "Accepted")]
+    status: &'static str,
+    /// The transaction the charger started, when its StartTransaction arrived within the
+    /// configured wait (default 10 s); else null.
+    transaction_id: Option<i32>,
+}
+
+/// Stop a running transaction from afar.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RemoteStopRequest {
+    transaction_id: i32,
+}
+
+/// The charger's answer to RemoteStopTransaction.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RemoteStopAnswer {
+    #[schema(value_type = String, example = "Accepted")]
+    status: &'static str,
+}
+
+fn charger_not_found(raw: &str) -> Problem {
+    Problem::not_found(format!("no charger {raw:?}"))
+}
+
+/// A call the charger did not answer, as HTTP: offline is a state conflict, silence a gateway
+/// timeout, a breaker or a full queue a 503 to retry later, a broken answer a bad gateway.
+fn call_problem(failure: CallFailure) -> Problem {
+    let (status, title) = match &failure {
+        CallFailure::Offline | CallFailure::Disconnected => {
+            (StatusCode::CONFLICT, "Charger not connected")
+        }
+        CallFailure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Charger did not answer"),
+        CallFailure::BreakerOpen | CallFailure::QueueFull => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Charger not answering")
+        }
+        CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => {
+            (StatusCode::BAD_GATEWAY, "Charger refused the call")
+        }
+        CallFailure::Encode(_) => return Problem::internal(&failure),
+    };
+    Problem::new(status, title).detail(failure.to_string())
+}
+
+fn with_retry_after(problem: Problem) -> Response {
+    let retry = problem.status() == StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = problem.into_response();
+    if retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    }
+    response
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers/{id}/remote-start",
+    tag = "charging",
+    operation_id = "remoteStart",
+    summary = "Start charging remotely",
+    description = "Sends RemoteStartTransaction and returns the charger's answer; when the \
+        charger then sends StartTransaction within the configured wait, its `transactionId` too. \
+        The operator may start any idTag; a customer only on its reservation whose slot is \
+        current (from the early-start grace before it), with its own idTag.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body = RemoteStartRequest,
+    responses(
+        (status = 200, description = "The charger's answer", body = RemoteStartAnswer),
+        (status = 404, description = "No such charger, or (customer) no current reservation of \
+            yours on it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The charger is not connected",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The charger answered with an error",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The charger did not answer in time",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn remote_start(
+    who: Principal,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RemoteStartRequest>,
+) -> Result<Json<RemoteStartAnswer>, Response> {
+    let charger = ChargeBoxId::parse(&raw).map_err(|_| charger_not_found(&raw).into_response())?;
+    if body.connector_id == Some(0) {
+        return Err(
+            Problem::invalid_field("connectorId", "connectors count from 1").into_response(),
+        );
+    }
+    let store = &api.central.store;
+    let record = store
+        .charger(&charger)
+        .await
+        .map_err(|e| Problem::internal(&e).into_response())?
+        .ok_or_else(|| charger_not_found(&raw).into_response())?;
+    if let Some(c) = body.connector_id
+        && c > record.connectors
+    {
+        return Err(Problem::invalid_field(
+            "connectorId",
+            format!("the charger has no connector {c}"),
+        )
+        .into_response());
+    }
+    // The current reservations on this charger (slot started, early grace included).
+    let now = OffsetDateTime::now_utc();
+    let current = store
+        .reservations(&ReservationFilter {
+            charger_id: Some(charger.clone()),
+            customer_id: who.customer_id(),
+            status: Some(ReservationStatus::Booked),
+            from: Some(now),
+            to: Some(now + api.central.early_grace()),
+            limit: 100,
+        })
+        .await
+        .map_err(|e| Problem::internal(&e).into_response())?;
+    let on_connector = current
+        .iter()
+        .find(|r| body.connector_id.is_none_or(|c| c == r.connector_id));
+    let (connector, id_tag) = match (&who, on_connector) {
+        (Principal::Customer(c), Some(r)) => {
+            let tag = match &body.id_tag {
+                None => r.id_tag.clone(),
+                Some(t) => c
+                    .id_tags
+                    .iter()
+                    .find(|own| own.eq_ignore_ascii_case(t))
+                    .cloned()
+                    .ok_or_else(|| {
+                        Problem::invalid_field("idTag", "not one of your idTags").into_response()
+                    })?,
+            };
+            (Some(r.connector_id), tag)
+        }
+        (Principal::Customer(_), None) => {
+            return Err(Problem::not_found(format!(
+                "no current reservation of yours on charger {raw:?}"
+            ))
+            .into_response());
+        }
+        (Principal::Operator, r) => {
+            let tag = match (&body.id_tag, r) {
+                (Some(t), _) => t.clone(),
+                (None, Some(r)) => r.id_tag.clone(),
+                (None, None) => {
+                    return Err(Problem::invalid_field(
+                        "idTag",
+                        "required: no current reservation on that connector to take it from",
+                    )
+                    .into_response());
+                }
+            };
+            (body.connector_id.or(r.map(|r| r.connector_id)), tag)
+        }
+    };
+    let token = CiString::new(id_tag.as_str()).map_err(|_| {
+        Problem::invalid_field("idTag", "must be at most 20 characters (OCPP IdToken)")
+            .into_response()
+    })?;
+    // Registered before the call: chargers often send StartTransaction before their answer.
+    let mut wait = api.central.starts.wait(&charger, connector, &id_tag);
+    let answer = api
+        .central
+        .sessions
+        .call(
+            &charger,
+            &RemoteStartTransaction {
+                connector_id: connector.map(|c| c as i32),
+                id_tag: token,
+                charging_profile: None,
+            },
+        )
+        .await
+        .map_err(|f| with_retry_after(call_problem(f)))?;
+    let transaction_id = match answer.status {
+        RemoteStartStopStatus::Accepted => {
+            tokio::time::timeout(api.central.settings.remote_start_wait, &mut wait.found)
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        RemoteStartStopStatus::Rejected => None,
+    };
+    Ok(Json(RemoteStartAnswer {
+        status: answer.status.as_str(),
+        transaction_id,
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers/{id}/remote-stop",
+    tag = "charging",
+    operation_id = "remoteStop",
+    summary = "Stop charging remotely",
+    description = "Sends RemoteStopTransaction for a running transaction on this charger and \
+        returns the charger's answer; the charger then sends StopTransaction, which ends it. The \
+        operator may stop any transaction, a customer only its own.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body = RemoteStopRequest,
+    responses(
+        (status = 200, description = "The charger's answer", body = RemoteStopAnswer),
+        (status = 404, description = "No such charger or transaction on it, or not yours",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The transaction is not running, or the charger is not \
+            connected", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is missing or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The charger answered with an error",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The charger did not answer in time",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn remote_stop(
+    who: Principal,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RemoteStopRequest>,
+) -> Result<Json<RemoteStopAnswer>, Response> {
+    let charger = ChargeBoxId::parse(&raw).map_err(|_| charger_not_found(&raw).into_response())?;
+    let transaction = api
+        .central
+        .store
+        .transaction(body.transaction_id)
+        .await
+        .map_err(|e| Problem::internal(&e).into_response())?
+        .filter(|t| t.charger_id == charger)
+        .filter(|t| {
+            who.customer_id()
+                .is_none_or(|own| t.customer_id == Some(own))
+        })
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no transaction {} on charger {raw:?}",
+                body.transaction_id
+            ))
+            .into_response()
+        })?;
+    if transaction.status != TransactionStatus::Active {
+        return Err(
+            Problem::new(StatusCode::CONFLICT, "Transaction not running")
+                .detail(format!(
+                    "transaction {} is {}",
+                    transaction.id, transaction.status
+                ))
+                .field("transactionId")
+                .into_response(),
+        );
+    }
+    let answer = api
+        .central
+        .sessions
+        .call(
+            &charger,
+            &RemoteStopTransaction {
+                transaction_id: transaction.id,
+            },
+        )
+        .await
+        .map_err(|f| with_retry_after(call_problem(f)))?;
+    Ok(Json(RemoteStopAnswer {
+        status: answer.status.as_str(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only this charger's transactions.
+    charger_id: Option<String>,
+    /// Only this customer's.
+    customer_id: Option<i64>,
+    /// Only transactions in this status.
+    #[param(value_type = Option<TransactionStatus>)]
+    status: Option<String>,
+    /// At most this many (default 100), newest first.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/transactions",
+    tag = "charging",
+    operation_id = "listTransactions",
+    summary = "List transactions",
+    description = "Newest first. Operator only.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Transactions", body = [Transaction]),
+        (status = 422, description = "A query parameter is unknown, of the wrong type, or out \
+            of range", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn list(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Transaction>>, Problem> {
+    let Query(q) = query.map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
+    })?;
+    let charger_id = match &q.charger_id {
+        None => None,
+        Some(raw) => match ChargeBoxId::parse(raw) {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(Json(Vec::new())),
+        },
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(TransactionStatus::parse(s).ok_or_else(|| {
+            Problem::invalid_field("status", "expected ACTIVE, ENDED or REFUSED")
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("expected 1 to {MAX_PAGE}"),
+        ));
+    }
+    let found = api
+        .central
+        .store
+        .transactions(&TransactionFilter {
+            charger_id,
+            customer_id: q.customer_id,
+            status,
+            limit,
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(found))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/transactions/{id}",
+    tag = "charging",
+    operation_id = "getTransaction",
+    summary = "Read a transaction",
+    description = "The operator reads any transaction, a customer only its own; another's \
+        answers 404.",
+    params(("id" = i32, Path, description = "The OCPP transactionId")),
+    responses(
+        (status = 200, description = "The transaction", body = Transaction),
+        (status = 404, description = "No such transaction, or not the caller's",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn show(
+    who: Principal,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<Json<Transaction>, Problem> {
+    let not_found = || Problem::not_found(format!("no transaction {raw:?}"));
+    let id: i32 = raw.parse().map_err(|_| not_found())?;
+    let found = api
+        .central
+        .store
+        .transaction(id)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .filter(|t| {
+            who.customer_id()
+                .is_none_or(|own| t.customer_id == Some(own))
+        })
+        .ok_or_else(not_found)?;
+    Ok(Json(found))
+}

@@ -1,0 +1,118 @@
+//! The ledger's event log: every change is appended in the same transaction as the change,
+//! under a gap-free increasing sequence number, so consumers (the my-page projection, the charger
+//! dispatcher) can follow it and resume from the last number they saw after a restart.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Event kinds, as stored.
+pub mod kind {
+    pub const CHARGER_REGISTERED: &str = "ChargerRegistered";
+    pub const CHARGER_UPDATED: &str = "ChargerUpdated";
+    pub const CHARGER_DELETED: &str = "ChargerDeleted";
+    pub const CUSTOMER_CREATED: &str = "CustomerCreated";
+    pub const RESERVATION_BOOKED: &str = "ReservationBooked";
+    pub const RESERVATION_CANCELLED: &str = "ReservationCancelled";
+    pub const RESERVATION_EXPIRED: &str = "ReservationExpired";
+    /// The charger answered ReserveNow, or a connector fault changed what the driver sees.
+    pub const RESERVATION_ACK_CHANGED: &str = "ReservationAckChanged";
+    pub const TRANSACTION_STARTED: &str = "TransactionStarted";
+    pub const TRANSACTION_REFUSED: &str = "TransactionRefused";
+    pub const METER_VALUES_RECORDED: &str = "MeterValuesRecorded";
+    pub const TRANSACTION_STOPPED: &str = "TransactionStopped";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// 1, 2, 3, … with no gaps, in commit order.
+    pub seq: i64,
+    pub at: OffsetDateTime,
+    pub kind: String,
+    /// Correlation: what the event belongs to.
+    pub charger_id: Option<String>,
+    pub customer_id: Option<i64>,
+    pub reservation_id: Option<i32>,
+    /// The changed entity as the API shows it (no secrets).
+    pub data: Value,
+}
+
+impl Event {
+    /// The reservation this event carries as it stood after the change: the whole `data` of
+    /// reservation events, `data.reservation` of transaction events.
+    pub fn reservation(&self) -> Option<crate::domain::reservation::Reservation> {
+        let v = match self.data.get("reservation") {
+            Some(r) => r,
+            None => &self.data,
+        };
+        data::parse_reservation(v, self.at)
+    }
+}
+
+/// The `data` of each event kind, built in one place so every backend writes the same shape.
+pub mod data {
+    use serde_json::{Value, json};
+
+    use crate::domain::charger::ChargerRecord;
+    use crate::domain::customer::Customer;
+    use crate::domain::instant::rfc3339;
+    use crate::domain::reservation::Reservation;
+    use crate::domain::transaction::Transaction;
+
+    pub fn charger(c: &ChargerRecord) -> Value {
+        json!({
+            "id": c.id.as_str(),
+            "name": c.name,
+            "connectors": c.connectors,
+            "passwordProtected": c.password_hash.is_some(),
+        })
+    }
+
+    pub fn customer(c: &Customer) -> Value {
+        json!({"id": c.id, "name": c.name, "idTags": c.id_tags})
+    }
+
+    pub fn reservation(r: &Reservation) -> Value {
+        json!({
+            "id": r.id,
+            "chargerId": r.charger_id.as_str(),
+            "connectorId": r.connector_id,
+            "customerId": r.customer_id,
+            "idTag": r.id_tag,
+            "start": rfc3339(r.slot.start()),
+            "end": rfc3339(r.slot.end()),
+            "status": r.status.as_str(),
+            "chargerAck": r.charger_ack.as_str(),
+            "createdAt": rfc3339(r.created_at),
+            "updatedAt": rfc3339(r.updated_at),
+        })
+    }
+
+    /// The inverse of [`reservation`]; `at` stands in for timestamps an older event lacks.
+    pub fn parse_reservation(v: &Value, at: time::OffsetDateTime) -> Option<Reservation> {
+        use crate::domain::reservation::{ChargerAck, ReservationStatus, TimeSlot};
+        use time::format_description::well_known::Rfc3339;
+        let text = |k: &str| v.get(k).and_then(Value::as_str);
+        let time = |k: &str| time::OffsetDateTime::parse(text(k)?, &Rfc3339).ok();
+        Some(Reservation {
+            id: i32::try_from(v.get("id")?.as_i64()?).ok()?,
+            charger_id: crate::domain::ChargeBoxId::parse(text("chargerId")?).ok()?,
+            connector_id: u32::try_from(v.get("connectorId")?.as_u64()?).ok()?,
+            customer_id: v.get("customerId")?.as_i64()?,
+            id_tag: text("idTag")?.to_owned(),
+            slot: TimeSlot::parse(time("start")?, time("end")?).ok()?,
+            status: ReservationStatus::parse(text("status")?)?,
+            charger_ack: ChargerAck::parse(text("chargerAck")?)?,
+            created_at: time("createdAt").unwrap_or(at),
+            updated_at: time("updatedAt").unwrap_or(at),
+        })
+    }
+
+    /// Transaction events carry the transaction and, when linked, its reservation as they
+    /// stand after the change.
+    pub fn transaction(t: &Transaction, r: Option<&Reservation>) -> Value {
+        json!({
+            "transaction": serde_json::to_value(t).unwrap_or(Value::Null),
+            "reservation": r.map(reservation),
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! Charging: transactions as the ledger keeps them, and the rules that link a charger's
+//! StartTransaction to a reservation. The rules are pure ([`decide_start`]) and every store
+//! backend feeds them the same facts read inside its write transaction, so both backends decide
+//! alike and the decision commits atomically with the transaction row.
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use super::reservation::{Reservation, ReservationStatus};
+use crate::domain::ChargeBoxId;
+
+super::reservation::wire_enum! {
+    /// Where a transaction is: running, ended by StopTransaction, or refused at the start
+    /// (the charger still got a transactionId, as OCPP requires, but nothing is charged to
+    /// anyone).
+    TransactionStatus {
+        Active = "ACTIVE",
+        Ended = "ENDED",
+        Refused = "REFUSED",
+    }
+}
+
+super::reservation::wire_enum! {
+    /// The verdict on an idTag, spelled as OCPP's AuthorizationStatus.
+    Authorization {
+        Accepted = "Accepted",
+        Blocked = "Blocked",
+        Expired = "Expired",
+        Invalid = "Invalid",
+        ConcurrentTx = "ConcurrentTx",
+    }
+}
+
+/// What the session turned a StartTransaction into.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub charger_id: ChargeBoxId,
+    pub connector_id: u32,
+    pub id_tag: String,
+    pub meter_start_wh: i64,
+    /// When the charger says it started: a start queued while offline links to the slot it
+    /// happened in, not the one current when it finally arrives.
+    pub timestamp: OffsetDateTime,
+    pub reservation_id: Option<i32>,
+}
+
+/// The settings that shape the start rules.
+#[derive(Debug, Clone, Copy)]
+pub struct StartPolicy {
+    /// A reserved driver may start this long before the slot.
+    pub early_grace: Duration,
+    /// Whether a known idTag may charge on a connector no one has reserved.
+    pub allow_walk_in: bool,
+}
+
+/// The facts [`decide_start`] needs, read by the store in its write transaction.
+#[derive(Debug, Clone, Default)]
+pub struct StartContext {
+    /// The customer owning the idTag, if any.
+    pub customer_id: Option<i64>,
+    /// The reservation named by `reservationId`, if the charger sent one and it exists.
+    pub named: Option<Reservation>,
+    /// Live reservations on this charger + connector whose slot, widened by the early grace,
+    /// contains the start time.
+    pub on_connector: Vec<Reservation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartDecision {
+    /// Charge, on this reservation (`None`: a walk-in).
+    Accept { reservation_id: Option<i32> },
+    Refuse {
+        status: Authorization,
+        reason: &'static str,
+    },
+}
+
+/// The rules of issue "charging story": an unknown idTag is Invalid; the reservation the charger
+/// names is used when it is this customer's, on this charger and connector, still BOOKED and not
+/// over; otherwise a current reservation of this customer on the connector is used; a connector
+/// inside someone else's live reservation is refused; a free connector is a walk-in if allowed.
+pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy) -> StartDecision {
+    let Some(customer) = ctx.customer_id else {
+        return StartDecision::Refuse {
+            status: Authorization::Invalid,
+            reason: "unknown idTag",
+        };
+    };
+    let usable = |r: &Reservation| {
+        r.customer_id == customer
+            && r.charger_id == req.charger_id
+            && r.connector_id == req.connector_id
+            && r.status == ReservationStatus::Booked
+            && r.slot.start() - policy.early_grace <= req.timestamp
+            && req.timestamp < r.slot.end()
+    };
+    if let Some(named) = ctx.named.as_ref().filter(|r| usable(r)) {
+        return StartDecision::Accept {
+            reservation_id: Some(named.id),
+        };
+    }
+    if let Some(own) = ctx.on_connector.iter().find(|r| usable(r)) {
+        return StartDecision::Accept {
+            reservation_id: Some(own.id),
+        };
+    }
+    let live = |r: &&Reservation| r.status.is_live();
+    if ctx
+        .on_connector
+        .iter()
+        .filter(live)
+        .any(|r| r.customer_id != customer)
+    {
+        return StartDecision::Refuse {
+            status: Authorization::Invalid,
+            reason: "the connector is reserved for someone else",
+        };
+    }
+    if ctx.on_connector.iter().any(|r| live(&r)) {
+        // This customer's slot is already being charged by another transaction.
+        return StartDecision::Refuse {
+            status: Authorization::ConcurrentTx,
+            reason: "the reservation is already charging",
+        };
+    }
+    if policy.allow_walk_in {
+        StartDecision::Accept {
+            reservation_id: None,
+        }
+    } else {
+        StartDecision::Refuse {
+            status: Authorization::Invalid,
+            reason: "no reservation and walk-ins are not allowed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    /// The OCPP transactionId: a 32-bit integer.
+    pub id: i32,
+    #[schema(value_type = String)]
+    pub charger_id: ChargeBoxId,
+    pub connector_id: u32,
+    pub id_tag: String,
+    /// `null` for a refused start: nothing is charged to anyone.
+    pub customer_id: Option<i64>,
+    /// The reservation this charge uses; `null` for a walk-in.
+    pub reservation_id: Option<i32>,
+    pub status: TransactionStatus,
+    /// What the charger was told in StartTransaction.
+    pub authorization: Authorization,
+    pub meter_start_wh: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub meter_stop_wh: Option<i64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub stopped_at: Option<OffsetDateTime>,
+    pub stop_reason: Option<String>,
+    /// The latest energy register reading (MeterValues), in Wh.
+    pub last_meter_wh: Option<i64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_meter_at: Option<OffsetDateTime>,
+    /// Energy so far: meterStop − meterStart once ended, else the latest reading − meterStart.
+    pub energy_wh: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Transaction {
+    /// Energy delivered, never negative (a meter that runs backwards is a charger fault).
+    pub fn compute_energy(&mut self) {
+        let upto = match self.status {
+            TransactionStatus::Ended => self.meter_stop_wh,
+            TransactionStatus::Active => self.last_meter_wh,
+            TransactionStatus::Refused => None,
+        };
+        self.energy_wh = upto.map(|wh| (wh - self.meter_start_wh).max(0));
+    }
+}
+
+/// The answer to a StartTransaction, and what it changed.
+#[derive(Debug, Clone)]
+pub struct StartOutcome {
+    pub transaction: Transaction,
+    /// The linked reservation, now CHARGING_STARTED.
+    pub reservation: Option<Reservation>,
+    /// The same StartTransaction arrived before (a charger re-sending an unanswered message):
+    /// answered as the first time, nothing written.
+    pub repeated: bool,
+    /// Why a start was refused, for the log.
+    pub refusal: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StopRequest {
+    pub charger_id: ChargeBoxId,
+    pub transaction_id: i32,
+    pub meter_stop_wh: i64,
+    pub timestamp: OffsetDateTime,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StopOutcome {
+    /// Ended now; the reservation (if any) is CHARGING_ENDED.
+    Stopped {
+        transaction: Transaction,
+        reservation: Option<Reservation>,
+    },
+    /// Ended before (a retried StopTransaction) or refused at the start: nothing changed.
+    Unchanged(Transaction),
+    /// No such transaction on this charger.
+    Unknown,
+}
+
+/// Energy register readings of one MeterValues message.
+#[derive(Debug, Clone)]
+pub struct MeterReadings {
+    pub charger_id: ChargeBoxId,
+    pub connector_id: u32,
+    pub transaction_id: Option<i32>,
+    /// (when, Wh), in message order.
+    pub readings: Vec<(OffsetDateTime, i64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    pub charger_id: Option<ChargeBoxId>,
+    pub customer_id: Option<i64>,
+    pub status: Option<TransactionStatus>,
+    pub limit: u32,
+}
+
+/// What the charger dispatcher must do after a restart, read from the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct DispatchAgenda {
+    /// BOOKED reservations whose slot has not ended.
+    pub booked: Vec<Reservation>,
+    /// Cancelled reservations the charger may still hold (CancelReservation owed).
+    pub cancels_owed: Vec<Reservation>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reservation::{ChargerAck, TimeSlot};
+    use time::macros::datetime;
+
+    fn reservation(id: i32, customer: i64, status: ReservationStatus) -> Reservation {
+        Reservation {
+            id,
+            charger_id: ChargeBoxId::parse("CB-1").unwrap(),
+            connector_id: 1,
+            customer_id: customer,
+            id_tag: format!("TAG-{customer}"),
+            slot: TimeSlot::parse(
+                datetime!(2026-01-01 10:00 UTC),
+                datetime!(2026-01-01 11:00 UTC),
+            )
+            .unwrap(),
+            status,
+            charger_ack: ChargerAck::Accepted,
+            created_at: datetime!(2026-01-01 09:00 UTC),
+            updated_at: datetime!(2026-01-01 09:00 UTC),
+        }
+    }
+
+    fn start(at: OffsetDateTime, reservation_id: Option<i32>) -> StartRequest {
+        StartRequest {
+            charger_id: ChargeBoxId::parse("CB-1").unwrap(),
+            connector_id: 1,
+            id_tag: "TAG-1".into(),
+            meter_start_wh: 0,
+            timestamp: at,
+            reservation_id,
+        }
+    }
+
+    const POLICY: StartPolicy = StartPolicy {
+        early_grace: Duration::minutes(10),
+        allow_walk_in: true,
+    };
+
+    #[test]
+    fn unknown_id_tag_is_invalid() {
+        let d = decide_start(
+            &start(datetime!(2026-01-01 10:30 UTC), None),
+            &StartContext::default(),
+            &POLICY,
+        );
+        assert!(matches!(
+            d,
+            StartDecision::Refuse {
+                status: Authorization::Invalid,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn own_reservation_is_used_by_id_or_by_slot() {
+        let own = reservation(7, 1, ReservationStatus::Booked);
+        let by_id = StartContext {
+            customer_id: Some(1),
+            named: Some(own.clone()),
+            on_connector: vec![],
+        };
+        let at = datetime!(2026-01-01 10:30 UTC);
+        let accept7 = StartDecision::Accept {
+            reservation_id: Some(7),
+        };
+        assert_eq!(decide_start(&start(at, Some(7)), &by_id, &POLICY), accept7);
+        let by_slot = StartContext {
+            customer_id: Some(1),
+            named: None,
+            on_connector: vec![own],
+        };
+        assert_eq!(decide_start(&start(at, None), &by_slot, &POLICY), accept7);
+        // Early arrival within the grace, but not before it.
+        let early = datetime!(2026-01-01 09:55 UTC);
+        assert_eq!(
+            decide_start(&start(early, None), &by_slot, &POLICY),
+            accept7
+        );
+    }
+
+    #[test]
+    fn someone_elses_slot_is_refused_and_free_connector_is_a_walk_in() {
+        let theirs = StartContext {
+            customer_id: Some(1),
+            named: None,
+            on_connector: vec![reservation(8, 2, ReservationStatus::Booked)],
+        };
+        let at = datetime!(2026-01-01 10:30 UTC);
+        assert!(matches!(
+            decide_start(&start(at, Some(8)), &theirs, &POLICY),
+            StartDecision::Refuse {
+                status: Authorization::Invalid,
+                ..
+            }
+        ));
+        let free = StartContext {
+            customer_id: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide_start(&start(at, None), &free, &POLICY),
+            StartDecision::Accept {
+                reservation_id: None
+            }
+        );
+        let strict = StartPolicy {
+            allow_walk_in: false,
+            ..POLICY
+        };
+        assert!(matches!(
+            decide_start(&start(at, None), &free, &strict),
+            StartDecision::Refuse { .. }
+        ));
+    }
+
+    #[test]
+    fn a_named_reservation_that_is_over_or_cancelled_is_not_used() {
+        let mut over = reservation(9, 1, ReservationStatus::Booked);
+        over.slot = TimeSlot::parse(
+            datetime!(2026-01-01 08:00 UTC),
+            datetime!(2026-01-01 09:00 UTC),
+        )
+        .unwrap();
+        let ctx = StartContext {
+            customer_id: Some(1),
+            named: Some(over),
+            on_connector: vec![],
+        };
+        let at = datetime!(2026-01-01 10:30 UTC);
+        assert_eq!(
+            decide_start(&start(at, Some(9)), &ctx, &POLICY),
+            StartDecision::Accept {
+                reservation_id: None
+            }
+        );
+        let cancelled = StartContext {
+            customer_id: Some(1),
+            named: Some(reservation(10, 1, ReservationStatus::Cancelled)),
+            on_connector: vec![],
+        };
+        assert_eq!(
+            decide_start(&start(at, Some(10)), &cancelled, &POLICY),
+            StartDecision::Accept {
+                reservation_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn energy_is_never_negative() {
+        let mut t = Transaction {
+            id: 1,
+            charger_id: ChargeBoxId::parse("CB-1").unwrap(),
+            connector_id: 1,
+            id_tag: "T".into(),
+            customer_id: Some(1),
+            reservation_id: None,
+            status: TransactionStatus::Active,
+            authorization: Authorization::Accepted,
+            meter_start_wh: 1000,
+            started_at: datetime!(2026-01-01 10:00 UTC),
+            meter_stop_wh: None,
+            stopped_at: None,
+            stop_reason: None,
+            last_meter_wh: Some(1500),
+            last_meter_at: None,
+            energy_wh: None,
+            created_at: datetime!(2026-01-01 10:00 UTC),
+            updated_at: datetime!(2026-01-01 10:00 UTC),
+        };
+        t.compute_energy();
+        assert_eq!(t.energy_wh, Some(500));
+        t.status = TransactionStatus::Ended;
+        t.meter_stop_wh = Some(900);
+        t.compute_energy();
+        assert_eq!(t.energy_wh, Some(0));
+    }
+}

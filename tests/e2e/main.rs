@@ -1,0 +1,21 @@
+//! The end-to-end suite, one test binary (linking the whole crate once, not once per file): the
+//! real application on `127.0.0.1:0` or the real `echarging` binary, a fresh SQLite file or a
+//! fresh PostgreSQL schema each, real HTTP and real WebSocket chargers from the simulator's
+//! library. [`support`] is the one harness; each module is one part of the product, told as a
+//! user would check it.
+
+mod support;
+
+mod booking_api;
+mod charger_sessions;
+mod chargers_api;
+mod charging_story;
+mod cli;
+mod deployment;
+mod durability;
+mod layers;
+mod many_chargers;
+mod mypage;
+mod openapi;
+mod operations;
+mod store_conformance;
