@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, SqliteConnection};
 
 use super::{Charging, PageChange, PageCustomer, PageEntry, VERSION};
-use crate::booking::store::StoreError;
+use crate::booking::store::{Backend, StoreError};
 use crate::domain::instant::{from_millis, to_millis};
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
 
@@ -40,11 +40,10 @@ pub trait PageStore: Send + Sync + 'static {
 
 /// Open the view that belongs to the ledger at `database_url`.
 pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn PageStore>, StoreError> {
-    if database_url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqlitePages::open(database_url).await?))
-    } else {
-        Ok(std::sync::Arc::new(PgPages::open(database_url).await?))
-    }
+    Ok(match Backend::of(database_url)? {
+        Backend::Sqlite => std::sync::Arc::new(SqlitePages::open(database_url).await?),
+        Backend::Postgres => std::sync::Arc::new(PgPages::open(database_url).await?),
+    })
 }
 
 /// The view's file for a ledger file: `x.db` → `x-mypage.db`.

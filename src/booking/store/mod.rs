@@ -3,6 +3,7 @@
 //! same conformance tests. Backends own their SQL and migrations; callers never see sqlx types.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -104,6 +105,9 @@ pub struct Page {
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether this store can still write (readiness): `false` once its writer is gone, so a
+    /// node that can only fail writes is taken out of rotation.
+    fn can_write(&self) -> bool;
 
     async fn insert_charger(&self, new: &NewCharger) -> Result<ChargerRecord, StoreError>;
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError>;
@@ -268,16 +272,32 @@ where
     q
 }
 
+/// Which backend a database URL names, read from its scheme: the one place the ledger decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Unsupported(format!(
+                "database {}: use sqlite:// or postgres://",
+                url.split("://").next().unwrap_or(url)
+            )))
+        }
+    }
+}
+
 /// Open the database named by `url`, creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(url).await?))
-    } else {
-        Err(StoreError::Unsupported(format!(
-            "database {}: use sqlite:// or postgres://",
-            url.split("://").next().unwrap_or(url)
-        )))
-    }
+    Ok(match Backend::of(url)? {
+        Backend::Sqlite => Arc::new(SqliteStore::open(url).await?),
+        Backend::Postgres => Arc::new(PgStore::open(url).await?),
+    })
 }

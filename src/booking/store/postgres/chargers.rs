@@ -1,0 +1,271 @@
+//! Chargers on PostgreSQL: registration, changes, deletion, reported state, and reading them
+//! back with their connector statuses.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use time::OffsetDateTime;
+
+use super::events::append_event;
+use super::{CHARGER_COLUMNS, D, Written, is_unique_violation};
+use crate::booking::store::{Page, StoreError, rows};
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::event::{data, kind};
+use crate::domain::instant::{from_millis, to_millis};
+
+pub(super) async fn insert_charger(
+    tx: &mut PgConnection,
+    new: &NewCharger,
+) -> Result<Written<ChargerRecord>, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let result = sqlx::query(
+        "INSERT INTO chargers (id, name, connectors, password_hash, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, ms_to_ts($5), ms_to_ts($5))",
+    )
+    .bind(new.id.as_str())
+    .bind(&new.name)
+    .bind(new.connectors as i32)
+    .bind(&new.password_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match result {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "charger {} already exists",
+                new.id
+            )));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let record = ChargerRecord {
+        id: new.id.clone(),
+        name: new.name.clone(),
+        connectors: new.connectors,
+        password_hash: new.password_hash.clone(),
+        boot: None,
+        last_boot_at: None,
+        last_seen_at: None,
+        connector_status: Vec::new(),
+        created_at: from_millis(now),
+        updated_at: from_millis(now),
+    };
+    let seq = append_event(
+        tx,
+        kind::CHARGER_REGISTERED,
+        Some(new.id.as_str()),
+        None,
+        None,
+        &data::charger(&record),
+    )
+    .await?;
+    Ok((record, Some(seq)))
+}
+
+/// Whether there was such a charger.
+pub(super) async fn update_charger(
+    tx: &mut PgConnection,
+    id: &ChargeBoxId,
+    patch: &ChargerPatch,
+) -> Result<Written<bool>, StoreError> {
+    let mut q = QueryBuilder::<Postgres>::new("UPDATE chargers SET updated_at = ms_to_ts(");
+    q.push_bind(to_millis(OffsetDateTime::now_utc())).push(")");
+    if let Some(name) = &patch.name {
+        q.push(", name = ").push_bind(name.clone());
+    }
+    if let Some(n) = patch.connectors {
+        q.push(", connectors = ").push_bind(n as i32);
+    }
+    if let Some(hash) = &patch.password_hash {
+        q.push(", password_hash = ").push_bind(hash.clone());
+    }
+    q.push(" WHERE id = ").push_bind(id.as_str());
+    q.push(format!(" RETURNING {CHARGER_COLUMNS}"));
+    let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
+        return Ok((false, None));
+    };
+    let record = rows::charger(&row)?;
+    let seq = append_event(
+        tx,
+        kind::CHARGER_UPDATED,
+        Some(id.as_str()),
+        None,
+        None,
+        &data::charger(&record),
+    )
+    .await?;
+    Ok((true, Some(seq)))
+}
+
+pub(super) async fn delete_charger(
+    tx: &mut PgConnection,
+    id: &ChargeBoxId,
+) -> Result<Written<bool>, StoreError> {
+    // Lock first: bookings in flight on this charger (they hold KEY SHARE) finish, later
+    // ones wait and then find no charger, so the count below cannot go stale.
+    let exists = sqlx::query("SELECT 1 FROM chargers WHERE id = $1 FOR UPDATE")
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reservations WHERE charger_id = $1 \
+         AND status IN ('BOOKED', 'CHARGING_STARTED')",
+    )
+    .bind(id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if live > 0 {
+        return Err(StoreError::Conflict(format!(
+            "charger {id} has {live} live reservation(s); cancel them first"
+        )));
+    }
+    if !exists {
+        return Ok((false, None));
+    }
+    // Its connector states and past reservations go with it (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM chargers WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let seq = append_event(
+        tx,
+        kind::CHARGER_DELETED,
+        Some(id.as_str()),
+        None,
+        None,
+        &serde_json::json!({"id": id.as_str()}),
+    )
+    .await?;
+    Ok((true, Some(seq)))
+}
+
+pub(super) async fn save_charger_states(
+    tx: &mut PgConnection,
+    states: &[&ChargerState],
+) -> Result<Written<()>, StoreError> {
+    for s in states {
+        let id = s.id.as_str();
+        // KEY SHARE keeps the charger from being deleted before this commits; a charger
+        // already deleted is skipped, its states dropped (the foreign keys would refuse them).
+        let known = sqlx::query("SELECT 1 FROM chargers WHERE id = $1 FOR KEY SHARE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !known {
+            continue;
+        }
+        if let Some(seen) = s.last_seen_at {
+            // GREATEST ignores NULL: a first sighting is simply taken.
+            sqlx::query(
+                "UPDATE chargers SET last_seen_at = GREATEST(last_seen_at, ms_to_ts($1)) \
+                 WHERE id = $2",
+            )
+            .bind(to_millis(seen))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((boot, at)) = &s.boot {
+            sqlx::query(
+                "UPDATE chargers SET vendor = $1, model = $2, serial_number = $3, \
+                 charge_box_serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7, \
+                 meter_type = $8, meter_serial_number = $9, last_boot_at = ms_to_ts($10) \
+                 WHERE id = $11",
+            )
+            .bind(&boot.vendor)
+            .bind(&boot.model)
+            .bind(&boot.serial_number)
+            .bind(&boot.charge_box_serial_number)
+            .bind(&boot.firmware_version)
+            .bind(&boot.iccid)
+            .bind(&boot.imsi)
+            .bind(&boot.meter_type)
+            .bind(&boot.meter_serial_number)
+            .bind(to_millis(*at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in &s.connector_status {
+            sqlx::query(
+                "INSERT INTO connector_status (charger_id, connector_id, status, error_code, \
+                 info, vendor_error_code, reported_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, ms_to_ts($7), ms_to_ts($8)) \
+                 ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, \
+                 error_code = excluded.error_code, info = excluded.info, \
+                 vendor_error_code = excluded.vendor_error_code, \
+                 reported_at = excluded.reported_at, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(i64::from(c.connector_id))
+            .bind(c.status.as_ref())
+            .bind(c.error_code.as_ref())
+            .bind(&c.info)
+            .bind(&c.vendor_error_code)
+            .bind(c.reported_at.map(to_millis))
+            .bind(to_millis(c.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(((), None))
+}
+
+pub(super) async fn charger(
+    pool: &PgPool,
+    id: &ChargeBoxId,
+) -> Result<Option<ChargerRecord>, StoreError> {
+    let row = sqlx::query(&D.charger_by_id())
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(records(pool, vec![row]).await?.pop()),
+    }
+}
+
+pub(super) async fn charger_credentials(
+    pool: &PgPool,
+    id: &ChargeBoxId,
+) -> Result<Option<Option<String>>, StoreError> {
+    let row = sqlx::query(rows::CHARGER_CREDENTIALS)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+pub(super) async fn chargers(pool: &PgPool, page: &Page) -> Result<Vec<ChargerRecord>, StoreError> {
+    let rows = sqlx::query(&D.chargers_after())
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(pool)
+        .await?;
+    records(pool, rows).await
+}
+
+/// Rows plus their connector statuses, in row order.
+async fn records(pool: &PgPool, rows: Vec<PgRow>) -> Result<Vec<ChargerRecord>, StoreError> {
+    let mut records = rows::all(&rows, rows::charger)?;
+    if records.is_empty() {
+        return Ok(records);
+    }
+    let ids: Vec<String> = records.iter().map(|c| c.id.as_str().to_string()).collect();
+    let statuses = sqlx::query(
+        "SELECT charger_id, connector_id, status, error_code, info, vendor_error_code, \
+         ts_to_ms(reported_at) AS reported_at, ts_to_ms(updated_at) AS updated_at \
+         FROM connector_status WHERE charger_id = ANY($1) ORDER BY charger_id, connector_id",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    rows::attach_statuses(&mut records, rows::all(&statuses, rows::connector_status)?);
+    Ok(records)
+}

@@ -1,0 +1,362 @@
+//! What both backends share: the SQL of the reads that differ only in dialect, and the mapping
+//! of a row to a domain value. A backend names its [`Dialect`] (column lists, how an instant is
+//! read and compared) and its row type implements [`Columns`]; the rest is written once here.
+//! No I/O happens here: the backends run the statements.
+
+use time::OffsetDateTime;
+
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{BootInfo, ChargerRecord, ConnectorStatus, NewCharger};
+use crate::domain::customer::Customer;
+use crate::domain::event::Event;
+use crate::domain::instant::from_millis;
+use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
+use crate::domain::transaction::{Authorization, Transaction, TransactionStatus};
+
+use super::StoreError;
+
+/// How one backend spells what the shared statements need. Placeholders are `$n` in both
+/// (SQLite numbers them the same way).
+pub(crate) struct Dialect {
+    pub charger_columns: &'static str,
+    pub reservation_columns: &'static str,
+    pub transaction_columns: &'static str,
+    pub event_columns: &'static str,
+    /// The reservation's slot bounds as stored.
+    pub slot_start: &'static str,
+    pub slot_end: &'static str,
+    /// A bound parameter of Unix milliseconds as the stored instant type, `{}` standing for it.
+    pub instant_param: &'static str,
+    /// `cancel_owed` true.
+    pub owed: &'static str,
+}
+
+impl Dialect {
+    /// `$n` as a stored instant.
+    pub fn at(&self, n: u32) -> String {
+        self.instant_param.replace("{}", &format!("${n}"))
+    }
+
+    pub fn charger_by_id(&self) -> String {
+        format!(
+            "SELECT {} FROM chargers WHERE id = $1",
+            self.charger_columns
+        )
+    }
+
+    /// Chargers are paged in byte order of their id (PostgreSQL's column is COLLATE "C").
+    pub fn chargers_after(&self) -> String {
+        format!(
+            "SELECT {} FROM chargers WHERE id > $1 ORDER BY id LIMIT $2",
+            self.charger_columns
+        )
+    }
+
+    pub fn reservation_by_id(&self) -> String {
+        format!(
+            "SELECT {} FROM reservations WHERE id = $1",
+            self.reservation_columns
+        )
+    }
+
+    pub fn transaction_by_id(&self) -> String {
+        format!(
+            "SELECT {} FROM transactions WHERE id = $1",
+            self.transaction_columns
+        )
+    }
+
+    pub fn events_after(&self) -> String {
+        format!(
+            "SELECT {} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            self.event_columns
+        )
+    }
+
+    /// BOOKED reservations whose slot has not ended by `$1`.
+    pub fn booked_not_over(&self) -> String {
+        format!(
+            "SELECT {} FROM reservations WHERE status = 'BOOKED' AND {} > {} \
+             ORDER BY {}, id",
+            self.reservation_columns,
+            self.slot_end,
+            self.at(1),
+            self.slot_start
+        )
+    }
+
+    /// Reservations owing a CancelReservation whose slot has not ended by `$1`.
+    pub fn cancels_owed(&self) -> String {
+        format!(
+            "SELECT {} FROM reservations WHERE cancel_owed = {} AND {} > {} ORDER BY {}, id",
+            self.reservation_columns,
+            self.owed,
+            self.slot_end,
+            self.at(1),
+            self.slot_start
+        )
+    }
+
+    /// Pairs of live reservations on one connector whose slots overlap. Deliberately not the
+    /// constraint's own operator or trigger: an independent check of them.
+    pub fn overlapping(&self) -> String {
+        let (s, e) = (self.slot_start, self.slot_end);
+        format!(
+            "SELECT a.id AS a, b.id AS b FROM reservations a JOIN reservations b \
+             ON a.charger_id = b.charger_id AND a.connector_id = b.connector_id AND a.id < b.id \
+             AND a.{s} < b.{e} AND b.{s} < a.{e} \
+             WHERE a.status IN ('BOOKED', 'CHARGING_STARTED') \
+             AND b.status IN ('BOOKED', 'CHARGING_STARTED') ORDER BY a.id, b.id"
+        )
+    }
+}
+
+pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
+pub(crate) const CUSTOMER_OF_ID_TAG: &str = "SELECT customer_id FROM id_tags WHERE id_tag_key = $1";
+
+/// Typed reads of a row's columns by name, the same for both backends. Integers that are
+/// 32-bit in PostgreSQL are 64-bit in SQLite: [`Columns::int32`] checks the narrowing.
+pub(crate) trait Columns {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn int32(&self, col: &str) -> Result<i32, sqlx::Error>;
+    fn opt_int32(&self, col: &str) -> Result<Option<i32>, sqlx::Error>;
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+
+    fn instant(&self, col: &str) -> Result<OffsetDateTime, sqlx::Error> {
+        Ok(from_millis(self.int(col)?))
+    }
+
+    fn opt_instant(&self, col: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+        Ok(self.opt_int(col)?.map(from_millis))
+    }
+
+    fn unsigned(&self, col: &str) -> Result<u32, sqlx::Error> {
+        let v = self.int(col)?;
+        u32::try_from(v).map_err(|_| decode(col, format!("{v} is out of range")))
+    }
+}
+
+fn decode(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("{what}: {e}").into())
+}
+
+fn narrow(col: &str, v: i64) -> Result<i32, sqlx::Error> {
+    i32::try_from(v).map_err(|_| decode(col, format!("{v} is out of range")))
+}
+
+impl Columns for sqlx::sqlite::SqliteRow {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn int32(&self, col: &str) -> Result<i32, sqlx::Error> {
+        narrow(col, self.int(col)?)
+    }
+    fn opt_int32(&self, col: &str) -> Result<Option<i32>, sqlx::Error> {
+        self.opt_int(col)?.map(|v| narrow(col, v)).transpose()
+    }
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+}
+
+impl Columns for sqlx::postgres::PgRow {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        // int4 columns widen; int8 ones are read as they are.
+        match sqlx::Row::try_get::<i64, _>(self, col) {
+            Err(sqlx::Error::ColumnDecode { .. }) => Ok(self.int32(col)?.into()),
+            other => other,
+        }
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        match sqlx::Row::try_get::<Option<i64>, _>(self, col) {
+            Err(sqlx::Error::ColumnDecode { .. }) => Ok(self.opt_int32(col)?.map(i64::from)),
+            other => other,
+        }
+    }
+    fn int32(&self, col: &str) -> Result<i32, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn opt_int32(&self, col: &str) -> Result<Option<i32>, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+}
+
+pub(crate) fn charger(r: &impl Columns) -> Result<ChargerRecord, StoreError> {
+    let id = r.text("id")?;
+    let boot = match r.opt_text("vendor")? {
+        Some(vendor) => Some(BootInfo {
+            vendor,
+            model: r.opt_text("model")?.unwrap_or_default(),
+            serial_number: r.opt_text("serial_number")?,
+            charge_box_serial_number: r.opt_text("charge_box_serial_number")?,
+            firmware_version: r.opt_text("firmware_version")?,
+            iccid: r.opt_text("iccid")?,
+            imsi: r.opt_text("imsi")?,
+            meter_type: r.opt_text("meter_type")?,
+            meter_serial_number: r.opt_text("meter_serial_number")?,
+        }),
+        None => None,
+    };
+    Ok(ChargerRecord {
+        id: ChargeBoxId::parse(&id).map_err(|e| decode(&format!("charger id {id:?}"), e))?,
+        name: r.opt_text("name")?,
+        connectors: r.unsigned("connectors")?,
+        password_hash: r.opt_text("password_hash")?,
+        boot,
+        last_boot_at: r.opt_instant("last_boot_at")?,
+        last_seen_at: r.opt_instant("last_seen_at")?,
+        connector_status: Vec::new(),
+        created_at: r.instant("created_at")?,
+        updated_at: r.instant("updated_at")?,
+    })
+}
+
+/// A charger as it stands right after registration.
+pub(crate) fn registered(new: &NewCharger, at: OffsetDateTime) -> ChargerRecord {
+    ChargerRecord {
+        id: new.id.clone(),
+        name: new.name.clone(),
+        connectors: new.connectors,
+        password_hash: new.password_hash.clone(),
+        boot: None,
+        last_boot_at: None,
+        last_seen_at: None,
+        connector_status: Vec::new(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// The columns of [`connector_status`], `charger_id` first.
+pub(crate) const CONNECTOR_STATUS_COLUMNS: &str = "charger_id, connector_id, status, error_code, \
+     info, vendor_error_code, reported_at, updated_at";
+
+/// A connector's last status and the charger it belongs to.
+pub(crate) fn connector_status(r: &impl Columns) -> Result<(String, ConnectorStatus), StoreError> {
+    Ok((
+        r.text("charger_id")?,
+        ConnectorStatus {
+            connector_id: r.unsigned("connector_id")?,
+            status: r.text("status")?.into(),
+            error_code: r.text("error_code")?.into(),
+            info: r.opt_text("info")?,
+            vendor_error_code: r.opt_text("vendor_error_code")?,
+            reported_at: r.opt_instant("reported_at")?,
+            updated_at: r.instant("updated_at")?,
+        },
+    ))
+}
+
+/// Attach statuses (in any order) to the records they belong to.
+pub(crate) fn attach_statuses(
+    records: &mut [ChargerRecord],
+    statuses: Vec<(String, ConnectorStatus)>,
+) {
+    for (charger_id, status) in statuses {
+        if let Some(rec) = records.iter_mut().find(|c| c.id.as_str() == charger_id) {
+            rec.connector_status.push(status);
+        }
+    }
+}
+
+pub(crate) fn reservation(r: &impl Columns) -> Result<Reservation, StoreError> {
+    let charger = r.text("charger_id")?;
+    let status = r.text("status")?;
+    let ack = r.text("charger_ack")?;
+    Ok(Reservation {
+        id: r.int32("id")?,
+        charger_id: ChargeBoxId::parse(&charger).map_err(|e| decode("charger_id", e))?,
+        connector_id: r.unsigned("connector_id")?,
+        customer_id: r.int("customer_id")?,
+        id_tag: r.text("id_tag")?,
+        slot: TimeSlot::parse(r.instant("start_ms")?, r.instant("end_ms")?)
+            .map_err(|e| decode("slot", e))?,
+        status: ReservationStatus::parse(&status).ok_or_else(|| decode("status", &status))?,
+        charger_ack: ChargerAck::parse(&ack).ok_or_else(|| decode("charger_ack", &ack))?,
+        created_at: r.instant("created_at")?,
+        updated_at: r.instant("updated_at")?,
+    })
+}
+
+/// A slot as read back from the store (`start_ms`, `end_ms`).
+pub(crate) fn slot(r: &impl Columns) -> Result<TimeSlot, StoreError> {
+    TimeSlot::parse(r.instant("start_ms")?, r.instant("end_ms")?)
+        .map_err(|e| StoreError::Database(decode("slot", e)))
+}
+
+pub(crate) fn transaction(r: &impl Columns) -> Result<Transaction, StoreError> {
+    let charger = r.text("charger_id")?;
+    let status = r.text("status")?;
+    let auth = r.text("auth_status")?;
+    let mut t = Transaction {
+        id: r.int32("id")?,
+        charger_id: ChargeBoxId::parse(&charger).map_err(|e| decode("charger_id", e))?,
+        connector_id: r.unsigned("connector_id")?,
+        id_tag: r.text("id_tag")?,
+        customer_id: r.opt_int("customer_id")?,
+        reservation_id: r.opt_int32("reservation_id")?,
+        status: TransactionStatus::parse(&status).ok_or_else(|| decode("status", &status))?,
+        authorization: Authorization::parse(&auth).ok_or_else(|| decode("auth_status", &auth))?,
+        meter_start_wh: r.int("meter_start_wh")?,
+        started_at: r.instant("started_at")?,
+        meter_stop_wh: r.opt_int("meter_stop_wh")?,
+        stopped_at: r.opt_instant("stopped_at")?,
+        stop_reason: r.opt_text("stop_reason")?,
+        last_meter_wh: r.opt_int("last_meter_wh")?,
+        last_meter_at: r.opt_instant("last_meter_at")?,
+        energy_wh: None,
+        created_at: r.instant("created_at")?,
+        updated_at: r.instant("updated_at")?,
+    };
+    t.compute_energy();
+    Ok(t)
+}
+
+pub(crate) fn event(r: &impl Columns) -> Result<Event, StoreError> {
+    let data = r.text("data")?;
+    Ok(Event {
+        seq: r.int("seq")?,
+        at: r.instant("at")?,
+        kind: r.text("kind")?,
+        charger_id: r.opt_text("charger_id")?,
+        customer_id: r.opt_int("customer_id")?,
+        reservation_id: r.opt_int32("reservation_id")?,
+        data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+    })
+}
+
+/// A customer row (`id`, `name`, `created_at`) with its idTags, read by the caller.
+pub(crate) fn customer(r: &impl Columns, id_tags: Vec<String>) -> Result<Customer, StoreError> {
+    Ok(Customer {
+        id: r.int("id")?,
+        name: r.text("name")?,
+        id_tags,
+        created_at: r.instant("created_at")?,
+    })
+}
+
+/// A pair from [`Dialect::overlapping`].
+pub(crate) fn pair(r: &impl Columns) -> Result<(i32, i32), StoreError> {
+    Ok((r.int32("a")?, r.int32("b")?))
+}
+
+pub(crate) fn all<R, T>(
+    rows: &[R],
+    map: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(map).collect()
+}

@@ -1,0 +1,253 @@
+//! Chargers on SQLite: registration, changes, deletion, reported state, and reading them back
+//! with their connector statuses.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+
+use super::events::append_event;
+use super::{CHARGER_COLUMNS, D, Written, is_unique_violation};
+use crate::booking::store::{Page, StoreError, rows};
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::event::{data, kind};
+use crate::domain::instant::{from_millis, to_millis};
+
+pub(super) async fn insert_charger(
+    tx: &mut SqliteConnection,
+    new: &NewCharger,
+) -> Result<Written<ChargerRecord>, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let result = sqlx::query(
+        "INSERT INTO chargers (id, name, connectors, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(new.id.as_str())
+    .bind(&new.name)
+    .bind(i64::from(new.connectors))
+    .bind(&new.password_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match result {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "charger {} already exists",
+                new.id
+            )));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let record = rows::registered(new, from_millis(now));
+    let seq = append_event(
+        tx,
+        kind::CHARGER_REGISTERED,
+        Some(new.id.as_str()),
+        None,
+        None,
+        &data::charger(&record),
+    )
+    .await?;
+    Ok((record, Some(seq)))
+}
+
+/// Whether there was such a charger.
+pub(super) async fn update_charger(
+    tx: &mut SqliteConnection,
+    id: &ChargeBoxId,
+    patch: &ChargerPatch,
+) -> Result<Written<bool>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new("UPDATE chargers SET updated_at = ");
+    q.push_bind(to_millis(OffsetDateTime::now_utc()));
+    if let Some(name) = &patch.name {
+        q.push(", name = ").push_bind(name.clone());
+    }
+    if let Some(n) = patch.connectors {
+        q.push(", connectors = ").push_bind(i64::from(n));
+    }
+    if let Some(hash) = &patch.password_hash {
+        q.push(", password_hash = ").push_bind(hash.clone());
+    }
+    q.push(" WHERE id = ").push_bind(id.as_str());
+    q.push(format!(" RETURNING {CHARGER_COLUMNS}"));
+    let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
+        return Ok((false, None));
+    };
+    let record = rows::charger(&row)?;
+    let seq = append_event(
+        tx,
+        kind::CHARGER_UPDATED,
+        Some(id.as_str()),
+        None,
+        None,
+        &data::charger(&record),
+    )
+    .await?;
+    Ok((true, Some(seq)))
+}
+
+/// `false` when there was no such charger; `Conflict` while it has live reservations.
+pub(super) async fn delete_charger(
+    tx: &mut SqliteConnection,
+    id: &ChargeBoxId,
+) -> Result<Written<bool>, StoreError> {
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reservations WHERE charger_id = $1 \
+         AND status IN ('BOOKED', 'CHARGING_STARTED')",
+    )
+    .bind(id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if live > 0 {
+        return Err(StoreError::Conflict(format!(
+            "charger {id} has {live} live reservation(s); cancel them first"
+        )));
+    }
+    // Its connector states and past reservations go with it (ON DELETE CASCADE).
+    let done = sqlx::query("DELETE FROM chargers WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok((false, None));
+    }
+    let seq = append_event(
+        tx,
+        kind::CHARGER_DELETED,
+        Some(id.as_str()),
+        None,
+        None,
+        &serde_json::json!({"id": id.as_str()}),
+    )
+    .await?;
+    Ok((true, Some(seq)))
+}
+
+/// Reported state, telemetry rather than a ledger change: appends no event. States of a charger
+/// deleted meanwhile are dropped.
+pub(super) async fn save_charger_states(
+    tx: &mut SqliteConnection,
+    states: &[ChargerState],
+) -> Result<Written<()>, StoreError> {
+    for s in states {
+        let id = s.id.as_str();
+        if let Some(seen) = s.last_seen_at {
+            sqlx::query(
+                "UPDATE chargers SET last_seen_at = max(coalesce(last_seen_at, 0), $1) \
+                 WHERE id = $2",
+            )
+            .bind(to_millis(seen))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((boot, at)) = &s.boot {
+            sqlx::query(
+                "UPDATE chargers SET vendor = $1, model = $2, serial_number = $3, \
+                 charge_box_serial_number = $4, firmware_version = $5, iccid = $6, imsi = $7, \
+                 meter_type = $8, meter_serial_number = $9, last_boot_at = $10 WHERE id = $11",
+            )
+            .bind(&boot.vendor)
+            .bind(&boot.model)
+            .bind(&boot.serial_number)
+            .bind(&boot.charge_box_serial_number)
+            .bind(&boot.firmware_version)
+            .bind(&boot.iccid)
+            .bind(&boot.imsi)
+            .bind(&boot.meter_type)
+            .bind(&boot.meter_serial_number)
+            .bind(to_millis(*at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in &s.connector_status {
+            // The guard drops states of a charger deleted after it reported them.
+            sqlx::query(
+                "INSERT INTO connector_status (charger_id, connector_id, status, error_code, \
+                 info, vendor_error_code, reported_at, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS \
+                 (SELECT 1 FROM chargers WHERE id = $1) \
+                 ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status, \
+                 error_code = excluded.error_code, info = excluded.info, \
+                 vendor_error_code = excluded.vendor_error_code, \
+                 reported_at = excluded.reported_at, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(i64::from(c.connector_id))
+            .bind(c.status.as_ref())
+            .bind(c.error_code.as_ref())
+            .bind(&c.info)
+            .bind(&c.vendor_error_code)
+            .bind(c.reported_at.map(to_millis))
+            .bind(to_millis(c.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(((), None))
+}
+
+pub(super) async fn charger(
+    pool: &SqlitePool,
+    id: &ChargeBoxId,
+) -> Result<Option<ChargerRecord>, StoreError> {
+    let row = sqlx::query(&D.charger_by_id())
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(records(pool, vec![row]).await?.pop()),
+    }
+}
+
+pub(super) async fn charger_credentials(
+    pool: &SqlitePool,
+    id: &ChargeBoxId,
+) -> Result<Option<Option<String>>, StoreError> {
+    let row = sqlx::query(rows::CHARGER_CREDENTIALS)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+pub(super) async fn chargers(
+    pool: &SqlitePool,
+    page: &Page,
+) -> Result<Vec<ChargerRecord>, StoreError> {
+    let rows = sqlx::query(&D.chargers_after())
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(pool)
+        .await?;
+    records(pool, rows).await
+}
+
+/// Rows plus their connector statuses, in row order.
+async fn records(
+    pool: &SqlitePool,
+    rows: Vec<SqliteRow>,
+) -> Result<Vec<ChargerRecord>, StoreError> {
+    let mut records = rows::all(&rows, rows::charger)?;
+    // Chunked so the bind count stays far below SQLite's limit.
+    for chunk in records.chunks_mut(500) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM connector_status WHERE charger_id IN (",
+            rows::CONNECTOR_STATUS_COLUMNS
+        ));
+        let mut list = q.separated(", ");
+        for c in chunk.iter() {
+            list.push_bind(c.id.as_str().to_string());
+        }
+        q.push(") ORDER BY charger_id, connector_id");
+        let statuses = q.build().fetch_all(pool).await?;
+        rows::attach_statuses(chunk, rows::all(&statuses, rows::connector_status)?);
+    }
+    Ok(records)
+}

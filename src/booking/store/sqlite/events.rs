@@ -1,0 +1,56 @@
+//! The event log on SQLite: appending inside a writer's transaction, reading after a seq.
+//! AUTOINCREMENT never reuses a number and one writer commits at a time: seq is gap-free.
+
+use sqlx::{SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+
+use super::D;
+use crate::booking::store::{StoreError, rows};
+use crate::domain::event::Event;
+use crate::domain::instant::to_millis;
+
+/// Append one event inside the caller's transaction; its seq.
+pub(super) async fn append_event(
+    tx: &mut SqliteConnection,
+    kind: &str,
+    charger_id: Option<&str>,
+    customer_id: Option<i64>,
+    reservation_id: Option<i32>,
+    data: &serde_json::Value,
+) -> Result<i64, StoreError> {
+    let seq = sqlx::query_scalar(
+        "INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+    )
+    .bind(to_millis(OffsetDateTime::now_utc()))
+    .bind(kind)
+    .bind(charger_id)
+    .bind(customer_id)
+    .bind(reservation_id)
+    .bind(data.to_string())
+    .fetch_one(tx)
+    .await?;
+    Ok(seq)
+}
+
+/// The last event's seq (0 for an empty log).
+pub(super) async fn last_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+pub(super) async fn events_after(
+    pool: &SqlitePool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = sqlx::query(&D.events_after())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows::all(&rows, rows::event)
+}

@@ -1,0 +1,345 @@
+//! Transactions on SQLite: StartTransaction decided by the pure start rules on facts read in
+//! the batch's transaction, StopTransaction once, MeterValues, and reading them back.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+
+use super::events::append_event;
+use super::reservations::{reservation_on, set_reservation_status};
+use super::{D, RESERVATION_COLUMNS, TRANSACTION_COLUMNS, Written};
+use crate::booking::store::{StoreError, list_query, rows};
+use crate::domain::event::{data, kind};
+use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::reservation::ReservationStatus;
+use crate::domain::transaction::{
+    self as transaction, Authorization, MeterReadings, StartContext, StartDecision, StartOutcome,
+    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
+    TransactionStatus,
+};
+
+pub(super) async fn start_transaction(
+    conn: &mut SqliteConnection,
+    req: &StartRequest,
+    policy: &StartPolicy,
+) -> Result<Written<StartOutcome>, StoreError> {
+    let started = to_millis(req.timestamp);
+    let connector = i64::from(req.connector_id);
+    let charger = req.charger_id.as_str();
+    let tag = req.id_tag.as_str();
+    // Each statement is a hand-off to SQLite's worker thread, the cost that dominates: the
+    // repeat check and the idTag's owner come in one query, the named reservation and the
+    // connector's live ones in another.
+    let (repeat, customer_id): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT id FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
+         AND started_at = $3 AND meter_start_wh = $4 AND id_tag = $5), \
+         (SELECT customer_id FROM id_tags WHERE id_tag_key = $6)",
+    )
+    .bind(charger)
+    .bind(connector)
+    .bind(started)
+    .bind(req.meter_start_wh)
+    .bind(tag)
+    .bind(req.id_tag.to_ascii_lowercase())
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(id) = repeat
+        && let Some(transaction) = transaction_on(conn, id).await?
+    {
+        let reservation = match transaction.reservation_id {
+            Some(id) => reservation_on(conn, id).await?,
+            None => None,
+        };
+        let outcome = StartOutcome {
+            transaction,
+            reservation,
+            repeated: true,
+            refusal: None,
+        };
+        return Ok((outcome, None));
+    }
+    let found = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1 OR (charger_id = $2 \
+         AND connector_id = $3 AND status IN ('BOOKED', 'CHARGING_STARTED') \
+         AND start_ms <= $4 AND end_ms > $5) ORDER BY start_ms LIMIT 5"
+    ))
+    .bind(req.reservation_id.map(i64::from))
+    .bind(charger)
+    .bind(connector)
+    .bind(to_millis(req.timestamp + policy.early_grace))
+    .bind(started)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut named = None;
+    let mut on_connector = Vec::new();
+    for row in &found {
+        let r = rows::reservation(row)?;
+        let current = r.charger_id == req.charger_id
+            && r.connector_id == req.connector_id
+            && r.status.is_live()
+            && r.slot.start() <= req.timestamp + policy.early_grace
+            && r.slot.end() > req.timestamp;
+        if Some(r.id) == req.reservation_id {
+            named = Some(r.clone());
+        }
+        if current {
+            on_connector.push(r);
+        }
+    }
+    let ctx = StartContext {
+        customer_id,
+        named: named.clone(),
+        on_connector: on_connector.clone(),
+    };
+    let decision = transaction::decide_start(req, &ctx, policy);
+    let now = to_millis(OffsetDateTime::now_utc());
+    let (status, auth, owner, reservation_id, refusal) = match &decision {
+        StartDecision::Accept { reservation_id } => (
+            TransactionStatus::Active,
+            Authorization::Accepted,
+            customer_id,
+            *reservation_id,
+            None,
+        ),
+        StartDecision::Refuse { status, reason } => (
+            TransactionStatus::Refused,
+            *status,
+            None,
+            None,
+            Some(*reason),
+        ),
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO transactions (charger_id, connector_id, id_tag, customer_id, reservation_id, \
+         status, auth_status, meter_start_wh, started_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+    )
+    .bind(charger)
+    .bind(connector)
+    .bind(tag)
+    .bind(owner)
+    .bind(reservation_id)
+    .bind(status.as_str())
+    .bind(auth.as_str())
+    .bind(req.meter_start_wh)
+    .bind(started)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut reservation =
+        reservation_id.and_then(|rid| named.into_iter().chain(on_connector).find(|r| r.id == rid));
+    if let Some(r) = reservation.as_mut() {
+        set_reservation_status(conn, r, ReservationStatus::ChargingStarted, now).await?;
+    }
+    let mut transaction = Transaction {
+        id: i32::try_from(id)
+            .map_err(|_| StoreError::Conflict("transaction ids exhausted".into()))?,
+        charger_id: req.charger_id.clone(),
+        connector_id: req.connector_id,
+        id_tag: req.id_tag.clone(),
+        customer_id: owner,
+        reservation_id,
+        status,
+        authorization: auth,
+        meter_start_wh: req.meter_start_wh,
+        started_at: from_millis(started),
+        meter_stop_wh: None,
+        stopped_at: None,
+        stop_reason: None,
+        last_meter_wh: None,
+        last_meter_at: None,
+        energy_wh: None,
+        created_at: from_millis(now),
+        updated_at: from_millis(now),
+    };
+    transaction.compute_energy();
+    let event = if status == TransactionStatus::Refused {
+        kind::TRANSACTION_REFUSED
+    } else {
+        kind::TRANSACTION_STARTED
+    };
+    let seq = append_event(
+        conn,
+        event,
+        Some(charger),
+        owner,
+        reservation_id,
+        &data::transaction(&transaction, reservation.as_ref()),
+    )
+    .await?;
+    let outcome = StartOutcome {
+        transaction,
+        reservation,
+        repeated: false,
+        refusal,
+    };
+    Ok((outcome, Some(seq)))
+}
+
+pub(super) async fn stop_transaction(
+    conn: &mut SqliteConnection,
+    req: &StopRequest,
+) -> Result<Written<StopOutcome>, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    // The common case in one statement: end it if it is running on this charger.
+    let ended = sqlx::query(&format!(
+        "UPDATE transactions SET status = 'ENDED', meter_stop_wh = $1, stopped_at = $2, \
+         stop_reason = $3, updated_at = $4 WHERE id = $5 AND charger_id = $6 \
+         AND status = 'ACTIVE' \
+         RETURNING {TRANSACTION_COLUMNS}"
+    ))
+    .bind(req.meter_stop_wh)
+    .bind(to_millis(req.timestamp))
+    .bind(&req.reason)
+    .bind(now)
+    .bind(req.transaction_id)
+    .bind(req.charger_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = ended else {
+        // Not running: ended before (a retry), refused at the start, or not this charger's.
+        let outcome = match transaction_on(conn, i64::from(req.transaction_id)).await? {
+            Some(t) if t.charger_id == req.charger_id => StopOutcome::Unchanged(t),
+            _ => StopOutcome::Unknown,
+        };
+        return Ok((outcome, None));
+    };
+    let t = rows::transaction(&row)?;
+    let reservation = match t.reservation_id {
+        None => None,
+        Some(id) => {
+            let ended = sqlx::query(&format!(
+                "UPDATE reservations SET status = 'CHARGING_ENDED', updated_at = $1 \
+                 WHERE id = $2 AND status = 'CHARGING_STARTED' RETURNING {RESERVATION_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match ended {
+                Some(row) => Some(rows::reservation(&row)?),
+                None => reservation_on(conn, id).await?,
+            }
+        }
+    };
+    let seq = append_event(
+        conn,
+        kind::TRANSACTION_STOPPED,
+        Some(t.charger_id.as_str()),
+        t.customer_id,
+        t.reservation_id,
+        &data::transaction(&t, reservation.as_ref()),
+    )
+    .await?;
+    let outcome = StopOutcome::Stopped {
+        transaction: t,
+        reservation,
+    };
+    Ok((outcome, Some(seq)))
+}
+
+pub(super) async fn record_meter_values(
+    conn: &mut SqliteConnection,
+    m: &MeterReadings,
+) -> Result<Written<Option<Transaction>>, StoreError> {
+    let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
+        return Ok((None, None));
+    };
+    let (latest_at, now) = (to_millis(latest_at), to_millis(OffsetDateTime::now_utc()));
+    // Find the transaction and keep its newest reading in one statement. Readings can arrive
+    // out of order (re-sent after a reconnect): an older one does not move it back.
+    let newer = "last_meter_at IS NULL OR last_meter_at <= $1";
+    let set = format!(
+        "UPDATE transactions SET last_meter_wh = CASE WHEN {newer} THEN $2 ELSE last_meter_wh \
+         END, updated_at = CASE WHEN {newer} THEN $3 ELSE updated_at END, \
+         last_meter_at = CASE WHEN {newer} THEN $1 ELSE last_meter_at END"
+    );
+    let row = match m.transaction_id {
+        Some(id) => {
+            sqlx::query(&format!(
+                "{set} WHERE id = $4 AND charger_id = $5 AND status = 'ACTIVE' \
+                 RETURNING {TRANSACTION_COLUMNS}"
+            ))
+            .bind(latest_at)
+            .bind(latest_wh)
+            .bind(now)
+            .bind(id)
+            .bind(m.charger_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "{set} WHERE id = (SELECT id FROM transactions WHERE charger_id = $5 \
+                 AND connector_id = $4 AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1) \
+                 RETURNING {TRANSACTION_COLUMNS}"
+            ))
+            .bind(latest_at)
+            .bind(latest_wh)
+            .bind(now)
+            .bind(i64::from(m.connector_id))
+            .bind(m.charger_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    let t = rows::transaction(&row)?;
+    let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO meter_values (transaction_id, at, wh) ");
+    q.push_values(&m.readings, |mut row, (at, wh)| {
+        row.push_bind(t.id).push_bind(to_millis(*at)).push_bind(*wh);
+    });
+    q.build().execute(&mut *conn).await?;
+    let seq = append_event(
+        conn,
+        kind::METER_VALUES_RECORDED,
+        Some(m.charger_id.as_str()),
+        t.customer_id,
+        t.reservation_id,
+        &data::transaction(&t, None),
+    )
+    .await?;
+    Ok((Some(t), Some(seq)))
+}
+
+pub(super) async fn transaction(
+    pool: &SqlitePool,
+    id: i32,
+) -> Result<Option<Transaction>, StoreError> {
+    let row = sqlx::query(&D.transaction_by_id())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(rows::transaction).transpose()
+}
+
+/// Newest first.
+pub(super) async fn transactions(
+    pool: &SqlitePool,
+    filter: &TransactionFilter,
+) -> Result<Vec<Transaction>, StoreError> {
+    let mut q = list_query::<Sqlite>(
+        TRANSACTION_COLUMNS,
+        "transactions",
+        filter.charger_id.as_ref(),
+        filter.customer_id,
+        filter.status.map(|s| s.as_str()),
+    );
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(filter.limit));
+    let rows = q.build().fetch_all(pool).await?;
+    rows::all(&rows, rows::transaction)
+}
+
+/// One transaction read in the caller's transaction.
+async fn transaction_on(
+    tx: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<Transaction>, StoreError> {
+    let row = sqlx::query(&D.transaction_by_id())
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
+    row.as_ref().map(rows::transaction).transpose()
+}
