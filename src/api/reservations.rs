@@ -11,15 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Api;
+use super::ApiError;
 use super::auth::Principal;
-use crate::booking::store::{BookError, CancelError};
+use crate::booking::store::CancelError;
 use crate::domain::ChargeBoxId;
-use crate::domain::instant::rfc3339;
 use crate::domain::reservation::{
     ChargerAck, InvalidSlot, NewReservation, Reservation, ReservationFilter, ReservationStatus,
     TimeSlot,
@@ -148,58 +147,57 @@ async fn book(
     who: Principal,
     State(api): State<Arc<Api>>,
     body: Result<ApiJson<BookRequest>, Problem>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     // The body is taken as a `Result` so that unreadable bookings are counted as well.
     let answer = match body {
         Ok(ApiJson(body)) => place(who, &api, body).await,
-        Err(problem) => Err(problem),
+        Err(problem) => Err(problem.into()),
     };
     crate::metrics::booking(match &answer {
         Ok(response) => response.status(),
-        Err(problem) => problem.status(),
+        Err(e) => e.status(),
     });
     answer
 }
 
-async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, Problem> {
+async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, ApiError> {
     // Whose booking is it, and with which idTag?
     let customer = match (&who, body.customer_id) {
         (Principal::Customer(c), None) => c.clone(),
         (Principal::Customer(c), Some(id)) if id == c.id => c.clone(),
         (Principal::Customer(_), Some(_)) => {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "Forbidden")
-                .detail("a customer books for itself only")
-                .field("customerId"));
+            return Err(ApiError::Forbidden {
+                detail: "a customer books for itself only".into(),
+                field: Some("customerId"),
+            });
         }
         (Principal::Operator, None) => {
-            return Err(Problem::invalid_field(
+            return Err(ApiError::invalid(
                 "customerId",
                 "required when the operator books",
             ));
         }
         (Principal::Operator, Some(id)) => api
-            .central
             .store
             .customer(id)
-            .await
-            .map_err(|e| Problem::internal(&e))?
-            .ok_or_else(|| Problem::invalid_field("customerId", format!("no customer {id}")))?,
+            .await?
+            .ok_or_else(|| ApiError::invalid("customerId", format!("no customer {id}")))?,
     };
     let id_tag = match &body.id_tag {
         None => customer
             .id_tags
             .first()
             .cloned()
-            .ok_or_else(|| Problem::invalid_field("idTag", "the customer has no idTag"))?,
+            .ok_or_else(|| ApiError::invalid("idTag", "the customer has no idTag"))?,
         Some(tag) => customer
             .id_tags
             .iter()
             .find(|t| t.eq_ignore_ascii_case(tag))
             .cloned()
-            .ok_or_else(|| Problem::invalid_field("idTag", "not one of the customer's idTags"))?,
+            .ok_or_else(|| ApiError::invalid("idTag", "not one of the customer's idTags"))?,
     };
     let charger_id = ChargeBoxId::parse(&body.charger_id)
-        .map_err(|_| Problem::invalid_field("chargerId", "no such charger"))?;
+        .map_err(|_| ApiError::invalid("chargerId", "no such charger"))?;
     let max =
         time::Duration::try_from(api.central.settings.max_slot).unwrap_or(time::Duration::DAY);
     let slot = TimeSlot::bookable(
@@ -210,11 +208,10 @@ async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response,
         max,
     )
     .map_err(|e| match e {
-        InvalidSlot::InPast => Problem::invalid_field("start", e),
-        _ => Problem::invalid_field("end", e),
+        InvalidSlot::InPast => ApiError::invalid("start", e),
+        _ => ApiError::invalid("end", e),
     })?;
-    let booked = api
-        .central
+    let reservation = api
         .store
         .book(&NewReservation {
             charger_id,
@@ -223,36 +220,7 @@ async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response,
             id_tag,
             slot,
         })
-        .await;
-    let reservation = match booked {
-        Ok(r) => r,
-        Err(BookError::UnknownCharger(id)) => {
-            return Err(Problem::invalid_field(
-                "chargerId",
-                format!("no charger {id}"),
-            ));
-        }
-        Err(BookError::UnknownConnector(c)) => {
-            return Err(Problem::invalid_field(
-                "connectorId",
-                format!("the charger has no connector {c}"),
-            ));
-        }
-        Err(BookError::UnknownCustomer(id)) => {
-            return Err(Problem::invalid_field(
-                "customerId",
-                format!("no customer {id}"),
-            ));
-        }
-        Err(BookError::Overlap(taken)) => {
-            let (start, end) = (rfc3339(taken.start()), rfc3339(taken.end()));
-            let mut p = Problem::new(StatusCode::CONFLICT, "Slot taken")
-                .detail(format!("the connector is reserved from {start} to {end}"));
-            p.conflict = Some(Box::new(json!({"start": start, "end": end})));
-            return Err(p);
-        }
-        Err(BookError::Store(e)) => return Err(Problem::internal(&e)),
-    };
+        .await?;
     let location = format!("/api/v1/reservations/{}", reservation.id);
     let mut response = (
         StatusCode::CREATED,
@@ -265,8 +233,8 @@ async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response,
     Ok(response)
 }
 
-fn not_found(raw: &str) -> Problem {
-    Problem::not_found(format!("no reservation {raw:?}"))
+fn not_found(raw: &str) -> ApiError {
+    ApiError::NotFound(format!("no reservation {raw:?}"))
 }
 
 #[utoipa::path(
@@ -289,14 +257,12 @@ async fn show(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, ApiError> {
     let id: i32 = raw.parse().map_err(|_| not_found(&raw))?;
     let reservation = api
-        .central
         .store
         .reservation(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .await?
         .filter(|r| who.customer_id().is_none_or(|own| own == r.customer_id))
         .ok_or_else(|| not_found(&raw))?;
     Ok(Json(reservation.into()))
@@ -349,15 +315,16 @@ async fn list(
     who: Principal,
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ReservationView>>, Problem> {
+) -> Result<Json<Vec<ReservationView>>, ApiError> {
     let Query(q) = query.map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
     })?;
     let customer_id = match (who.customer_id(), q.customer_id) {
         (Some(own), Some(asked)) if own != asked => {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "Forbidden")
-                .detail("a customer lists its own reservations only")
-                .field("customerId"));
+            return Err(ApiError::Forbidden {
+                detail: "a customer lists its own reservations only".into(),
+                field: Some("customerId"),
+            });
         }
         (Some(own), _) => Some(own),
         (None, asked) => asked,
@@ -367,12 +334,12 @@ async fn list(
         .as_deref()
         .map(|s| {
             ReservationStatus::parse(s)
-                .ok_or_else(|| Problem::invalid_field("status", format!("unknown status {s:?}")))
+                .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))
         })
         .transpose()?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "limit",
             format!("must be from 1 to {MAX_PAGE}"),
         ));
@@ -386,7 +353,6 @@ async fn list(
         },
     };
     let reservations = api
-        .central
         .store
         .reservations(&ReservationFilter {
             charger_id,
@@ -396,8 +362,7 @@ async fn list(
             to: q.to,
             limit,
         })
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+        .await?;
     Ok(Json(reservations.into_iter().map(Into::into).collect()))
 }
 
@@ -428,23 +393,11 @@ async fn cancel(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, ApiError> {
     let id: i32 = raw.parse().map_err(|_| not_found(&raw))?;
-    match api
-        .central
-        .store
-        .cancel_reservation(id, who.customer_id())
-        .await
-    {
+    match api.store.cancel_reservation(id, who.customer_id()).await {
         Ok(r) => Ok(Json(r.into())),
         Err(CancelError::NotFound) => Err(not_found(&raw)),
-        Err(CancelError::NotCancellable(status)) => {
-            Err(
-                Problem::new(StatusCode::CONFLICT, "Not cancellable").detail(format!(
-                    "the reservation is {status}; only BOOKED can be cancelled"
-                )),
-            )
-        }
-        Err(CancelError::Store(e)) => Err(Problem::internal(&e)),
+        Err(other) => Err(other.into()),
     }
 }
