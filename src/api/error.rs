@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::booking::store::{BookError, CancelError, StoreError};
 use crate::central::CallFailure;
 use crate::domain::instant::rfc3339;
-use crate::domain::reservation::TimeSlot;
+use crate::domain::placement::PlacementError;
+use crate::domain::remote_start::RemoteStartError;
+use crate::domain::reservation::{InvalidSlot, TimeSlot};
 use crate::problem::Problem;
 
 /// How long a client should wait before retrying a charger whose breaker is open or whose call
@@ -215,6 +217,37 @@ impl From<CancelError> for ApiError {
             },
             CancelError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<PlacementError> for ApiError {
+    fn from(e: PlacementError) -> Self {
+        let field = match &e {
+            PlacementError::ForAnother => {
+                return ApiError::Forbidden {
+                    detail: e.to_string(),
+                    field: Some("customerId"),
+                };
+            }
+            PlacementError::CustomerRequired | PlacementError::UnknownCustomer(_) => "customerId",
+            PlacementError::NoIdTag | PlacementError::ForeignIdTag => "idTag",
+            PlacementError::Slot(InvalidSlot::InPast) => "start",
+            PlacementError::Slot(_) => "end",
+        };
+        ApiError::invalid(field, e)
+    }
+}
+
+impl From<RemoteStartError> for ApiError {
+    fn from(e: RemoteStartError) -> Self {
+        let field = match &e {
+            RemoteStartError::NoCurrentReservation => return ApiError::NotFound(e.to_string()),
+            RemoteStartError::ConnectorZero | RemoteStartError::NoSuchConnector(_) => "connectorId",
+            RemoteStartError::ForeignIdTag
+            | RemoteStartError::IdTagRequired
+            | RemoteStartError::IdTagTooLong => "idTag",
+        };
+        ApiError::invalid(field, e)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `/api/v1/reservations`: book, read, list and cancel slots. A customer token acts on its own
 //! reservations only; someone else's answers 404, never 403, so a reservation's existence is not
-//! revealed (documented in the OpenAPI spec). The database decides overlaps; this module only
-//! validates input and maps the ledger's answers to HTTP.
+//! revealed (documented in the OpenAPI spec). Who books for whom, with which idTag and slot, is
+//! decided by [`crate::domain::placement`]; the database decides overlaps; this module gathers
+//! the facts, calls the rules and the ledger, and answers HTTP.
 
 use std::sync::Arc;
 
@@ -14,19 +15,16 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::Api;
-use super::ApiError;
 use super::auth::Principal;
+use super::{Api, ApiError};
 use crate::booking::store::CancelError;
 use crate::domain::ChargeBoxId;
+use crate::domain::placement::{self, BookingFor, PlacementError};
 use crate::domain::reservation::{
-    ChargerAck, InvalidSlot, NewReservation, Reservation, ReservationFilter, ReservationStatus,
-    TimeSlot,
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus,
 };
 use crate::problem::{ApiJson, Problem};
 
-/// A driver may book "from now": a start up to this long ago still counts as now.
-const START_GRACE: time::Duration = time::Duration::minutes(5);
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
@@ -161,64 +159,38 @@ async fn book(
 }
 
 async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, ApiError> {
-    // Whose booking is it, and with which idTag?
-    let customer = match (&who, body.customer_id) {
-        (Principal::Customer(c), None) => c.clone(),
-        (Principal::Customer(c), Some(id)) if id == c.id => c.clone(),
-        (Principal::Customer(_), Some(_)) => {
-            return Err(ApiError::Forbidden {
-                detail: "a customer books for itself only".into(),
-                field: Some("customerId"),
-            });
-        }
-        (Principal::Operator, None) => {
-            return Err(ApiError::invalid(
-                "customerId",
-                "required when the operator books",
-            ));
-        }
-        (Principal::Operator, Some(id)) => api
+    let caller = match &who {
+        Principal::Customer(c) => Some(c),
+        Principal::Operator => None,
+    };
+    let customer = match placement::booking_for(caller, body.customer_id)? {
+        BookingFor::Caller => caller.cloned().ok_or(PlacementError::CustomerRequired)?,
+        BookingFor::Named(id) => api
             .store
             .customer(id)
             .await?
-            .ok_or_else(|| ApiError::invalid("customerId", format!("no customer {id}")))?,
+            .ok_or(PlacementError::UnknownCustomer(id))?,
     };
-    let id_tag = match &body.id_tag {
-        None => customer
-            .id_tags
-            .first()
-            .cloned()
-            .ok_or_else(|| ApiError::invalid("idTag", "the customer has no idTag"))?,
-        Some(tag) => customer
-            .id_tags
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(tag))
-            .cloned()
-            .ok_or_else(|| ApiError::invalid("idTag", "not one of the customer's idTags"))?,
-    };
-    let charger_id = ChargeBoxId::parse(&body.charger_id)
-        .map_err(|_| ApiError::invalid("chargerId", "no such charger"))?;
     let max =
         time::Duration::try_from(api.central.settings.max_slot).unwrap_or(time::Duration::DAY);
-    let slot = TimeSlot::bookable(
+    let placed = placement::place(
+        &customer,
+        body.id_tag.as_deref(),
         body.start,
         body.end,
         OffsetDateTime::now_utc(),
-        START_GRACE,
         max,
-    )
-    .map_err(|e| match e {
-        InvalidSlot::InPast => ApiError::invalid("start", e),
-        _ => ApiError::invalid("end", e),
-    })?;
+    )?;
+    let charger_id = ChargeBoxId::parse(&body.charger_id)
+        .map_err(|_| ApiError::invalid("chargerId", "no such charger"))?;
     let reservation = api
         .store
         .book(&NewReservation {
             charger_id,
             connector_id: body.connector_id,
             customer_id: customer.id,
-            id_tag,
-            slot,
+            id_tag: placed.id_tag,
+            slot: placed.slot,
         })
         .await?;
     let location = format!("/api/v1/reservations/{}", reservation.id);

@@ -1,7 +1,8 @@
 //! Charging over REST: remote start and stop (the charger is asked over OCPP and its answer
-//! returned), and the transactions the ledger holds. A customer may remote-start only on a
-//! reservation of theirs whose slot is current, and stop only their own transaction; what is
-//! not theirs answers 404 like reservations do.
+//! returned), and the transactions the ledger holds. Who may remote-start what is decided by
+//! [`crate::domain::remote_start`]: a customer only on a reservation of theirs whose slot is
+//! current. A customer stops only their own transaction; what is not theirs answers 404 like
+//! reservations do.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use super::Api;
 use super::ApiError;
 use super::auth::{Operator, Principal};
 use crate::domain::ChargeBoxId;
+use crate::domain::remote_start::{RemoteStart, RemoteStartAsk, decide_remote_start};
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
 use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
@@ -113,71 +115,38 @@ async fn remote_start(
     ApiJson(body): ApiJson<RemoteStartRequest>,
 ) -> Result<Json<RemoteStartAnswer>, ApiError> {
     let charger = ChargeBoxId::parse(&raw).map_err(|_| ApiError::NoSuchCharger(raw.clone()))?;
-    if body.connector_id == Some(0) {
-        return Err(ApiError::invalid("connectorId", "connectors count from 1"));
-    }
-    let store = &api.store;
-    let record = store
+    let record = api
+        .store
         .charger(&charger)
         .await?
         .ok_or_else(|| ApiError::NoSuchCharger(raw.clone()))?;
-    if let Some(c) = body.connector_id
-        && c > record.connectors
-    {
-        return Err(ApiError::invalid(
-            "connectorId",
-            format!("the charger has no connector {c}"),
-        ));
-    }
-    // The current reservations on this charger (slot started, early grace included).
+    // The reservations that may hold the current slot (slot started, early grace included).
     let now = OffsetDateTime::now_utc();
-    let current = store
+    let grace = api.central.early_grace();
+    let current = api
+        .store
         .reservations(&ReservationFilter {
             charger_id: Some(charger.clone()),
             customer_id: who.customer_id(),
             status: Some(ReservationStatus::Booked),
             from: Some(now),
-            to: Some(now + api.central.early_grace()),
+            to: Some(now + grace),
             limit: 100,
         })
         .await?;
-    let on_connector = current
-        .iter()
-        .find(|r| body.connector_id.is_none_or(|c| c == r.connector_id));
-    let (connector, id_tag) = match (&who, on_connector) {
-        (Principal::Customer(c), Some(r)) => {
-            let tag = match &body.id_tag {
-                None => r.id_tag.clone(),
-                Some(t) => c
-                    .id_tags
-                    .iter()
-                    .find(|own| own.eq_ignore_ascii_case(t))
-                    .cloned()
-                    .ok_or_else(|| ApiError::invalid("idTag", "not one of your idTags"))?,
-            };
-            (Some(r.connector_id), tag)
-        }
-        (Principal::Customer(_), None) => {
-            return Err(ApiError::NotFound(format!(
-                "no current reservation of yours on charger {raw:?}"
-            )));
-        }
-        (Principal::Operator, r) => {
-            let tag = match (&body.id_tag, r) {
-                (Some(t), _) => t.clone(),
-                (None, Some(r)) => r.id_tag.clone(),
-                (None, None) => {
-                    return Err(ApiError::invalid(
-                        "idTag",
-                        "required: no current reservation on that connector to take it from",
-                    ));
-                }
-            };
-            (body.connector_id.or(r.map(|r| r.connector_id)), tag)
-        }
+    let caller = match &who {
+        Principal::Customer(c) => Some(c),
+        Principal::Operator => None,
     };
-    let token = CiString::new(id_tag.as_str())
-        .map_err(|_| ApiError::invalid("idTag", "must be at most 20 characters (OCPP IdToken)"))?;
+    let ask = RemoteStartAsk {
+        connector_id: body.connector_id,
+        id_tag: body.id_tag.as_deref(),
+    };
+    let RemoteStart {
+        connector_id: connector,
+        id_tag,
+    } = decide_remote_start(caller, ask, record.connectors, &current, now, grace)?;
+    let token = CiString::new(id_tag.as_str()).map_err(|e| ApiError::invalid("idTag", e))?;
     // Registered before the call: chargers often send StartTransaction before their answer.
     let mut wait = api.central.starts.wait(&charger, connector, &id_tag);
     let answer = api
