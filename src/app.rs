@@ -72,6 +72,7 @@ impl Application {
             .await
             .context("cannot open the my-page view")?;
         let api = Arc::new(Api {
+            store: central.store.clone(),
             central: central.clone(),
             operator,
             customers: Default::default(),

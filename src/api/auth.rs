@@ -7,17 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::Api;
+use super::{Api, ApiError};
 use crate::domain::customer::{Customer, token_digest};
-use crate::problem::Problem;
 
 /// File name of the generated operator token inside the data folder.
 pub const TOKEN_FILE: &str = "operator-token";
@@ -87,13 +85,13 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub struct Operator;
 
 impl FromRequestParts<Arc<Api>> for Operator {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         match bearer(parts) {
             Some(token) if api.operator.matches(token) => Ok(Operator),
-            Some(_) => Err(unauthorized("the bearer token is not valid")),
-            None => Err(unauthorized("send Authorization: Bearer <token>")),
+            Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid")),
+            None => Err(ApiError::Unauthorized("send Authorization: Bearer <token>")),
         }
     }
 }
@@ -115,11 +113,11 @@ impl Principal {
 }
 
 impl FromRequestParts<Arc<Api>> for Principal {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         let Some(token) = bearer(parts) else {
-            return Err(unauthorized("send Authorization: Bearer <token>"));
+            return Err(ApiError::Unauthorized("send Authorization: Bearer <token>"));
         };
         if api.operator.matches(token) {
             return Ok(Principal::Operator);
@@ -128,7 +126,7 @@ impl FromRequestParts<Arc<Api>> for Principal {
         if let Some(customer) = api.customers.get(&digest) {
             return Ok(Principal::Customer(customer.clone()));
         }
-        match api.central.store.customer_by_token(&digest).await {
+        match api.store.customer_by_token(&digest).await {
             Ok(Some(customer)) => {
                 // Bounded by the number of customers with live tokens; cleared as a whole if a
                 // flood of them ever outgrows it.
@@ -138,8 +136,8 @@ impl FromRequestParts<Arc<Api>> for Principal {
                 api.customers.insert(digest, customer.clone());
                 Ok(Principal::Customer(customer))
             }
-            Ok(None) => Err(unauthorized("the bearer token is not valid")),
-            Err(e) => Err(Problem::internal(&e).into_response()),
+            Ok(None) => Err(ApiError::Unauthorized("the bearer token is not valid")),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -151,15 +149,6 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-fn unauthorized(detail: &str) -> Response {
-    let mut r = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-        .detail(detail)
-        .into_response();
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
 }
 
 #[cfg(test)]

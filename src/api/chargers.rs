@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Api;
+use super::ApiError;
 use super::auth::Operator;
-use crate::booking::store::{Page, StoreError};
+use crate::booking::store::Page;
 use crate::central::breaker::BreakerState;
 use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
@@ -237,21 +238,14 @@ impl Api {
     }
 }
 
-fn store_error(e: StoreError) -> Problem {
-    match e {
-        StoreError::Conflict(what) => Problem::new(StatusCode::CONFLICT, "Conflict").detail(what),
-        other => Problem::internal(&other),
-    }
-}
-
-fn path_id(raw: &str) -> Result<ChargeBoxId, Problem> {
+fn path_id(raw: &str) -> Result<ChargeBoxId, ApiError> {
     // An id that cannot be valid cannot be registered either.
-    ChargeBoxId::parse(raw).map_err(|_| Problem::not_found(format!("no charger {raw:?}")))
+    ChargeBoxId::parse(raw).map_err(|_| ApiError::NoSuchCharger(raw.to_string()))
 }
 
-fn validate_name(name: Option<String>) -> Result<Option<String>, Problem> {
+fn validate_name(name: Option<String>) -> Result<Option<String>, ApiError> {
     match name.map(|n| n.trim().to_string()) {
-        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(Problem::invalid_field(
+        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(ApiError::invalid(
             "name",
             format!("must be at most {MAX_NAME_LEN} characters"),
         )),
@@ -260,19 +254,19 @@ fn validate_name(name: Option<String>) -> Result<Option<String>, Problem> {
     }
 }
 
-fn validate_connectors(n: u32) -> Result<u32, Problem> {
+fn validate_connectors(n: u32) -> Result<u32, ApiError> {
     if (1..=MAX_CONNECTORS).contains(&n) {
         Ok(n)
     } else {
-        Err(Problem::invalid_field(
+        Err(ApiError::invalid(
             "connectors",
             format!("must be from 1 to {MAX_CONNECTORS}"),
         ))
     }
 }
 
-fn hash_password(password: &str) -> Result<String, Problem> {
-    machine_key::validate(password).map_err(|e| Problem::invalid_field("password", e))?;
+fn hash_password(password: &str) -> Result<String, ApiError> {
+    machine_key::validate(password).map_err(|e| ApiError::invalid("password", e))?;
     Ok(machine_key::hash(password))
 }
 
@@ -306,20 +300,15 @@ async fn create(
     _: Operator,
     State(api): State<Arc<Api>>,
     ApiJson(body): ApiJson<CreateCharger>,
-) -> Result<Response, Problem> {
-    let id = ChargeBoxId::parse(&body.id).map_err(|e| Problem::invalid_field("id", e))?;
+) -> Result<Response, ApiError> {
+    let id = ChargeBoxId::parse(&body.id).map_err(|e| ApiError::invalid("id", e))?;
     let new = NewCharger {
         id,
         name: validate_name(body.name)?,
         connectors: validate_connectors(body.connectors)?,
         password_hash: body.password.as_deref().map(hash_password).transpose()?,
     };
-    let record = api
-        .central
-        .store
-        .insert_charger(&new)
-        .await
-        .map_err(store_error)?;
+    let record = api.store.insert_charger(&new).await?;
     let location = format!("/api/v1/chargers/{}", record.id);
     let mut response = (StatusCode::CREATED, Json(api.view(record))).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -352,26 +341,26 @@ async fn list(
     _: Operator,
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ChargerView>>, Problem> {
+) -> Result<Json<Vec<ChargerView>>, ApiError> {
     let Query(q) = query.map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "Invalid query").detail(e.body_text())
+        ApiError::Problem(
+            Problem::new(StatusCode::BAD_REQUEST, "Invalid query").detail(e.body_text()),
+        )
     })?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "limit",
             format!("must be from 1 to {MAX_PAGE}"),
         ));
     }
     let records = api
-        .central
         .store
         .chargers(&Page {
             after: q.after,
             limit,
         })
-        .await
-        .map_err(store_error)?;
+        .await?;
     let views = records
         .into_iter()
         .map(|r| api.view(r))
@@ -399,11 +388,11 @@ async fn show(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<ChargerView>, Problem> {
+) -> Result<Json<ChargerView>, ApiError> {
     let id = path_id(&raw)?;
-    match api.central.store.charger(&id).await.map_err(store_error)? {
+    match api.store.charger(&id).await? {
         Some(record) => Ok(Json(api.view(record))),
-        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+        None => Err(ApiError::NoSuchCharger(raw)),
     }
 }
 
@@ -434,7 +423,7 @@ async fn update(
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<UpdateCharger>,
-) -> Result<Json<ChargerView>, Problem> {
+) -> Result<Json<ChargerView>, ApiError> {
     let id = path_id(&raw)?;
     let patch = ChargerPatch {
         name: body.name.map(validate_name).transpose()?,
@@ -445,15 +434,9 @@ async fn update(
             Some(Some(p)) => Some(Some(hash_password(&p)?)),
         },
     };
-    match api
-        .central
-        .store
-        .update_charger(&id, &patch)
-        .await
-        .map_err(store_error)?
-    {
+    match api.store.update_charger(&id, &patch).await? {
         Some(record) => Ok(Json(api.view(record))),
-        None => Err(Problem::not_found(format!("no charger {raw:?}"))),
+        None => Err(ApiError::NoSuchCharger(raw)),
     }
 }
 
@@ -482,16 +465,10 @@ async fn remove(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<StatusCode, Problem> {
+) -> Result<StatusCode, ApiError> {
     let id = path_id(&raw)?;
-    if !api
-        .central
-        .store
-        .delete_charger(&id)
-        .await
-        .map_err(store_error)?
-    {
-        return Err(Problem::not_found(format!("no charger {raw:?}")));
+    if !api.store.delete_charger(&id).await? {
+        return Err(ApiError::NoSuchCharger(raw));
     }
     api.central
         .sessions

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::Api;
+use super::ApiError;
 use super::auth::{Operator, Principal};
-use crate::booking::store::StoreError;
 use crate::domain::customer::{Customer, IdTag, NewCustomer, new_token, token_digest};
 use crate::problem::{ApiJson, Problem};
 
@@ -99,16 +99,16 @@ async fn create(
     _: Operator,
     State(api): State<Arc<Api>>,
     ApiJson(body): ApiJson<CreateCustomer>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "name",
             format!("must be 1 to {MAX_NAME_LEN} characters"),
         ));
     }
     if body.id_tags.is_empty() || body.id_tags.len() > MAX_ID_TAGS {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "idTags",
             format!("give 1 to {MAX_ID_TAGS} idTags"),
         ));
@@ -116,28 +116,21 @@ async fn create(
     let mut id_tags: Vec<IdTag> = Vec::with_capacity(body.id_tags.len());
     for (i, raw) in body.id_tags.iter().enumerate() {
         let field = format!("idTags[{i}]");
-        let tag = IdTag::parse(raw).map_err(|e| Problem::invalid_field(&field, e))?;
+        let tag = IdTag::parse(raw).map_err(|e| ApiError::invalid(&field, e))?;
         if id_tags.iter().any(|t| t.key() == tag.key()) {
-            return Err(Problem::invalid_field(&field, "is listed twice"));
+            return Err(ApiError::invalid(&field, "is listed twice"));
         }
         id_tags.push(tag);
     }
     let token = new_token();
     let customer = api
-        .central
         .store
         .insert_customer(&NewCustomer {
             name,
             id_tags,
             token_digest: token_digest(&token),
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(what) => {
-                Problem::new(StatusCode::CONFLICT, "Conflict").detail(what)
-            }
-            other => Problem::internal(&other),
-        })?;
+        .await?;
     let location = format!("/api/v1/customers/{}", customer.id);
     let mut response = (
         StatusCode::CREATED,
@@ -172,15 +165,12 @@ async fn show(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<CustomerView>, Problem> {
-    let not_found = || Problem::not_found(format!("no customer {raw:?}"));
+) -> Result<Json<CustomerView>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no customer {raw:?}"));
     let id: i64 = raw.parse().map_err(|_| not_found())?;
     if who.customer_id().is_some_and(|own| own != id) {
         return Err(not_found());
     }
-    match api.central.store.customer(id).await {
-        Ok(Some(c)) => Ok(Json(CustomerView::new(c, None))),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(Problem::internal(&e)),
-    }
+    let customer = api.store.customer(id).await?.ok_or_else(not_found)?;
+    Ok(Json(CustomerView::new(customer, None)))
 }

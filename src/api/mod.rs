@@ -6,6 +6,7 @@
 pub mod auth;
 mod chargers;
 mod customers;
+pub mod error;
 pub mod load_shed;
 mod mypage;
 pub mod openapi;
@@ -17,11 +18,15 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use crate::booking::store::Store;
 use crate::central::Central;
 pub use auth::OperatorToken;
+pub use error::ApiError;
 
 /// What the REST handlers share.
 pub struct Api {
+    /// The ledger (the same one the charger layer writes to).
+    pub store: Arc<dyn Store>,
     pub central: Arc<Central>,
     pub operator: OperatorToken,
     /// Customers by token digest. Customers are never changed or deleted once created, so an

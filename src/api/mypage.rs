@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::Api;
+use super::ApiError;
 use super::auth::Principal;
 use crate::booking::mypage::{MyPage, PageCustomer, page_token, parse_page_token};
 use crate::problem::Problem;
@@ -41,22 +42,28 @@ struct PageQuery {
     after: Option<String>,
 }
 
-fn only_customers() -> Problem {
-    Problem::new(StatusCode::FORBIDDEN, "Forbidden")
-        .detail("my page belongs to a customer: use a customer token, or as the operator GET /api/v1/customers/{id}/mypage")
+fn only_customers() -> ApiError {
+    ApiError::Forbidden {
+        detail: "my page belongs to a customer: use a customer token, or as the operator GET \
+            /api/v1/customers/{id}/mypage"
+            .into(),
+        field: None,
+    }
 }
 
 async fn page(
     api: &Api,
     customer: PageCustomer,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<MyPage>, Problem> {
+) -> Result<Json<MyPage>, ApiError> {
     let Query(q) = query.map_err(|e| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
+        ApiError::Problem(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text()),
+        )
     })?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "limit",
             format!("must be from 1 to {MAX_PAGE}"),
         ));
@@ -65,15 +72,11 @@ async fn page(
         None => None,
         Some(t) => Some(
             parse_page_token(t)
-                .ok_or_else(|| Problem::invalid_field("after", "not a nextPage token"))?,
+                .ok_or_else(|| ApiError::invalid("after", "not a nextPage token"))?,
         ),
     };
     // One more than asked tells whether an older page exists.
-    let mut reservations = api
-        .pages
-        .entries(customer.id, after, limit + 1)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    let mut reservations = api.pages.entries(customer.id, after, limit + 1).await?;
     let next_page = if reservations.len() > limit as usize {
         reservations.truncate(limit as usize);
         reservations.last().map(page_token)
@@ -111,7 +114,7 @@ async fn me(
     who: Principal,
     State(api): State<Arc<Api>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<MyPage>, Problem> {
+) -> Result<Json<MyPage>, ApiError> {
     let Principal::Customer(c) = who else {
         return Err(only_customers());
     };
@@ -146,18 +149,13 @@ async fn customer_page(
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<MyPage>, Problem> {
-    let not_found = || Problem::not_found(format!("no customer {raw:?}"));
+) -> Result<Json<MyPage>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no customer {raw:?}"));
     let id: i64 = raw.parse().map_err(|_| not_found())?;
     if who.customer_id().is_some_and(|own| own != id) {
         return Err(not_found());
     }
-    let customer = api
-        .pages
-        .customer(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .ok_or_else(not_found)?;
+    let customer = api.pages.customer(id).await?.ok_or_else(not_found)?;
     page(&api, customer, query).await
 }
 
@@ -186,18 +184,14 @@ async fn customer_page(
 async fn events(
     who: Principal,
     State(api): State<Arc<Api>>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let Principal::Customer(c) = who else {
         return Err(only_customers());
     };
     // Subscribed before the snapshot is read: a change committed in between is sent (again),
     // never lost. Each message carries the entry as it stands, so a repeat is harmless.
     let news = api.hub.subscribe();
-    let since = api
-        .pages
-        .cursor()
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    let since = api.pages.cursor().await?;
     let Json(snapshot) = page(
         &api,
         PageCustomer {

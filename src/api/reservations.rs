@@ -1,7 +1,8 @@
 //! `/api/v1/reservations`: book, read, list and cancel slots. A customer token acts on its own
 //! reservations only; someone else's answers 404, never 403, so a reservation's existence is not
-//! revealed (documented in the OpenAPI spec). The database decides overlaps; this module only
-//! validates input and maps the ledger's answers to HTTP.
+//! revealed (documented in the OpenAPI spec). Who books for whom, with which idTag and slot, is
+//! decided by [`crate::domain::placement`]; the database decides overlaps; this module gathers
+//! the facts, calls the rules and the ledger, and answers HTTP.
 
 use std::sync::Arc;
 
@@ -11,23 +12,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::Api;
 use super::auth::Principal;
-use crate::booking::store::{BookError, CancelError};
+use super::{Api, ApiError};
+use crate::booking::store::CancelError;
 use crate::domain::ChargeBoxId;
-use crate::domain::instant::rfc3339;
+use crate::domain::placement::{self, BookingFor, PlacementError};
 use crate::domain::reservation::{
-    ChargerAck, InvalidSlot, NewReservation, Reservation, ReservationFilter, ReservationStatus,
-    TimeSlot,
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus,
 };
 use crate::problem::{ApiJson, Problem};
 
-/// A driver may book "from now": a start up to this long ago still counts as now.
-const START_GRACE: time::Duration = time::Duration::minutes(5);
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
@@ -148,111 +145,54 @@ async fn book(
     who: Principal,
     State(api): State<Arc<Api>>,
     body: Result<ApiJson<BookRequest>, Problem>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     // The body is taken as a `Result` so that unreadable bookings are counted as well.
     let answer = match body {
         Ok(ApiJson(body)) => place(who, &api, body).await,
-        Err(problem) => Err(problem),
+        Err(problem) => Err(problem.into()),
     };
     crate::metrics::booking(match &answer {
         Ok(response) => response.status(),
-        Err(problem) => problem.status(),
+        Err(e) => e.status(),
     });
     answer
 }
 
-async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, Problem> {
-    // Whose booking is it, and with which idTag?
-    let customer = match (&who, body.customer_id) {
-        (Principal::Customer(c), None) => c.clone(),
-        (Principal::Customer(c), Some(id)) if id == c.id => c.clone(),
-        (Principal::Customer(_), Some(_)) => {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "Forbidden")
-                .detail("a customer books for itself only")
-                .field("customerId"));
-        }
-        (Principal::Operator, None) => {
-            return Err(Problem::invalid_field(
-                "customerId",
-                "required when the operator books",
-            ));
-        }
-        (Principal::Operator, Some(id)) => api
-            .central
+async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response, ApiError> {
+    let caller = match &who {
+        Principal::Customer(c) => Some(c),
+        Principal::Operator => None,
+    };
+    let customer = match placement::booking_for(caller, body.customer_id)? {
+        BookingFor::Caller => caller.cloned().ok_or(PlacementError::CustomerRequired)?,
+        BookingFor::Named(id) => api
             .store
             .customer(id)
-            .await
-            .map_err(|e| Problem::internal(&e))?
-            .ok_or_else(|| Problem::invalid_field("customerId", format!("no customer {id}")))?,
+            .await?
+            .ok_or(PlacementError::UnknownCustomer(id))?,
     };
-    let id_tag = match &body.id_tag {
-        None => customer
-            .id_tags
-            .first()
-            .cloned()
-            .ok_or_else(|| Problem::invalid_field("idTag", "the customer has no idTag"))?,
-        Some(tag) => customer
-            .id_tags
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(tag))
-            .cloned()
-            .ok_or_else(|| Problem::invalid_field("idTag", "not one of the customer's idTags"))?,
-    };
-    let charger_id = ChargeBoxId::parse(&body.charger_id)
-        .map_err(|_| Problem::invalid_field("chargerId", "no such charger"))?;
     let max =
         time::Duration::try_from(api.central.settings.max_slot).unwrap_or(time::Duration::DAY);
-    let slot = TimeSlot::bookable(
+    let placed = placement::place(
+        &customer,
+        body.id_tag.as_deref(),
         body.start,
         body.end,
         OffsetDateTime::now_utc(),
-        START_GRACE,
         max,
-    )
-    .map_err(|e| match e {
-        InvalidSlot::InPast => Problem::invalid_field("start", e),
-        _ => Problem::invalid_field("end", e),
-    })?;
-    let booked = api
-        .central
+    )?;
+    let charger_id = ChargeBoxId::parse(&body.charger_id)
+        .map_err(|_| ApiError::invalid("chargerId", "no such charger"))?;
+    let reservation = api
         .store
         .book(&NewReservation {
             charger_id,
             connector_id: body.connector_id,
             customer_id: customer.id,
-            id_tag,
-            slot,
+            id_tag: placed.id_tag,
+            slot: placed.slot,
         })
-        .await;
-    let reservation = match booked {
-        Ok(r) => r,
-        Err(BookError::UnknownCharger(id)) => {
-            return Err(Problem::invalid_field(
-                "chargerId",
-                format!("no charger {id}"),
-            ));
-        }
-        Err(BookError::UnknownConnector(c)) => {
-            return Err(Problem::invalid_field(
-                "connectorId",
-                format!("the charger has no connector {c}"),
-            ));
-        }
-        Err(BookError::UnknownCustomer(id)) => {
-            return Err(Problem::invalid_field(
-                "customerId",
-                format!("no customer {id}"),
-            ));
-        }
-        Err(BookError::Overlap(taken)) => {
-            let (start, end) = (rfc3339(taken.start()), rfc3339(taken.end()));
-            let mut p = Problem::new(StatusCode::CONFLICT, "Slot taken")
-                .detail(format!("the connector is reserved from {start} to {end}"));
-            p.conflict = Some(Box::new(json!({"start": start, "end": end})));
-            return Err(p);
-        }
-        Err(BookError::Store(e)) => return Err(Problem::internal(&e)),
-    };
+        .await?;
     let location = format!("/api/v1/reservations/{}", reservation.id);
     let mut response = (
         StatusCode::CREATED,
@@ -265,8 +205,8 @@ async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response,
     Ok(response)
 }
 
-fn not_found(raw: &str) -> Problem {
-    Problem::not_found(format!("no reservation {raw:?}"))
+fn not_found(raw: &str) -> ApiError {
+    ApiError::NotFound(format!("no reservation {raw:?}"))
 }
 
 #[utoipa::path(
@@ -289,14 +229,12 @@ async fn show(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, ApiError> {
     let id: i32 = raw.parse().map_err(|_| not_found(&raw))?;
     let reservation = api
-        .central
         .store
         .reservation(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .await?
         .filter(|r| who.customer_id().is_none_or(|own| own == r.customer_id))
         .ok_or_else(|| not_found(&raw))?;
     Ok(Json(reservation.into()))
@@ -349,15 +287,16 @@ async fn list(
     who: Principal,
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ReservationView>>, Problem> {
+) -> Result<Json<Vec<ReservationView>>, ApiError> {
     let Query(q) = query.map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
     })?;
     let customer_id = match (who.customer_id(), q.customer_id) {
         (Some(own), Some(asked)) if own != asked => {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "Forbidden")
-                .detail("a customer lists its own reservations only")
-                .field("customerId"));
+            return Err(ApiError::Forbidden {
+                detail: "a customer lists its own reservations only".into(),
+                field: Some("customerId"),
+            });
         }
         (Some(own), _) => Some(own),
         (None, asked) => asked,
@@ -367,12 +306,12 @@ async fn list(
         .as_deref()
         .map(|s| {
             ReservationStatus::parse(s)
-                .ok_or_else(|| Problem::invalid_field("status", format!("unknown status {s:?}")))
+                .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))
         })
         .transpose()?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "limit",
             format!("must be from 1 to {MAX_PAGE}"),
         ));
@@ -386,7 +325,6 @@ async fn list(
         },
     };
     let reservations = api
-        .central
         .store
         .reservations(&ReservationFilter {
             charger_id,
@@ -396,8 +334,7 @@ async fn list(
             to: q.to,
             limit,
         })
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+        .await?;
     Ok(Json(reservations.into_iter().map(Into::into).collect()))
 }
 
@@ -428,23 +365,11 @@ async fn cancel(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, ApiError> {
     let id: i32 = raw.parse().map_err(|_| not_found(&raw))?;
-    match api
-        .central
-        .store
-        .cancel_reservation(id, who.customer_id())
-        .await
-    {
+    match api.store.cancel_reservation(id, who.customer_id()).await {
         Ok(r) => Ok(Json(r.into())),
         Err(CancelError::NotFound) => Err(not_found(&raw)),
-        Err(CancelError::NotCancellable(status)) => {
-            Err(
-                Problem::new(StatusCode::CONFLICT, "Not cancellable").detail(format!(
-                    "the reservation is {status}; only BOOKED can be cancelled"
-                )),
-            )
-        }
-        Err(CancelError::Store(e)) => Err(Problem::internal(&e)),
+        Err(other) => Err(other.into()),
     }
 }

@@ -1,13 +1,13 @@
 //! Charging over REST: remote start and stop (the charger is asked over OCPP and its answer
-//! returned), and the transactions the ledger holds. A customer may remote-start only on a
-//! reservation of theirs whose slot is current, and stop only their own transaction; what is
-//! not theirs answers 404 like reservations do.
+//! returned), and the transactions the ledger holds. Who may remote-start what is decided by
+//! [`crate::domain::remote_start`]: a customer only on a reservation of theirs whose slot is
+//! current. A customer stops only their own transaction; what is not theirs answers 404 like
+//! reservations do.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Api;
+use super::ApiError;
 use super::auth::{Operator, Principal};
-use crate::central::CallFailure;
 use crate::domain::ChargeBoxId;
+use crate::domain::remote_start::{RemoteStart, RemoteStartAsk, decide_remote_start};
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
 use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
@@ -76,40 +77,6 @@ pub(super) struct RemoteStopAnswer {
     status: &'static str,
 }
 
-fn charger_not_found(raw: &str) -> Problem {
-    Problem::not_found(format!("no charger {raw:?}"))
-}
-
-/// A call the charger did not answer, as HTTP: offline is a state conflict, silence a gateway
-/// timeout, a breaker or a full queue a 503 to retry later, a broken answer a bad gateway.
-fn call_problem(failure: CallFailure) -> Problem {
-    let (status, title) = match &failure {
-        CallFailure::Offline | CallFailure::Disconnected => {
-            (StatusCode::CONFLICT, "Charger not connected")
-        }
-        CallFailure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Charger did not answer"),
-        CallFailure::BreakerOpen | CallFailure::QueueFull => {
-            (StatusCode::SERVICE_UNAVAILABLE, "Charger not answering")
-        }
-        CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => {
-            (StatusCode::BAD_GATEWAY, "Charger refused the call")
-        }
-        CallFailure::Encode(_) => return Problem::internal(&failure),
-    };
-    Problem::new(status, title).detail(failure.to_string())
-}
-
-fn with_retry_after(problem: Problem) -> Response {
-    let retry = problem.status() == StatusCode::SERVICE_UNAVAILABLE;
-    let mut response = problem.into_response();
-    if retry {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-    }
-    response
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/chargers/{id}/remote-start",
@@ -146,84 +113,40 @@ async fn remote_start(
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<RemoteStartRequest>,
-) -> Result<Json<RemoteStartAnswer>, Response> {
-    let charger = ChargeBoxId::parse(&raw).map_err(|_| charger_not_found(&raw).into_response())?;
-    if body.connector_id == Some(0) {
-        return Err(
-            Problem::invalid_field("connectorId", "connectors count from 1").into_response(),
-        );
-    }
-    let store = &api.central.store;
-    let record = store
+) -> Result<Json<RemoteStartAnswer>, ApiError> {
+    let charger = ChargeBoxId::parse(&raw).map_err(|_| ApiError::NoSuchCharger(raw.clone()))?;
+    let record = api
+        .store
         .charger(&charger)
-        .await
-        .map_err(|e| Problem::internal(&e).into_response())?
-        .ok_or_else(|| charger_not_found(&raw).into_response())?;
-    if let Some(c) = body.connector_id
-        && c > record.connectors
-    {
-        return Err(Problem::invalid_field(
-            "connectorId",
-            format!("the charger has no connector {c}"),
-        )
-        .into_response());
-    }
-    // The current reservations on this charger (slot started, early grace included).
+        .await?
+        .ok_or_else(|| ApiError::NoSuchCharger(raw.clone()))?;
+    // The reservations that may hold the current slot (slot started, early grace included).
     let now = OffsetDateTime::now_utc();
-    let current = store
+    let grace = api.central.early_grace();
+    let current = api
+        .store
         .reservations(&ReservationFilter {
             charger_id: Some(charger.clone()),
             customer_id: who.customer_id(),
             status: Some(ReservationStatus::Booked),
             from: Some(now),
-            to: Some(now + api.central.early_grace()),
+            to: Some(now + grace),
             limit: 100,
         })
-        .await
-        .map_err(|e| Problem::internal(&e).into_response())?;
-    let on_connector = current
-        .iter()
-        .find(|r| body.connector_id.is_none_or(|c| c == r.connector_id));
-    let (connector, id_tag) = match (&who, on_connector) {
-        (Principal::Customer(c), Some(r)) => {
-            let tag = match &body.id_tag {
-                None => r.id_tag.clone(),
-                Some(t) => c
-                    .id_tags
-                    .iter()
-                    .find(|own| own.eq_ignore_ascii_case(t))
-                    .cloned()
-                    .ok_or_else(|| {
-                        Problem::invalid_field("idTag", "not one of your idTags").into_response()
-                    })?,
-            };
-            (Some(r.connector_id), tag)
-        }
-        (Principal::Customer(_), None) => {
-            return Err(Problem::not_found(format!(
-                "no current reservation of yours on charger {raw:?}"
-            ))
-            .into_response());
-        }
-        (Principal::Operator, r) => {
-            let tag = match (&body.id_tag, r) {
-                (Some(t), _) => t.clone(),
-                (None, Some(r)) => r.id_tag.clone(),
-                (None, None) => {
-                    return Err(Problem::invalid_field(
-                        "idTag",
-                        "required: no current reservation on that connector to take it from",
-                    )
-                    .into_response());
-                }
-            };
-            (body.connector_id.or(r.map(|r| r.connector_id)), tag)
-        }
+        .await?;
+    let caller = match &who {
+        Principal::Customer(c) => Some(c),
+        Principal::Operator => None,
     };
-    let token = CiString::new(id_tag.as_str()).map_err(|_| {
-        Problem::invalid_field("idTag", "must be at most 20 characters (OCPP IdToken)")
-            .into_response()
-    })?;
+    let ask = RemoteStartAsk {
+        connector_id: body.connector_id,
+        id_tag: body.id_tag.as_deref(),
+    };
+    let RemoteStart {
+        connector_id: connector,
+        id_tag,
+    } = decide_remote_start(caller, ask, record.connectors, &current, now, grace)?;
+    let token = CiString::new(id_tag.as_str()).map_err(|e| ApiError::invalid("idTag", e))?;
     // Registered before the call: chargers often send StartTransaction before their answer.
     let mut wait = api.central.starts.wait(&charger, connector, &id_tag);
     let answer = api
@@ -237,8 +160,7 @@ async fn remote_start(
                 charging_profile: None,
             },
         )
-        .await
-        .map_err(|f| with_retry_after(call_problem(f)))?;
+        .await?;
     let transaction_id = match answer.status {
         RemoteStartStopStatus::Accepted => {
             tokio::time::timeout(api.central.settings.remote_start_wait, &mut wait.found)
@@ -289,36 +211,29 @@ async fn remote_stop(
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<RemoteStopRequest>,
-) -> Result<Json<RemoteStopAnswer>, Response> {
-    let charger = ChargeBoxId::parse(&raw).map_err(|_| charger_not_found(&raw).into_response())?;
+) -> Result<Json<RemoteStopAnswer>, ApiError> {
+    let charger = ChargeBoxId::parse(&raw).map_err(|_| ApiError::NoSuchCharger(raw.clone()))?;
     let transaction = api
-        .central
         .store
         .transaction(body.transaction_id)
-        .await
-        .map_err(|e| Problem::internal(&e).into_response())?
+        .await?
         .filter(|t| t.charger_id == charger)
         .filter(|t| {
             who.customer_id()
                 .is_none_or(|own| t.customer_id == Some(own))
         })
         .ok_or_else(|| {
-            Problem::not_found(format!(
+            ApiError::NotFound(format!(
                 "no transaction {} on charger {raw:?}",
                 body.transaction_id
             ))
-            .into_response()
         })?;
     if transaction.status != TransactionStatus::Active {
-        return Err(
-            Problem::new(StatusCode::CONFLICT, "Transaction not running")
-                .detail(format!(
-                    "transaction {} is {}",
-                    transaction.id, transaction.status
-                ))
-                .field("transactionId")
-                .into_response(),
-        );
+        return Err(ApiError::Conflict {
+            title: "Transaction not running",
+            detail: format!("transaction {} is {}", transaction.id, transaction.status),
+            field: Some("transactionId"),
+        });
     }
     let answer = api
         .central
@@ -329,8 +244,7 @@ async fn remote_stop(
                 transaction_id: transaction.id,
             },
         )
-        .await
-        .map_err(|f| with_retry_after(call_problem(f)))?;
+        .await?;
     Ok(Json(RemoteStopAnswer {
         status: answer.status.as_str(),
     }))
@@ -371,7 +285,7 @@ async fn list(
     _: Operator,
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Transaction>>, Problem> {
+) -> Result<Json<Vec<Transaction>>, ApiError> {
     let Query(q) = query.map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
     })?;
@@ -384,19 +298,19 @@ async fn list(
     };
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(TransactionStatus::parse(s).ok_or_else(|| {
-            Problem::invalid_field("status", "expected ACTIVE, ENDED or REFUSED")
-        })?),
+        Some(s) => Some(
+            TransactionStatus::parse(s)
+                .ok_or_else(|| ApiError::invalid("status", "expected ACTIVE, ENDED or REFUSED"))?,
+        ),
     };
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
+        return Err(ApiError::invalid(
             "limit",
             format!("expected 1 to {MAX_PAGE}"),
         ));
     }
     let found = api
-        .central
         .store
         .transactions(&TransactionFilter {
             charger_id,
@@ -404,8 +318,7 @@ async fn list(
             status,
             limit,
         })
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+        .await?;
     Ok(Json(found))
 }
 
@@ -429,15 +342,13 @@ async fn show(
     who: Principal,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-) -> Result<Json<Transaction>, Problem> {
-    let not_found = || Problem::not_found(format!("no transaction {raw:?}"));
+) -> Result<Json<Transaction>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no transaction {raw:?}"));
     let id: i32 = raw.parse().map_err(|_| not_found())?;
     let found = api
-        .central
         .store
         .transaction(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .await?
         .filter(|t| {
             who.customer_id()
                 .is_none_or(|own| t.customer_id == Some(own))

@@ -9,6 +9,8 @@ pub mod customer;
 pub mod event;
 pub mod ids;
 pub mod instant;
+pub mod placement;
+pub mod remote_start;
 pub mod reservation;
 pub mod transaction;
 
