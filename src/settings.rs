@@ -423,6 +423,9 @@ fn resolve(
             if (d.is_zero() && !allow_zero) || (!d.is_zero() && d < min) {
                 return Err(p.fail(format!("must be at least {min:?}")));
             }
+            if d > MAX_DURATION {
+                return Err(p.fail("must be at most a year (365d)"));
+            }
             Ok(d)
         }
     };
@@ -516,6 +519,13 @@ fn parse_count(p: &Pick, min: usize, max: usize) -> Result<usize, SettingError> 
     }
 }
 
+/// The longest any duration setting may be. Every one of them ends up added to an instant
+/// (`Instant::now() + call_timeout`, a charger's timestamp + `early_start_grace`, a slot +
+/// `max_slot`, the heartbeat interval × `offline_after_intervals`); bounding them here, with
+/// charger timestamps bounded to `ocpp::v16::REPORTABLE`, is what keeps that arithmetic from
+/// overflowing, so no caller has to handle it. A year is far beyond any sensible value.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// `300` (seconds) or a humantime span such as `5m`, `1.5s`, `250ms`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -595,6 +605,20 @@ mod tests {
         for bad in ["0", "100001", "many"] {
             let err = parse(&["--rest-max-concurrency", bad]).unwrap_err();
             assert!(err.contains("rest_max_concurrency"), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_so_arithmetic_with_them_cannot_overflow() {
+        for flag in [
+            "--call-timeout",
+            "--early-start-grace",
+            "--max-slot",
+            "--heartbeat-interval",
+        ] {
+            let err = parse(&[flag, "1e18"]).unwrap_err();
+            assert!(err.contains("at most a year"), "{flag}: {err}");
+            assert!(parse(&[flag, "365d"]).is_ok(), "{flag}");
         }
     }
 }

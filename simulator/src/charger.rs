@@ -266,6 +266,17 @@ impl Charger {
         self.send_text_owned(text.to_owned()).await
     }
 
+    /// Sends `bytes` as one text frame without checking that they are UTF-8, as a broken
+    /// charger would; a correct server closes the connection with 1007.
+    pub async fn send_text_bytes(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        use tungstenite::protocol::frame::Frame as WireFrame;
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+        self.frames_sent += 1;
+        let frame = WireFrame::message(bytes, OpCode::Data(Data::Text), true);
+        self.ws.send(Message::Frame(frame)).await?;
+        Ok(())
+    }
+
     pub async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
         self.frames_sent += 1;
         self.ws.send(Message::binary(bytes)).await?;

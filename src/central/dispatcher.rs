@@ -26,6 +26,7 @@ use crate::domain::event::{Event, kind};
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus};
 use crate::ocpp::v16::messages::{CancelReservation, ReserveNow};
 use crate::ocpp::v16::types::{CiString, ReservationStatus as OcppReservationStatus, Timestamp};
+use crate::telemetry::Escaped;
 
 /// What sessions tell the dispatcher.
 #[derive(Debug, Clone)]
@@ -393,7 +394,7 @@ impl Dispatcher {
                     // Gone: its next BootNotification brings the reservation back.
                     Some(CallFailure::Offline | CallFailure::Disconnected) => {}
                     Some(other) => {
-                        warn!(reservation = id, failure = %other, "ReserveNow failed; retrying later");
+                        warn!(reservation = id, failure = %Escaped(&other.to_string()), "ReserveNow failed; retrying later");
                         self.upcoming
                             .insert((OffsetDateTime::now_utc() + RETRY_AFTER, id));
                     }

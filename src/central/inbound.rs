@@ -21,6 +21,7 @@ use crate::domain::transaction::{
     TransactionStatus,
 };
 use crate::ocpp::v16::{self as ocpp, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
+use crate::telemetry::Escaped;
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
 pub(crate) async fn answer(
@@ -32,7 +33,7 @@ pub(crate) async fn answer(
 ) -> String {
     match request {
         Req::BootNotification(boot) => {
-            info!(vendor = %boot.charge_point_vendor, model = %boot.charge_point_model, "boot");
+            info!(vendor = %Escaped(&boot.charge_point_vendor), model = %Escaped(&boot.charge_point_model), "boot");
             central.live.record_boot(id, live, boot_info(boot));
             // Reservations waiting for this charger go out after this answer: the session
             // writes it before it takes the next queued CALL.
@@ -91,7 +92,7 @@ pub(crate) async fn answer(
         Req::StopTransaction(stop) => stop_transaction(central, id, message_id, stop).await,
         Req::MeterValues(m) => meter_values(central, id, message_id, m).await,
         Req::DataTransfer(d) => {
-            info!(vendor = %d.vendor_id, "DataTransfer from an unknown vendor");
+            info!(vendor = %Escaped(&d.vendor_id), "DataTransfer from an unknown vendor");
             reply(
                 message_id,
                 &DataTransferResponse {

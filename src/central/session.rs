@@ -2,16 +2,21 @@
 //! `select!`s over inbound frames, the charger's queue of outbound CALLs, the deadline of the one
 //! CALL on the wire, the liveness tick and the end signals (shutdown, replaced, deregistered).
 //! A protocol error becomes a CALLERROR and the session goes on; only transport errors, silence
-//! or an end signal close it. Nothing here blocks on the database.
+//! or an end signal close it. A panic while handling one frame is caught and answered
+//! InternalError; a panic anywhere else still unregisters the session (see [`Registered`]).
+//! Nothing here blocks on the database.
 
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::calls::{CallFailure, InFlight, QueuedCall};
 use super::live::ChargerLive;
@@ -19,7 +24,11 @@ use super::registry::{EndReason, SessionHandle};
 use super::{Central, inbound};
 use crate::domain::ChargeBoxId;
 use crate::metrics;
-use crate::ocpp::v16::{self as ocpp, ChargePointRequest, ErrorCode, Frame};
+use crate::ocpp::v16::{
+    self as ocpp, CallError, CallResult, ChargePointRequest, DecodeError, ErrorCode, Frame,
+    FrameError,
+};
+use crate::telemetry::Escaped;
 
 /// A socket that cannot take a frame for this long is treated as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +38,8 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Invalid frame payload data: a text frame that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
 }
@@ -42,6 +53,7 @@ struct Session {
     in_flight: Option<InFlight>,
     sent_calls: u64,
     last_inbound: Instant,
+    call_errors: CallErrorLog,
 }
 
 /// Why the loop ended: the close frame to send, if any, and a word for the log.
@@ -65,6 +77,11 @@ pub(crate) async fn run(socket: WebSocket, id: ChargeBoxId, central: Arc<Central
             end_reason: end_reason.clone(),
         },
     );
+    let registered = Registered {
+        id: id.clone(),
+        connection,
+        central: central.clone(),
+    };
     let live = central.live.entry(&id);
     live.touch(OffsetDateTime::now_utc());
     central.live.mark_dirty(&id);
@@ -79,9 +96,62 @@ pub(crate) async fn run(socket: WebSocket, id: ChargeBoxId, central: Arc<Central
         in_flight: None,
         sent_calls: 0,
         last_inbound: Instant::now(),
+        call_errors: CallErrorLog::default(),
     };
     let ending = session.serve(&mut queue, &end, &end_reason).await;
     session.finish(ending, &mut queue).await;
+    drop(registered);
+}
+
+/// The session's place in the registry, released on drop: after [`Session::finish`] normally,
+/// during unwinding when the task panicked outside the per-frame guard. Without it a panicked
+/// session would stay "online" forever and take every later call into its dead queue. (Callers
+/// waiting on it get `Disconnected`: their reply senders drop with the task.)
+pub(crate) struct Registered {
+    pub(crate) id: ChargeBoxId,
+    pub(crate) connection: u64,
+    pub(crate) central: Arc<Central>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        // Idempotent: a no-op after `finish`, or when a newer connection took the slot.
+        self.central.sessions.unregister(&self.id, self.connection);
+        self.central.live.mark_dirty(&self.id);
+        if std::thread::panicking() {
+            error!(
+                charger = %self.id,
+                connection = self.connection,
+                "charger session task panicked; session removed"
+            );
+        }
+    }
+}
+
+/// What one inbound text frame turned out to be, computed without touching the session, so
+/// that a panic in the parser or decoder can be caught around it.
+enum Inbound<'a> {
+    Request {
+        id: Cow<'a, str>,
+        action: Cow<'a, str>,
+        request: Result<ChargePointRequest, DecodeError>,
+    },
+    Result(CallResult<'a>),
+    Error(CallError<'a>),
+    Malformed(FrameError),
+}
+
+fn classify(text: &str) -> Inbound<'_> {
+    match Frame::parse(text) {
+        Ok(Frame::Call(call)) => Inbound::Request {
+            request: ChargePointRequest::decode(&call.action, call.payload),
+            id: call.id,
+            action: call.action,
+        },
+        Ok(Frame::CallResult(result)) => Inbound::Result(result),
+        Ok(Frame::CallError(error)) => Inbound::Error(error),
+        Err(e) => Inbound::Malformed(e),
+    }
 }
 
 impl Session {
@@ -183,6 +253,7 @@ impl Session {
                     "OCPP-J frames must be text",
                     None,
                 );
+                self.call_errors.sent(&self.id, "unknown", &reply);
                 return self.write(Message::Text(reply.into())).await;
             }
             Message::Ping(_) | Message::Pong(_) => return None,
@@ -193,15 +264,69 @@ impl Session {
                 });
             }
         };
-        let reply = match Frame::parse(text.as_str()) {
-            // A broken answer is logged, never answered: a CALLERROR for a CALLRESULT could
-            // ping-pong between two peers that both do so.
-            Err(e) if is_answer(text.as_str()) => {
+        let text = text.as_str();
+        let (action, reply) = self.reply_to(text).await;
+        match reply {
+            Some(reply) => {
+                if reply.starts_with("[4,") {
+                    self.call_errors.sent(&self.id, &action, &reply);
+                }
+                self.write(Message::Text(reply.into())).await
+            }
+            None => None,
+        }
+    }
+
+    /// The answer to one text frame, if it gets one, and the action it belongs to (for the log).
+    async fn reply_to(&mut self, text: &str) -> (String, Option<String>) {
+        let inbound = match std::panic::catch_unwind(|| classify(text)) {
+            Ok(inbound) => inbound,
+            Err(_) => {
+                error!(
+                    frame = %Escaped(prefix(text, 120)),
+                    "decoding a frame panicked; answered InternalError"
+                );
                 metrics::invalid_frame_in();
-                warn!(code = ?e.code, "malformed CALLRESULT/CALLERROR ignored: {}", e.description);
+                metrics::callerror_sent(ErrorCode::InternalError);
+                let reply = ocpp::encode_call_error(
+                    ocpp::UNREADABLE_MESSAGE_ID,
+                    ErrorCode::InternalError,
+                    "internal error",
+                    None,
+                );
+                return ("unknown".into(), Some(reply));
+            }
+        };
+        let reply = match inbound {
+            // A broken answer is logged, never answered: a CALLERROR for a CALLRESULT could
+            // ping-pong between two peers that both do so. When it still names the call on the
+            // wire, that call fails now (BadResponse) instead of waiting for its timeout.
+            Inbound::Malformed(e) if is_answer(text) => {
+                metrics::invalid_frame_in();
+                match self.in_flight.as_ref() {
+                    Some(call) if e.message_id.as_deref() == Some(call.message_id.as_str()) => {
+                        warn!(
+                            action = call.action,
+                            code = %e.code,
+                            "malformed answer to our call: {}",
+                            Escaped(&e.description)
+                        );
+                        let action = call.action;
+                        let reason = format!("{}: {}", e.code, e.description);
+                        self.settle(
+                            e.reply_id(),
+                            Err(CallFailure::BadResponse { action, reason }),
+                        );
+                    }
+                    _ => warn!(
+                        code = %e.code,
+                        "malformed CALLRESULT/CALLERROR ignored: {}",
+                        Escaped(&e.description)
+                    ),
+                }
                 None
             }
-            Err(e) => {
+            Inbound::Malformed(e) => {
                 metrics::invalid_frame_in();
                 metrics::invalid_frame_out();
                 metrics::callerror_sent(e.code);
@@ -212,28 +337,33 @@ impl Session {
                     None,
                 ))
             }
-            Ok(Frame::Call(call)) => Some(
-                match ChargePointRequest::decode(&call.action, call.payload) {
-                    Err(e) => {
-                        debug!(action = %call.action, code = ?e.code, "rejected call: {}", e.description);
-                        metrics::frame_answered(&call.action);
-                        metrics::callerror_sent(e.code);
-                        ocpp::encode_call_error(&call.id, e.code, &e.description, None)
-                    }
-                    Ok(request) => {
-                        // Counted here, the answer's CALLERRORs (if any) in `inbound`.
-                        let action = request.action();
-                        metrics::frame_answered(action);
-                        inbound::answer(&self.central, &self.id, &self.live, &call.id, request)
-                            .await
-                    }
-                },
-            ),
-            Ok(Frame::CallResult(result)) => {
+            Inbound::Request {
+                id,
+                action,
+                request: Err(e),
+            } => {
+                metrics::frame_answered(&action);
+                metrics::callerror_sent(e.code);
+                let reply = ocpp::encode_call_error(&id, e.code, &e.description, None);
+                return (action.into_owned(), Some(reply));
+            }
+            Inbound::Request {
+                id,
+                request: Ok(request),
+                ..
+            } => {
+                // Counted here, the answer's CALLERRORs (if any) in `inbound`.
+                let action = request.action();
+                metrics::frame_answered(action);
+                let answer = inbound::answer(&self.central, &self.id, &self.live, &id, request);
+                let reply = guarded(answer, &id, action).await;
+                return (action.to_owned(), Some(reply));
+            }
+            Inbound::Result(result) => {
                 self.settle(&result.id, Ok(result.payload.get().to_owned()));
                 None
             }
-            Ok(Frame::CallError(error)) => {
+            Inbound::Error(error) => {
                 metrics::callerror_received(error.code);
                 let details = serde_json::from_str(error.details.get()).unwrap_or_default();
                 self.settle(
@@ -247,10 +377,7 @@ impl Session {
                 None
             }
         };
-        match reply {
-            Some(reply) => self.write(Message::Text(reply.into())).await,
-            None => None,
-        }
+        ("unknown".into(), reply)
     }
 
     /// Deliver the answer to the call on the wire, if `message_id` is that call's.
@@ -268,7 +395,7 @@ impl Session {
                 self.in_flight = other;
                 metrics::frame_in("unknown"); // not an OCPP action: counted as unknown
                 warn!(
-                    message_id,
+                    message_id = %Escaped(message_id),
                     "answer for a call that is not outstanding (late or unknown); ignored"
                 );
             }
@@ -339,10 +466,19 @@ fn transport_ending(error: &axum::Error) -> Ending {
         .source()
         .and_then(|s| s.downcast_ref::<tungstenite::Error>())
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    let tungstenite = error
+        .source()
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>());
     if capacity {
         Ending {
             close: Some((close_code::TOO_BIG, "message larger than the limit")),
             why: "message too big",
+        }
+    } else if matches!(tungstenite, Some(tungstenite::Error::Utf8(_))) {
+        // RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007.
+        Ending {
+            close: Some((close_code::INVALID_PAYLOAD, "text frame is not UTF-8")),
+            why: "invalid UTF-8",
         }
     } else {
         debug!(error = %error, "transport error");
@@ -350,6 +486,99 @@ fn transport_ending(error: &axum::Error) -> Ending {
             close: None,
             why: "transport error",
         }
+    }
+}
+
+/// The answer `handle` produces for the request `message_id`, or, should it panic, an
+/// InternalError CALLERROR for it (the charger retries; the panic is logged with its action). A
+/// bug in handling one message must cost that message its answer, not the charger its session.
+/// Safe to continue after: the handlers share only maps and channels, whose guards a panic
+/// releases, and the ledger's transactions roll back when dropped.
+async fn guarded(
+    handle: impl Future<Output = String>,
+    message_id: &str,
+    action: &'static str,
+) -> String {
+    match AssertUnwindSafe(handle).catch_unwind().await {
+        Ok(reply) => reply,
+        Err(_) => {
+            error!(
+                action,
+                "handling a request panicked; answered InternalError"
+            );
+            metrics::callerror_sent(ErrorCode::InternalError);
+            ocpp::encode_call_error(
+                message_id,
+                ErrorCode::InternalError,
+                "internal error; retry",
+                None,
+            )
+        }
+    }
+}
+
+/// At most `max_chars` characters of `text`, for a log line about a frame.
+fn prefix(text: &str, max_chars: usize) -> &str {
+    text.char_indices()
+        .nth(max_chars)
+        .map_or(text, |(cut, _)| &text[..cut])
+}
+
+/// How many CALLERRORs one charger's session logs per [`CALL_ERROR_WINDOW`].
+const CALL_ERROR_BURST: u32 = 10;
+const CALL_ERROR_WINDOW: Duration = Duration::from_secs(60);
+
+/// Every CALLERROR we send a charger is logged at warn with the charger, the action, the code
+/// and the description, so an operator can see why a charger in the field keeps retrying. A
+/// misbehaving charger can send thousands of bad frames a second, so each session logs at
+/// most [`CALL_ERROR_BURST`] per [`CALL_ERROR_WINDOW`] and then one line counting the rest.
+/// (Per session, which is per charger: one connection per charger at a time. A charger that
+/// reconnects to dodge it also logs a line per connection.)
+#[derive(Default)]
+struct CallErrorLog {
+    window_start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl CallErrorLog {
+    fn sent(&mut self, charger: &ChargeBoxId, action: &str, frame: &str) {
+        let now = Instant::now();
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= CALL_ERROR_WINDOW)
+        {
+            if self.suppressed > 0 {
+                warn!(
+                    charger = %charger,
+                    suppressed = self.suppressed,
+                    "more CALLERRORs sent in the last minute than logged"
+                );
+            }
+            *self = CallErrorLog {
+                window_start: Some(now),
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        if self.logged >= CALL_ERROR_BURST {
+            self.suppressed += 1;
+            return;
+        }
+        self.logged += 1;
+        // Our own frame, parsed back only on this (rare, rate-limited) path.
+        let (code, description) = match Frame::parse(frame) {
+            Ok(Frame::CallError(e)) => (e.code.as_str(), e.description),
+            _ => ("unknown", Cow::Borrowed("")),
+        };
+        warn!(
+            charger = %charger,
+            action = %Escaped(action),
+            // Ours, one of ten fixed words.
+            code = %code,
+            description = %Escaped(&description),
+            "CALLERROR sent"
+        );
     }
 }
 
@@ -368,5 +597,76 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::central::Sessions;
+    use crate::ocpp::v16::messages::Heartbeat;
+    use crate::settings::Settings;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_internal_error() {
+        let handler = async { panic!("a bug in one handler") };
+        let reply = guarded(handler, "m-7", "StartTransaction").await;
+        match Frame::parse(&reply) {
+            Ok(Frame::CallError(e)) => {
+                assert_eq!(e.id, "m-7");
+                assert_eq!(e.code, ErrorCode::InternalError);
+            }
+            other => panic!("expected a CALLERROR, got {other:?}"),
+        }
+        let fine = guarded(async { "[3,\"m-8\",{}]".to_owned() }, "m-8", "Heartbeat").await;
+        assert_eq!(fine, "[3,\"m-8\",{}]");
+    }
+
+    /// A session task that dies by panic (outside the per-frame guard) leaves the registry, so
+    /// the charger is not shown online forever and calls to it fail at once.
+    #[tokio::test]
+    async fn a_session_task_that_panics_leaves_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = crate::booking::store::open(&url).await.unwrap();
+        let central = Arc::new(Central::new(
+            Arc::new(Settings::with_database(url)),
+            store,
+            Sessions::default(),
+            CancellationToken::new(),
+        ));
+        let id = ChargeBoxId::parse("CP-PANIC").unwrap();
+        let (calls, queue) = mpsc::channel(4);
+        central.sessions.register(
+            id.clone(),
+            SessionHandle {
+                connection: 1,
+                calls,
+                end: CancellationToken::new(),
+                end_reason: Default::default(),
+            },
+        );
+        assert!(central.sessions.is_online(&id));
+        let registered = Registered {
+            id: id.clone(),
+            connection: 1,
+            central: central.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let _registered = registered;
+            let _queue = queue;
+            panic!("a bug outside the per-frame guard");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(!central.sessions.is_online(&id));
+        assert_eq!(
+            central.sessions.call(&id, &Heartbeat {}).await,
+            Err(CallFailure::Offline)
+        );
     }
 }

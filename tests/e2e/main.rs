@@ -7,6 +7,7 @@
 mod support;
 
 mod booking_api;
+mod charger_hardening;
 mod charger_sessions;
 mod chargers_api;
 mod charging_story;

@@ -37,26 +37,38 @@ pub type CiString500 = CiString<500>;
 /// OCPP's `IdToken`: what a driver presents (RFID UID, app token, …).
 pub type IdToken = CiString20;
 
-/// A string did not fit its `CiString` bound.
+/// A string did not fit its `CiString` bound, or held a character no charger text may hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("string of {len} characters is longer than {max}")]
-pub struct CiStringError {
-    pub max: usize,
-    pub len: usize,
+pub enum CiStringError {
+    #[error("string of {len} characters is longer than {max}")]
+    TooLong { max: usize, len: usize },
+    /// See [`NUL_REFUSED`].
+    #[error("{NUL_REFUSED}")]
+    Nul,
 }
+
+/// Why a string holding U+0000 is refused everywhere a charger sends text: the schemas allow
+/// any JSON string, but PostgreSQL cannot store NUL in `text` (the write fails, which would
+/// answer a charger InternalError forever), C firmware and log readers truncate at it, and no
+/// OCPP field has a use for it. Refused as PropertyConstraintViolation, free text included
+/// (`DataTransfer.data`, `sampledValue.value`): dropping the character silently would hand a
+/// vendor different data than it sent.
+pub const NUL_REFUSED: &str = "string contains U+0000";
 
 impl<const N: usize> CiString<N> {
     pub const MAX_LEN: usize = N;
 
     pub fn new(value: impl Into<String>) -> Result<Self, CiStringError> {
         let value = value.into();
-        if fits::<N>(&value) {
-            Ok(CiString(value))
-        } else {
-            Err(CiStringError {
+        if !fits::<N>(&value) {
+            Err(CiStringError::TooLong {
                 max: N,
                 len: value.chars().count(),
             })
+        } else if has_nul(&value) {
+            Err(CiStringError::Nul)
+        } else {
+            Ok(CiString(value))
         }
     }
 
@@ -73,6 +85,46 @@ impl<const N: usize> CiString<N> {
 /// non-ASCII strings.
 fn fits<const N: usize>(value: &str) -> bool {
     value.len() <= N || value.chars().count() <= N
+}
+
+fn has_nul(value: &str) -> bool {
+    value.as_bytes().contains(&0)
+}
+
+/// Checks one string a charger sent against the rules every charger string obeys (today: no
+/// U+0000, see [`NUL_REFUSED`]), as a serde error `decode` maps to PropertyConstraintViolation.
+fn charger_text<E: de::Error>(value: &str) -> Result<(), E> {
+    if has_nul(value) {
+        Err(property_violation(NUL_REFUSED))
+    } else {
+        Ok(())
+    }
+}
+
+/// `deserialize_with` for a free-text `String` field (no `maxLength` in the schema): any string
+/// but one holding U+0000.
+pub(crate) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct TextVisitor;
+    impl Visitor<'_> for TextVisitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            charger_text(v).map(|()| v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            charger_text(&v).map(|()| v)
+        }
+    }
+    deserializer.deserialize_string(TextVisitor)
+}
+
+/// [`text`] for an optional field (see `wire::present` for why not `Option`'s own).
+pub(crate) fn present_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    text(deserializer).map(Some)
 }
 
 impl<const N: usize> Deref for CiString<N> {
@@ -142,18 +194,16 @@ impl<'de, const N: usize> Deserialize<'de> for CiString<N> {
                 f.write_str("a string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<CiString<N>, E> {
-                if fits::<N>(v) {
-                    Ok(CiString(v.to_owned()))
-                } else {
-                    Err(property_violation(format_args!("string longer than {N}")))
+                if !fits::<N>(v) {
+                    return Err(property_violation(format_args!("string longer than {N}")));
                 }
+                charger_text(v).map(|()| CiString(v.to_owned()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<CiString<N>, E> {
-                if fits::<N>(&v) {
-                    Ok(CiString(v))
-                } else {
-                    Err(property_violation(format_args!("string longer than {N}")))
+                if !fits::<N>(&v) {
+                    return Err(property_violation(format_args!("string longer than {N}")));
                 }
+                charger_text(&v).map(|()| CiString(v))
             }
         }
         deserializer.deserialize_string(BoundedVisitor::<N>)
@@ -181,6 +231,20 @@ pub struct TimestampError;
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`
 const RFC3339_MILLIS_LEN: usize = 24;
+
+/// The instants a charger may report, `REPORTABLE.start <= t < REPORTABLE.end`: 2000-01-01 to
+/// 2100-01-01 (UTC). A date-time outside them is refused on the way in (PropertyConstraintViolation
+/// naming the field), whatever the message.
+///
+/// Why a fixed window and not "now ± n years": it keeps this layer free of the clock and makes
+/// the same frame decode the same way tomorrow. Why these bounds: a time before 2000 is a clock
+/// that was never set (chargers boot at 1970 without a battery-backed clock; the
+/// BootNotification answer's `currentTime` is how they learn the time), and one past 2100 is
+/// noise. Inside the window, adding or subtracting any duration the settings allow (each at most
+/// a year, see `settings`) stays far from `time`'s year ±9999 limits, so nothing downstream
+/// has to guess whether its arithmetic can overflow.
+pub const REPORTABLE: std::ops::Range<OffsetDateTime> =
+    time::macros::datetime!(2000-01-01 00:00 UTC)..time::macros::datetime!(2100-01-01 00:00 UTC);
 
 impl Timestamp {
     pub fn now() -> Self {
@@ -280,6 +344,7 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads only [`REPORTABLE`] instants; [`Timestamp::parse`] reads any year RFC 3339 can write.
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TimestampVisitor;
@@ -289,7 +354,14 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("a date-time string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                Timestamp::parse(v).map_err(property_violation)
+                let at = Timestamp::parse(v).map_err(property_violation)?;
+                if REPORTABLE.contains(&at.0) {
+                    Ok(at)
+                } else {
+                    Err(property_violation(
+                        "date-time outside 2000-01-01T00:00:00Z..2100-01-01T00:00:00Z",
+                    ))
+                }
             }
         }
         deserializer.deserialize_str(TimestampVisitor)
@@ -760,6 +832,7 @@ pub struct MeterValue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
 pub struct SampledValue {
+    #[serde(deserialize_with = "text")]
     pub value: String,
     #[serde(
         default,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ocpp::v16::action::Action;
-use crate::ocpp::v16::types::{CiString50, CiString255, DataTransferStatus};
+use crate::ocpp::v16::types::{CiString50, CiString255, DataTransferStatus, present_text};
 use crate::ocpp::v16::wire::{json_object, present};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,10 +18,10 @@ pub struct DataTransfer {
         skip_serializing_if = "Option::is_none"
     )]
     pub message_id: Option<CiString50>,
-    /// Free text, no length limit in the schema.
+    /// Free text, no length limit in the schema (U+0000 refused, see `types::NUL_REFUSED`).
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "present_text",
         skip_serializing_if = "Option::is_none"
     )]
     pub data: Option<String>,
@@ -33,7 +33,7 @@ pub struct DataTransferResponse {
     pub status: DataTransferStatus,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "present_text",
         skip_serializing_if = "Option::is_none"
     )]
     pub data: Option<String>,

@@ -139,7 +139,8 @@ proptest! {
 
     #[test]
     fn ci_string_bound_is_a_character_count(text in ".{0,30}") {
-        let fits = text.chars().count() <= 20;
+        // U+0000 is refused whatever the length (see `NUL_REFUSED`).
+        let fits = text.chars().count() <= 20 && !text.contains('\0');
         prop_assert_eq!(CiString20::new(text.clone()).is_ok(), fits);
         let json = serde_json::to_string(&text).unwrap();
         let read = serde_json::from_str::<CiString20>(&json);
@@ -165,7 +166,12 @@ proptest! {
         prop_assert_eq!(&text, &by_time);
         prop_assert_eq!(Timestamp::parse(&text), Ok(at));
         let json = serde_json::to_string(&at).unwrap();
-        prop_assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), at);
+        let read = serde_json::from_str::<Timestamp>(&json);
+        if REPORTABLE.contains(&instant) {
+            prop_assert_eq!(read.unwrap(), at);
+        } else {
+            prop_assert!(read.is_err(), "{json} is outside the window");
+        }
         // The same instant seen from another offset is the same timestamp.
         let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
         if let Some(shifted) = instant.checked_to_offset(offset) {

@@ -10,7 +10,7 @@ fn ci_strings_count_characters_not_bytes() {
     assert!(CiString20::new("ü".repeat(20)).is_ok());
     assert_eq!(
         CiString20::new("ü".repeat(21)),
-        Err(CiStringError { max: 20, len: 21 })
+        Err(CiStringError::TooLong { max: 20, len: 21 })
     );
     let tag: IdToken = "04A2B3C4".parse().unwrap();
     assert_eq!(tag.as_str(), "04A2B3C4");
@@ -71,4 +71,40 @@ fn timestamps_read_any_offset_and_tolerate_none() {
 fn timestamps_outside_rfc_3339_years_refuse_to_serialize() {
     let far = Timestamp::from(datetime!(-0001-06-01 00:00:00 UTC));
     assert!(serde_json::to_string(&far).is_err());
+}
+
+#[test]
+fn charger_text_never_holds_nul() {
+    assert_eq!(CiString20::new("v\0"), Err(CiStringError::Nul));
+    assert!(serde_json::from_str::<CiString20>(r#""v\u0000""#).is_err());
+    // The escape for a backslash followed by "u0000" is not a NUL.
+    assert_eq!(
+        serde_json::from_str::<CiString20>(r#""v\\u0000""#)
+            .unwrap()
+            .as_str(),
+        "v\\u0000"
+    );
+}
+
+#[test]
+fn charger_timestamps_are_refused_outside_the_reportable_window() {
+    let read = |text: &str| serde_json::from_str::<Timestamp>(&format!("\"{text}\""));
+    for inside in [
+        "2000-01-01T00:00:00Z",
+        "2026-11-24T05:46:01Z",
+        "2099-12-31T23:59:59.999Z",
+    ] {
+        assert!(read(inside).is_ok(), "{inside}");
+    }
+    for outside in [
+        "9999-12-31T23:59:59Z",
+        "2100-01-01T00:00:00Z",
+        "1999-12-31T23:59:59.999Z",
+        "1970-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+    ] {
+        assert!(read(outside).is_err(), "{outside}");
+        // Still a date-time: only the decoder of charger frames refuses it.
+        assert!(Timestamp::parse(outside).is_ok(), "{outside}");
+    }
 }
