@@ -33,6 +33,11 @@ const BREAKER_OPENED: &str = "echarging_breaker_opened_total";
 const MYPAGE_LAG: &str = "echarging_mypage_lag_seconds";
 const MYPAGE_CURSOR: &str = "echarging_mypage_cursor";
 const TRANSACTIONS: &str = "echarging_transactions_total";
+const LEDGER_BATCH: &str = "echarging_ledger_write_batch_seconds";
+const LEDGER_BATCH_MAX: &str = "echarging_ledger_write_batch_max_seconds";
+const LEDGER_CHECKPOINT: &str = "echarging_ledger_checkpoint_seconds";
+const LEDGER_CHECKPOINT_MAX: &str = "echarging_ledger_checkpoint_max_seconds";
+const LEDGER_WAL_PAGES: &str = "echarging_ledger_wal_pages";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -174,6 +179,31 @@ fn describe() {
         TRANSACTIONS,
         "Charger transaction messages by outcome (started, refused, repeated, stopped, \
          stop_repeated, stop_unknown)"
+    );
+    describe_histogram!(
+        LEDGER_BATCH,
+        Unit::Seconds,
+        "How long the SQLite ledger's writer held one group-commit transaction (BEGIN to COMMIT, \
+         the commit's fsync included): every write queued behind it waited that long"
+    );
+    describe_gauge!(
+        LEDGER_BATCH_MAX,
+        Unit::Seconds,
+        "The longest hold of the SQLite ledger's writer since start"
+    );
+    describe_histogram!(
+        LEDGER_CHECKPOINT,
+        Unit::Seconds,
+        "SQLite WAL checkpoints, run beside the writer (never inside a commit)"
+    );
+    describe_gauge!(
+        LEDGER_CHECKPOINT_MAX,
+        Unit::Seconds,
+        "The longest SQLite WAL checkpoint since start"
+    );
+    describe_gauge!(
+        LEDGER_WAL_PAGES,
+        "Pages in the SQLite ledger's write-ahead log at the last checkpoint"
     );
     describe_counter!(
         HTTP_SHED,
@@ -353,4 +383,31 @@ pub fn mypage_cursor(seq: i64) {
 /// A StartTransaction or StopTransaction, by what the ledger made of it.
 pub fn transaction(outcome: &'static str) {
     counter!(TRANSACTIONS, "outcome" => outcome).increment(1);
+}
+
+// ---- The SQLite ledger's write path ---------------------------------------------------------
+
+/// The largest value seen, as f64 bits (positive floats order like their bits).
+fn raise(max: &std::sync::atomic::AtomicU64, seconds: f64) -> f64 {
+    let bits = max
+        .fetch_max(seconds.to_bits(), std::sync::atomic::Ordering::Relaxed)
+        .max(seconds.to_bits());
+    f64::from_bits(bits)
+}
+
+/// The ledger's writer held one group-commit transaction for `held`.
+pub fn ledger_batch(held: Duration) {
+    static MAX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seconds = held.as_secs_f64();
+    histogram!(LEDGER_BATCH).record(seconds);
+    gauge!(LEDGER_BATCH_MAX).set(raise(&MAX, seconds));
+}
+
+/// A WAL checkpoint took `took`; the log held `wal_pages` pages.
+pub fn ledger_checkpoint(took: Duration, wal_pages: u64) {
+    static MAX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seconds = took.as_secs_f64();
+    histogram!(LEDGER_CHECKPOINT).record(seconds);
+    gauge!(LEDGER_CHECKPOINT_MAX).set(raise(&MAX, seconds));
+    gauge!(LEDGER_WAL_PAGES).set(wal_pages as f64);
 }

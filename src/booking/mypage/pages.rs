@@ -221,7 +221,10 @@ pub struct SqlitePages {
 
 impl SqlitePages {
     pub async fn open(ledger_url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(&sqlite_view_url(ledger_url))?
+        // The view is rebuilt from the ledger, so it needs no more than crash safety whatever
+        // the ledger's own durability.
+        let (ledger_url, _) = crate::booking::store::Durability::of(ledger_url)?;
+        let options = SqliteConnectOptions::from_str(&sqlite_view_url(&ledger_url))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;

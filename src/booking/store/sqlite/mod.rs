@@ -1,9 +1,13 @@
 //! The embedded SQLite backend: one file in WAL mode. Every write runs on one writer connection
 //! inside `BEGIN IMMEDIATE`, so writers of this process queue in order on the pool instead of
 //! spinning in SQLite's busy handler, and a second process on the same file waits on the lock.
-//! Reads use their own pool and never wait for writers (WAL). `synchronous = NORMAL` in WAL mode
-//! keeps every committed transaction across a process crash (an OS crash or power cut can lose
-//! the last ones). No double booking is enforced by triggers in the schema.
+//! Reads use their own pool and never wait for writers (WAL). Durability is the URL's
+//! `synchronous` parameter ([`Durability`]): `full` (the default) fsyncs the WAL at every commit,
+//! so an acknowledged write survives a power cut; `normal` survives a process crash only.
+//! Checkpoints never run on the writer: a checkpointer task copies the WAL back on a connection
+//! of its own, so a commit never waits for the database file to be written and synced (that wait
+//! was the seconds-long stall of the write path on slow disks). No double booking is enforced by
+//! triggers in the schema.
 //!
 //! One file per aggregate (chargers, customers, reservations, transactions, events), each the
 //! twin of the PostgreSQL backend's file of the same name: the same functions, each running on
@@ -11,6 +15,7 @@
 //! This file owns the connections, the group-commit writer and the [`Store`] impl.
 
 mod chargers;
+mod checkpoint;
 mod customers;
 mod events;
 mod reservations;
@@ -25,12 +30,12 @@ use async_trait::async_trait;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::checkpoint::Durability;
+use self::checkpoint::Checkpointer;
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
@@ -81,6 +86,8 @@ pub struct SqliteStore {
     /// Cleared when the batching writer stops: the store can no longer write.
     writer_alive: Arc<AtomicBool>,
     head: Arc<Head>,
+    /// Copies the WAL back into the database file, off the write path.
+    checkpointer: Checkpointer,
 }
 
 /// What a batched job does once its batch committed (`Ok`) or failed to.
@@ -127,6 +134,7 @@ async fn run_batches(
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut wrote: Vec<Finish> = Vec::with_capacity(batch.len());
         let mut failed: Vec<Finish> = Vec::new();
+        let began = std::time::Instant::now();
         let outcome = async {
             let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
             let mut last = None;
@@ -164,6 +172,7 @@ async fn run_batches(
             Ok::<Option<i64>, StoreError>(last)
         }
         .await;
+        crate::metrics::ledger_batch(began.elapsed());
         batch.clear(); // jobs not reached after a failure are dropped: their callers see it
         match &outcome {
             Ok(seq) => {
@@ -204,16 +213,21 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let (url, durability) = Durability::of(url)?;
+        let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(durability.synchronous())
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // 64 MiB of page cache and memory-mapped reads: the hot pages of the ledger stay in
             // memory instead of being re-read through read() calls.
             .pragma("cache_size", "-65536")
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // No connection checkpoints on commit: the checkpointer does it off the write path.
+            .pragma("wal_autocheckpoint", "0")
+            // Once a checkpoint let the WAL restart, a file grown past this is cut back.
+            .pragma("journal_size_limit", "67108864");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -221,6 +235,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let checkpointer = Checkpointer::start(options.clone()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -243,6 +258,7 @@ impl SqliteStore {
             batches,
             writer_alive,
             head,
+            checkpointer,
         })
     }
 
@@ -534,6 +550,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpointer.stop().await;
         self.writer.close().await;
         self.pool.close().await;
     }

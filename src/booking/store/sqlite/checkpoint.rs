@@ -1,0 +1,226 @@
+//! How the SQLite ledger keeps what it acknowledged: the durability the URL asks for, and the
+//! checkpointer that copies the write-ahead log back into the database file on a connection of
+//! its own. With SQLite's default, the connection that commits runs the checkpoint once the WAL
+//! passes 1,000 pages, inside that commit: the writer then waits for thousands of pages to be
+//! written and synced, and every booking and transaction message queued behind it waits too (on
+//! a slow disk, seconds). Here the writer never checkpoints; a `PASSIVE` checkpoint runs beside
+//! it every [`PERIOD`] and takes no lock a writer or reader needs.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::booking::store::StoreError;
+
+/// Often enough that the WAL stays small (a checkpoint copies a few hundred milliseconds of
+/// writes), rarely enough that an idle ledger costs nothing measurable.
+const PERIOD: Duration = Duration::from_millis(250);
+
+/// What a commit promises, from the database URL's `synchronous` parameter
+/// (`sqlite://data/echarging.db?synchronous=normal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `full`, the default: the WAL is synced at every commit (one fsync per group-commit
+    /// batch), so an acknowledged booking or transaction survives a power cut or an OS crash.
+    PowerLoss,
+    /// `normal`: the WAL is synced only at checkpoints, so an acknowledged write survives a
+    /// crash of the process, but a power cut or an OS crash can lose the last ones.
+    ProcessCrash,
+}
+
+impl Durability {
+    /// The durability `url` asks for, and `url` without the parameter (sqlx does not know it).
+    pub fn of(url: &str) -> Result<(String, Durability), StoreError> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), Durability::PowerLoss));
+        };
+        let mut durability = Durability::PowerLoss;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((key, value)) if key.eq_ignore_ascii_case("synchronous") => {
+                    durability = match value.to_ascii_lowercase().as_str() {
+                        "full" => Durability::PowerLoss,
+                        "normal" => Durability::ProcessCrash,
+                        other => {
+                            return Err(StoreError::Unsupported(format!(
+                                "synchronous={other}: use full (durable to power loss) or normal \
+                                 (durable to a process crash)"
+                            )));
+                        }
+                    }
+                }
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        Ok((url, durability))
+    }
+
+    pub fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Durability::PowerLoss => SqliteSynchronous::Full,
+            Durability::ProcessCrash => SqliteSynchronous::Normal,
+        }
+    }
+}
+
+/// The checkpointer task and its stop signal.
+pub struct Checkpointer {
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Open the checkpointer's own connection (so a database it cannot open fails the store's
+    /// open, not later) and start checkpointing.
+    pub async fn start(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let conn = options.connect().await?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(conn, stop.clone()));
+        Ok(Checkpointer {
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Stop after one last checkpoint that also truncates the WAL.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(mut conn: SqliteConnection, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = checkpoint(&mut conn, "PASSIVE").await {
+            // The writer goes on; the WAL grows until a checkpoint succeeds again.
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+    if let Err(e) = checkpoint(&mut conn, "TRUNCATE").await {
+        tracing::debug!(error = %e, "last WAL checkpoint did not complete");
+    }
+    let _ = conn.close().await;
+}
+
+/// One checkpoint; its duration and the WAL's size in pages go to the metrics.
+async fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> Result<(), sqlx::Error> {
+    let started = Instant::now();
+    let (_busy, wal_pages, copied): (i64, i64, i64) =
+        sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+            .fetch_one(&mut *conn)
+            .await?;
+    if copied > 0 || wal_pages > 0 {
+        crate::metrics::ledger_checkpoint(started.elapsed(), wal_pages.max(0) as u64);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn durability_comes_from_the_url_and_leaves_the_rest() {
+        let (url, d) = Durability::of("sqlite://data/x.db").unwrap();
+        assert_eq!(
+            (url.as_str(), d),
+            ("sqlite://data/x.db", Durability::PowerLoss)
+        );
+        let (url, d) = Durability::of("sqlite://data/x.db?synchronous=normal").unwrap();
+        assert_eq!(
+            (url.as_str(), d),
+            ("sqlite://data/x.db", Durability::ProcessCrash)
+        );
+        let (url, d) = Durability::of("sqlite:x.db?mode=rwc&synchronous=FULL").unwrap();
+        assert_eq!(
+            (url.as_str(), d),
+            ("sqlite:x.db?mode=rwc", Durability::PowerLoss)
+        );
+        assert!(Durability::of("sqlite:x.db?synchronous=off").is_err());
+        assert!(matches!(
+            Durability::PowerLoss.synchronous(),
+            SqliteSynchronous::Full
+        ));
+        assert!(matches!(
+            Durability::ProcessCrash.synchronous(),
+            SqliteSynchronous::Normal
+        ));
+    }
+
+    #[test]
+    fn parsing_keeps_sqlx_happy() {
+        let (url, _) = Durability::of("sqlite://data/x.db?synchronous=normal&mode=rwc").unwrap();
+        assert!(SqliteConnectOptions::from_str(&url).is_ok(), "{url}");
+    }
+
+    /// The ledger is durable to power loss unless asked otherwise, its writer never
+    /// checkpoints, and the checkpointer alone brings committed pages into the database file.
+    #[tokio::test]
+    async fn writes_reach_the_database_file_without_the_writer_checkpointing() {
+        use crate::booking::store::{SqliteStore, Store};
+        use crate::domain::ChargeBoxId;
+        use crate::domain::charger::NewCharger;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ledger.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let (synchronous, autocheckpoint): (i64, i64) = {
+            let mut conn = store.writer.acquire().await.unwrap();
+            let s: (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let a: (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            (s.0, a.0)
+        };
+        assert_eq!(synchronous, 2, "FULL: the WAL is synced at every commit");
+        assert_eq!(autocheckpoint, 0, "the writer never checkpoints");
+
+        let before = std::fs::metadata(&file).unwrap().len();
+        for i in 0..300 {
+            let charger = NewCharger {
+                id: ChargeBoxId::parse(&format!("CP-{i:04}")).unwrap(),
+                name: Some("x".repeat(200)),
+                connectors: 2,
+                password_hash: None,
+            };
+            store.insert_charger(&charger).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&file).unwrap().len() <= before {
+            assert!(Instant::now() < deadline, "no checkpoint copied the WAL back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.close().await;
+    }
+}
