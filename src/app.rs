@@ -3,7 +3,6 @@
 //! (sessions closed with 1001, in-flight requests finished, buffered charger state written).
 //! Tests build it on `127.0.0.1:0` and read the port back.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,10 +10,10 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::listener::{self, ConnectionLimits};
 use crate::api::load_shed::{self, RestLimit};
 use crate::api::ops;
 use crate::api::{self, Api, OperatorToken};
@@ -35,6 +34,7 @@ pub struct Application {
     router: Router,
     central: Arc<Central>,
     api: Arc<Api>,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -101,7 +101,17 @@ impl Application {
             router,
             central,
             api,
+            limits: ConnectionLimits::from_open_file_limit(),
         })
+    }
+
+    /// Replaces the connection limits derived from the open-file limit (tests use small ones).
+    pub fn set_connection_limits(&mut self, limits: ConnectionLimits) {
+        self.limits = limits;
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        self.limits
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -125,6 +135,7 @@ impl Application {
             router,
             central,
             api,
+            limits,
         } = self;
         let settings = central.settings.clone();
         let flusher_stop = CancellationToken::new();
@@ -152,10 +163,6 @@ impl Application {
             sessions_stop.cancel();
         });
         tracing::info!(%addr, database = %redact(&settings.database_url), "echarging listening");
-        let listener = listener.tap_io(|tcp| {
-            // Small OCPP frames must not wait for Nagle's algorithm.
-            let _ = tcp.set_nodelay(true);
-        });
         // On stop: readiness turns 503 and charger sockets close with 1001 at once (the
         // sessions watch `central.shutdown`); HTTP keeps being answered for the drain delay so
         // load balancers notice, then the listener closes and in-flight requests get the grace
@@ -168,9 +175,13 @@ impl Application {
                 tokio::time::sleep(drain_delay).await;
             }
         };
-        let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(stop_accepting)
-            .into_future();
+        tracing::info!(
+            max_open = limits.max_open,
+            max_pending = limits.max_pending,
+            header_read_timeout = ?limits.header_read_timeout,
+            "connection limits"
+        );
+        let serve = listener::serve(listener, router, limits, stop_accepting);
         let deadline = async {
             stop.cancelled().await;
             tokio::time::sleep(drain_delay + settings.shutdown_grace).await;

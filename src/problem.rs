@@ -1,6 +1,8 @@
 //! HTTP errors as `application/problem+json` (RFC 9457): every 4xx/5xx the server writes goes
 //! through [`Problem`], and [`ApiJson`] turns a body that cannot be read into one that names the
-//! offending field (400 for JSON that does not parse, 422 for JSON of the wrong shape).
+//! offending field (400 for JSON that does not parse, 422 for JSON of the wrong shape, a body
+//! that is not an object, or a string holding NUL, which no database text column takes; 415 for
+//! a body not sent as JSON). [`reject_nul_in_query`] does the same for query parameters.
 //! Internal details go to the log, never into a response.
 
 use axum::body::Bytes;
@@ -112,26 +114,74 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or("");
-            let essence = ct.split(';').next().unwrap_or("").trim();
-            if !(essence == "application/json" || essence.ends_with("+json")) {
-                return Err(Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "Unsupported media type",
-                )
-                .detail("send the body as application/json"));
-            }
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|ct| ct.to_str().ok())
+            .is_some_and(is_json_media_type);
+        if !json {
+            return Err(
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+                    .detail("send the body as application/json (Content-Type)"),
+            );
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            Problem::new(StatusCode::BAD_REQUEST, "Unreadable body").detail(e.body_text())
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), "Unreadable body").detail(e.body_text()))?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Parse a body; syntax errors are 400, shape errors 422 with the field's path.
+/// `application/json` or any `…+json`, parameters aside; media types are case-insensitive
+/// (RFC 9110 §8.3.1).
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// 422 naming the first query parameter that holds a NUL character (`%00`), if any.
+pub fn reject_nul_in_query(query: Option<&str>) -> Result<(), Problem> {
+    let Some(query) = query.filter(|q| q.contains("%00")) else {
+        return Ok(());
+    };
+    let pairs: Vec<(String, String)> =
+        axum::extract::Query::try_from_uri(&format!("/?{query}").parse().unwrap_or_default())
+            .map(|axum::extract::Query(pairs)| pairs)
+            .unwrap_or_default();
+    match pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        Some((name, _)) => Err(Problem::invalid_field(name, "must not contain NUL")),
+        None => Ok(()),
+    }
+}
+
+/// Parse a body; syntax errors are 400, shape errors 422 with the field's path. A body must be
+/// a JSON object (serde would otherwise take an array for a struct, member by position), and no
+/// string in it may hold NUL.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+        return Err(
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request body")
+                .detail("the body must be a JSON object"),
+        );
+    }
+    // NUL can only be written as the escape `\u0000`: look closer only when it appears.
+    if contains(bytes, b"\\u0000") {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+        if let Some(path) = nul_at(&value, String::new()) {
+            return Err(Problem::invalid_field(&path, "must not contain NUL"));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
@@ -155,6 +205,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     })?;
     de.end().map_err(|e| malformed(&e))?;
     Ok(value)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The path (as `a.b[2]`) of the first string or member name holding NUL.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn malformed(e: &serde_json::Error) -> Problem {
@@ -208,5 +287,34 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("extra"));
         let p = parse_json::<Body>(br#"{"id":"a"} trailing"#).unwrap_err();
         assert_eq!(p.status, 400);
+    }
+
+    #[test]
+    fn bodies_are_objects_without_nul() {
+        let p = parse_json::<Body>(br#"["a", null]"#).unwrap_err();
+        assert_eq!(p.status, 422);
+        let p = parse_json::<Body>(b"[1,").unwrap_err();
+        assert_eq!(p.status, 400);
+        let p = parse_json::<Body>(br#"{"id":"a\u0000"}"#).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("id")));
+        let p = parse_json::<Body>(br#"{"id":"a","inner":{"n":1,"x\u0000":2}}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("inner.x\u{0}"));
+        // An escaped backslash before `u0000` is no NUL.
+        assert!(parse_json::<Body>(br#"{"id":"a\\u0000"}"#).is_ok());
+    }
+
+    #[test]
+    fn json_media_types_are_case_insensitive() {
+        assert!(is_json_media_type("application/JSON; charset=utf-8"));
+        assert!(is_json_media_type("application/problem+json"));
+        assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type(""));
+    }
+
+    #[test]
+    fn nul_in_a_query_names_the_parameter() {
+        assert!(reject_nul_in_query(Some("a=1&b=2")).is_ok());
+        let p = reject_nul_in_query(Some("a=1&status=B%00")).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("status")));
     }
 }

@@ -21,6 +21,7 @@ use crate::central::breaker::BreakerState;
 use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger};
+use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::problem::{ApiJson, Problem};
 
 const MAX_NAME_LEN: usize = 100;
@@ -411,6 +412,8 @@ async fn show(
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Fewer `connectors` would leave live reservations on a \
+            removed connector", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is unknown or invalid (`field` names it)",
@@ -434,10 +437,44 @@ async fn update(
             Some(Some(p)) => Some(Some(hash_password(&p)?)),
         },
     };
+    if let Some(n) = patch.connectors {
+        refuse_orphaning(&api, &id, n).await?;
+    }
     match api.store.update_charger(&id, &patch).await? {
         Some(record) => Ok(Json(api.view(record))),
         None => Err(ApiError::NoSuchCharger(raw)),
     }
+}
+
+/// 409 when fewer connectors would leave a live reservation (BOOKED or CHARGING_STARTED) on a
+/// connector that no longer exists, as deleting a charger with live reservations is refused.
+async fn refuse_orphaning(api: &Api, id: &ChargeBoxId, connectors: u32) -> Result<(), ApiError> {
+    for status in [
+        ReservationStatus::Booked,
+        ReservationStatus::ChargingStarted,
+    ] {
+        let live = api
+            .store
+            .reservations(&ReservationFilter {
+                charger_id: Some(id.clone()),
+                status: Some(status),
+                limit: u32::MAX,
+                ..Default::default()
+            })
+            .await?;
+        if let Some(r) = live.iter().find(|r| r.connector_id > connectors) {
+            return Err(ApiError::Conflict {
+                title: "Connector in use",
+                detail: format!(
+                    "connector {} has live reservations ({status}); cancel them before removing \
+                     the connector",
+                    r.connector_id
+                ),
+                field: Some("connectors"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[utoipa::path(

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 422: one member of the request is invalid; `field` names it (a JSON path).
     #[error("{field}: {reason}")]
     InvalidField { field: String, reason: String },
+    /// 422: several members are invalid; `field` names the first, `detail` every one.
+    #[error("{}", join(.0))]
+    InvalidFields(Vec<(String, String)>),
     /// 404: the thing named in the path does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),
@@ -77,7 +80,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidField { .. } | ApiError::InvalidFields(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotFound(_) | ApiError::NoSuchCharger(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } | ApiError::SlotTaken(_) => StatusCode::CONFLICT,
@@ -93,6 +98,12 @@ impl ApiError {
                 Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized").detail(detail)
             }
             ApiError::InvalidField { field, reason } => Problem::invalid_field(&field, reason),
+            ApiError::InvalidFields(all) => {
+                let first = all.first().map(|(f, _)| f.clone()).unwrap_or_default();
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request field")
+                    .detail(join(&all))
+                    .field(first)
+            }
             ApiError::NotFound(what) => Problem::not_found(what),
             e @ ApiError::NoSuchCharger(_) => Problem::not_found(e.to_string()),
             ApiError::Forbidden { detail, field } => {
@@ -126,6 +137,36 @@ impl ApiError {
             },
             ApiError::Internal(cause) => Problem::internal(&cause),
             ApiError::Problem(p) => p,
+        }
+    }
+}
+
+fn join(all: &[(String, String)]) -> String {
+    all.iter()
+        .map(|(field, reason)| format!("{field}: {reason}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Collects what is wrong with several members, so one answer names every bad one.
+#[derive(Default)]
+pub struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    /// The value, or `None` with the error noted against `field`.
+    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| self.0.push((field.to_string(), e.to_string())))
+            .ok()
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => {
+                let (field, reason) = self.0.into_iter().next().unwrap_or_default();
+                Err(ApiError::InvalidField { field, reason })
+            }
+            _ => Err(ApiError::InvalidFields(self.0)),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod chargers;
 mod customers;
 pub mod error;
+pub mod listener;
 pub mod load_shed;
 mod mypage;
 pub mod openapi;
@@ -45,8 +46,22 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(customers::routes())
                 .merge(reservations::routes())
                 .merge(transactions::routes())
-                .merge(mypage::routes()),
+                .merge(mypage::routes())
+                .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )
         .with_state(api)
         .merge(openapi::router())
+}
+
+/// No database text column takes NUL (PostgreSQL refuses it): a query parameter holding one is
+/// refused here, at the edge, as 422 naming it. (Bodies are checked by [`crate::problem::ApiJson`].)
+async fn refuse_nul_in_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::problem::reject_nul_in_query(request.uri().query()) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => problem.into_response(),
+    }
 }

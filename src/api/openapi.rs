@@ -192,7 +192,8 @@ impl Modify for SecuritySchemes {
 /// The answers every `/api/` operation can give, documented once here instead of on each
 /// handler: 401 (no or bad token; every REST operation needs one), 500 (an internal error,
 /// logged, never detailed) and 503 (shed by the `rest_max_concurrency` limit, with
-/// `Retry-After`). A handler that documents one of these itself keeps its own wording.
+/// `Retry-After`); with a request body also 408 (the body did not arrive in time) and 413 (too
+/// large). A handler that documents one of these itself keeps its own wording.
 struct CommonRestResponses;
 
 impl Modify for CommonRestResponses {
@@ -235,6 +236,13 @@ impl Modify for CommonRestResponses {
                 .build(),
             ),
         ];
+        let with_body: [(&str, Response); 2] = [
+            (
+                "408",
+                problem("The body did not arrive within 10 s; the connection is closed").build(),
+            ),
+            ("413", problem("The body is larger than 2 MiB").build()),
+        ];
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/") {
                 continue;
@@ -247,7 +255,9 @@ impl Modify for CommonRestResponses {
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {
-                for (status, response) in &common {
+                let body = operation.request_body.is_some();
+                let extra = with_body.iter().filter(|_| body);
+                for (status, response) in common.iter().chain(extra) {
                     operation
                         .responses
                         .responses

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
+use super::error::FieldErrors;
 use super::{Api, ApiError};
 use crate::booking::store::CancelError;
 use crate::domain::ChargeBoxId;
@@ -301,21 +302,22 @@ async fn list(
         (Some(own), _) => Some(own),
         (None, asked) => asked,
     };
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            ReservationStatus::parse(s)
-                .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))
-        })
-        .transpose()?;
+    let mut bad = FieldErrors::default();
+    let status = q.status.as_deref().and_then(|s| {
+        bad.check(
+            "status",
+            ReservationStatus::parse(s).ok_or(format!("unknown status {s:?}")),
+        )
+    });
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    bad.check(
+        "limit",
+        (1..=MAX_PAGE)
+            .contains(&limit)
+            .then_some(())
+            .ok_or(format!("must be from 1 to {MAX_PAGE}")),
+    );
+    bad.finish()?;
     let charger_id = match q.charger_id.as_deref() {
         None => None,
         // An id that cannot exist matches nothing.

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::Api;
 use super::ApiError;
 use super::auth::{Operator, Principal};
+use super::error::FieldErrors;
 use crate::domain::ChargeBoxId;
 use crate::domain::remote_start::{RemoteStart, RemoteStartAsk, decide_remote_start};
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
@@ -289,27 +290,30 @@ async fn list(
     let Query(q) = query.map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
     })?;
+    let mut bad = FieldErrors::default();
+    let status = q.status.as_deref().and_then(|s| {
+        bad.check(
+            "status",
+            TransactionStatus::parse(s).ok_or("expected ACTIVE, ENDED or REFUSED"),
+        )
+    });
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    bad.check(
+        "limit",
+        (1..=MAX_PAGE)
+            .contains(&limit)
+            .then_some(())
+            .ok_or(format!("expected 1 to {MAX_PAGE}")),
+    );
+    bad.finish()?;
     let charger_id = match &q.charger_id {
         None => None,
+        // An id that cannot exist matches nothing.
         Some(raw) => match ChargeBoxId::parse(raw) {
             Ok(id) => Some(id),
             Err(_) => return Ok(Json(Vec::new())),
         },
     };
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(
-            TransactionStatus::parse(s)
-                .ok_or_else(|| ApiError::invalid("status", "expected ACTIVE, ENDED or REFUSED"))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("expected 1 to {MAX_PAGE}"),
-        ));
-    }
     let found = api
         .store
         .transactions(&TransactionFilter {

@@ -6,6 +6,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::customer::Customer;
+use super::instant::{from_millis, to_millis};
 use super::reservation::{InvalidSlot, TimeSlot};
 
 /// A driver may book "from now": a start up to this long ago still counts as now.
@@ -76,11 +77,18 @@ pub fn place(
         None => customer.id_tags.first().ok_or(PlacementError::NoIdTag)?,
         Some(asked) => own_id_tag(customer, asked).ok_or(PlacementError::ForeignIdTag)?,
     };
+    // As the ledger stores it (UTC, milliseconds), so the answer to the booking is what a read
+    // of it shows.
+    let (start, end) = (stored(start), stored(end));
     let slot = TimeSlot::bookable(start, end, now, START_GRACE, max_slot)?;
     Ok(Placement {
         id_tag: id_tag.clone(),
         slot,
     })
+}
+
+fn stored(t: OffsetDateTime) -> OffsetDateTime {
+    from_millis(to_millis(t))
 }
 
 /// The customer's own spelling of `asked`, if `asked` is one of its idTags (OCPP compares
@@ -145,6 +153,17 @@ mod tests {
             place(&nobody, None, start, end, now, day),
             Err(PlacementError::NoIdTag)
         );
+    }
+
+    #[test]
+    fn slots_are_placed_as_stored_utc_milliseconds() {
+        let now = datetime!(2026-01-01 10:00 UTC);
+        let start = datetime!(2026-01-01 12:30:00.123456789 +01:00);
+        let end = datetime!(2026-01-01 13:30:00.5 +01:00);
+        let p = place(&ada(), None, start, end, now, Duration::DAY).unwrap();
+        assert_eq!(p.slot.start(), datetime!(2026-01-01 11:30:00.123 UTC));
+        assert_eq!(p.slot.start().offset(), time::UtcOffset::UTC);
+        assert_eq!(p.slot.end(), datetime!(2026-01-01 12:30:00.5 UTC));
     }
 
     #[test]

@@ -19,4 +19,5 @@ mod many_chargers;
 mod mypage;
 mod openapi;
 mod operations;
+mod rest_hardening;
 mod store_conformance;

@@ -14,8 +14,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -275,20 +273,18 @@ async fn metrics_move_with_sessions_frames_calls_bookings_and_requests() {
     app.shutdown().await;
 }
 
-/// Holds one REST permit: a request whose body never finishes arriving keeps its handler (and
-/// so its permit) busy until the connection is dropped.
-async fn hold_rest_permit(app: &TestApp) -> TcpStream {
-    let mut tcp = TcpStream::connect(app.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /api/v1/chargers HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{",
-        crate::support::TOKEN
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.flush().await.unwrap();
-    tcp
+/// A REST request that holds its permit until the returned charger goes away: a remote start
+/// to a charger that never reads the call. (A slow body no longer holds one: bodies are read
+/// before the permit is taken.)
+async fn hold_rest_permit(app: &TestApp) -> (echarging_sim::Charger, tokio::task::JoinHandle<()>) {
+    let charger = app.booted_charger("CP-HOLD").await;
+    let request = app
+        .api(Method::POST, "/api/v1/chargers/CP-HOLD/remote-start")
+        .json(&json!({"idTag": "HOLD-1"}));
+    let call = tokio::spawn(async move {
+        let _ = request.send().await;
+    });
+    (charger, call)
 }
 
 /// A shed answer: 503, `Retry-After: 1`, problem+json.

@@ -35,6 +35,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with settings adjusted by `tweak` (a fresh database and port regardless).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_built(tweak, |_| {}).await
+}
+
+/// The app with settings adjusted by `tweak` and the built application by `adjust` (e.g. its
+/// connection limits) before it serves.
+pub async fn spawn_app_built(
+    tweak: impl FnOnce(&mut Settings),
+    adjust: impl FnOnce(&mut Application),
+) -> TestApp {
     echarging::telemetry::init_for_tests();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("echarging.db");
@@ -44,7 +53,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.data_dir = dir.path().to_path_buf();
     settings.state_flush_interval = Duration::from_millis(50);
     tweak(&mut settings);
-    let app = Application::build(settings).await.expect("app builds");
+    let mut app = Application::build(settings).await.expect("app builds");
+    adjust(&mut app);
     let port = app.port();
     let central = app.central();
     let stop = CancellationToken::new();
