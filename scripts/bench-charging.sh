@@ -14,8 +14,12 @@
 # Environment: BENCH_PORT (18082), METER_INTERVAL (2), METER_VALUES (3), SESSION_PAUSE (1),
 # RESERVE_SHARE (0: share of sessions booked over REST first), SETTLE (1: seconds between the
 # last boot and the first session), BENCH_BUILD (1; 0 skips
-# `cargo build --release`). Prints the JSON report, then a summary; exits non-zero when the
-# simulator's checks failed.
+# `cargo build --release`), BIN_DIR (take both binaries from there instead: another build to
+# compare), SLOW_FSYNC_US (make every fsync of the server that many µs slower, with
+# scripts/slow-fsync.c, as on a network or throttled disk), DATABASE_QUERY (appended to the
+# SQLite URL, e.g. `?synchronous=normal`). Prints the JSON report, then a summary with the
+# writer's longest hold and the longest WAL checkpoint; exits non-zero when the simulator's
+# checks failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,22 +35,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ ${BENCH_BUILD:-1} != 0 ]]; then
-  cargo build --release --quiet -p echarging -p echarging-sim
+if [[ -z ${BIN_DIR:-} ]]; then
+  if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+    cargo build --release --quiet -p echarging -p echarging-sim
+  fi
+  BIN_DIR=target/release
+fi
+preload=
+if [[ -n ${SLOW_FSYNC_US:-} ]]; then
+  mkdir -p target
+  cc -O2 -shared -fPIC -o target/slow-fsync.so scripts/slow-fsync.c -ldl
+  preload=$PWD/target/slow-fsync.so
 fi
 ulimit -n "$(ulimit -Hn)"
 
-ECHARGING_LOG=warn taskset -c 0 target/release/echarging \
-  --listen "127.0.0.1:$port" --database-url "sqlite://$work/bench.db" --api-token "$token" &
+ECHARGING_LOG=warn LD_PRELOAD=$preload taskset -c 0 "$BIN_DIR/echarging" \
+  --listen "127.0.0.1:$port" --database-url "sqlite://$work/bench.db${DATABASE_QUERY:-}" \
+  --api-token "$token" --data-dir "$work" &
 server=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
-echo "== $chargers chargers charging for ${seconds}s" >&2
+echo "== $chargers chargers charging for ${seconds}s${SLOW_FSYNC_US:+, fsync +${SLOW_FSYNC_US} µs} ($BIN_DIR)" >&2
 status=0
-taskset -c 1 target/release/echarging-sim --url "ws://127.0.0.1:$port/ocpp" \
+taskset -c 1 "$BIN_DIR/echarging-sim" --url "ws://127.0.0.1:$port/ocpp" \
   --api-url "http://127.0.0.1:$port" --api-token "$token" \
   --source-addrs 127.0.0.1-127.0.0.4 --json --mode charge \
   --chargers "$chargers" --duration "$seconds" --id-prefix CHG- --server-pid "$server" \
@@ -78,6 +92,7 @@ lag() {
     }' "$work/metrics.txt"
 }
 lag_count=$(awk '/^echarging_mypage_lag_seconds_count/ {print $NF}' "$work/metrics.txt")
+value() { awk -v m="$1" '$1 == m { v = $2 } END { print (v == "" ? "n/a" : v) }' "$work/metrics.txt"; }
 
 cat "$work/charge.json"
 jq -r --arg rss_end "$rss_end" '
@@ -93,4 +108,5 @@ jq -r --arg rss_end "$rss_end" '
   "server RSS: \(.serverRssBeforeKiB) KiB before connecting, \(.serverRssAfterKiB) KiB connected, \($rss_end) KiB after the sessions"
 ' "$work/charge.json" >&2
 echo "my-page lag over ${lag_count:-0} events: p50 $(lag 0.5), p99 $(lag 0.99)" >&2
+echo "ledger writer: longest hold $(value echarging_ledger_write_batch_max_seconds) s; longest WAL checkpoint $(value echarging_ledger_checkpoint_max_seconds) s" >&2
 exit "$status"
