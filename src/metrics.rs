@@ -33,6 +33,7 @@ const BREAKER_OPENED: &str = "echarging_breaker_opened_total";
 const MYPAGE_LAG: &str = "echarging_mypage_lag_seconds";
 const MYPAGE_CURSOR: &str = "echarging_mypage_cursor";
 const TRANSACTIONS: &str = "echarging_transactions_total";
+const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -174,6 +175,11 @@ fn describe() {
         TRANSACTIONS,
         "Charger transaction messages by outcome (started, refused, repeated, stopped, \
          stop_repeated, stop_unknown)"
+    );
+    describe_counter!(
+        IMPLAUSIBLE_METER,
+        "Meter readings from chargers not taken as energy (negative, above the plausible bound, \
+         or running backwards), by message (start, meter_values, stop)"
     );
     describe_counter!(
         HTTP_SHED,
@@ -353,4 +359,9 @@ pub fn mypage_cursor(seq: i64) {
 /// A StartTransaction or StopTransaction, by what the ledger made of it.
 pub fn transaction(outcome: &'static str) {
     counter!(TRANSACTIONS, "outcome" => outcome).increment(1);
+}
+
+/// A meter reading the ledger did not take as energy; `message` is where it came from.
+pub fn implausible_meter(message: &'static str) {
+    counter!(IMPLAUSIBLE_METER, "message" => message).increment(1);
 }

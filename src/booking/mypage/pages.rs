@@ -35,6 +35,10 @@ pub trait PageStore: Send + Sync + 'static {
     async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError>;
     /// Empty the view and its cursor (a rebuild follows).
     async fn reset(&self) -> Result<(), StoreError>;
+    /// Make this view the one of the ledger `ledger_id` whose log ends at `head`: when the view
+    /// was built from another ledger (or none recorded), or its cursor is past `head` (the log
+    /// it folded is gone), it is emptied to be rebuilt. `true` when it was.
+    async fn adopt(&self, ledger_id: &str, head: i64) -> Result<bool, StoreError>;
     async fn close(&self);
 }
 
@@ -64,6 +68,7 @@ pub fn sqlite_view_url(ledger_url: &str) -> String {
 
 const SQLITE_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS page_meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS page_ledger (id INTEGER PRIMARY KEY CHECK (id = 1), ledger_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS page_customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS page_entries (
     id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, charger_id TEXT NOT NULL,
@@ -77,6 +82,7 @@ CREATE INDEX IF NOT EXISTS page_entries_by_customer
 
 const PG_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS page_meta (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS page_ledger (id integer PRIMARY KEY CHECK (id = 1), ledger_id text NOT NULL);
 CREATE TABLE IF NOT EXISTS page_customers (id bigint PRIMARY KEY, name text NOT NULL);
 CREATE TABLE IF NOT EXISTS page_entries (
     id bigint PRIMARY KEY, customer_id bigint NOT NULL, charger_id text NOT NULL,
@@ -89,7 +95,7 @@ CREATE INDEX IF NOT EXISTS page_entries_by_customer
     ON page_entries (customer_id, start_ms DESC, id DESC);";
 
 const DROP_TABLES: &str = "DROP TABLE IF EXISTS page_entries; DROP TABLE IF EXISTS \
-    page_customers; DROP TABLE IF EXISTS page_meta;";
+    page_customers; DROP TABLE IF EXISTS page_meta; DROP TABLE IF EXISTS page_ledger;";
 
 const ENTRY_COLUMNS: &str = "id, customer_id, charger_id, connector_id, id_tag, start_ms, \
     end_ms, status, charger_ack, created_ms, updated_ms, transaction_id, started_ms, ended_ms, \
@@ -380,6 +386,44 @@ macro_rules! page_store {
                 .execute(&self.$writer)
                 .await?;
                 Ok(())
+            }
+
+            async fn adopt(&self, ledger_id: &str, head: i64) -> Result<bool, StoreError> {
+                let mut tx = self.$writer.begin().await?;
+                sqlx::query($serialise).execute(&mut *tx).await?;
+                let built_from: Option<String> =
+                    sqlx::query_scalar("SELECT ledger_id FROM page_ledger WHERE id = 1")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let cursor: i64 =
+                    sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or(0);
+                if built_from.as_deref() == Some(ledger_id) && cursor <= head {
+                    return Ok(false);
+                }
+                tracing::warn!(
+                    built_from = built_from.as_deref().unwrap_or("unknown"),
+                    ledger = ledger_id,
+                    cursor,
+                    head,
+                    "the my-page view is not this ledger's; rebuilding it from the log"
+                );
+                for empty in [
+                    "DELETE FROM page_entries",
+                    "DELETE FROM page_customers",
+                    "DELETE FROM page_meta WHERE name = 'cursor'",
+                    "DELETE FROM page_ledger",
+                ] {
+                    sqlx::query(empty).execute(&mut *tx).await?;
+                }
+                sqlx::query("INSERT INTO page_ledger (id, ledger_id) VALUES (1, $1)")
+                    .bind(ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn close(&self) {

@@ -111,6 +111,7 @@ impl Dialect {
     }
 }
 
+pub(crate) const LEDGER_ID: &str = "SELECT ledger_id FROM ledger_meta WHERE id = 1";
 pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
 pub(crate) const CUSTOMER_OF_ID_TAG: &str = "SELECT customer_id FROM id_tags WHERE id_tag_key = $1";
 

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::events::append_event;
 use super::{
     D, EXCLUSION_VIOLATION, FOREIGN_KEY_VIOLATION, RESERVATION_COLUMNS, Written, has_sqlstate,
-    retry_marker,
+    pg_text, retry_marker,
 };
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
 use crate::domain::ChargeBoxId;
@@ -73,7 +73,7 @@ pub(super) async fn book(
         .bind(new.charger_id.as_str())
         .bind(connector as i32)
         .bind(new.customer_id)
-        .bind(&new.id_tag)
+        .bind(pg_text(&new.id_tag))
         .bind(start)
         .bind(end)
         .bind(now)
@@ -337,7 +337,7 @@ pub(super) async fn lock_reservations(
     .bind(named)
     .bind(charger_id.as_str())
     .bind(connector_id as i32)
-    .bind(to_millis(at + grace))
+    .bind(to_millis(at.saturating_add(grace)))
     .bind(to_millis(at))
     .fetch_all(tx)
     .await?;
