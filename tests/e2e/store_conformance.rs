@@ -20,6 +20,7 @@ use echarging::domain::charger::{
 };
 use echarging::domain::customer::{Customer, IdTag, NewCustomer, token_digest};
 use echarging::domain::event::{Event, data, kind};
+use echarging::domain::instant::EARLIEST;
 use echarging::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
@@ -1929,6 +1930,7 @@ async fn race_repeated_start_and_stop_count_once(store: Arc<dyn Store>) {
 async fn starts_at_the_edges_of_time_neither_panic_nor_stop_writes(store: Arc<dyn Store>) {
     add_charger(&store, "CB-1", 2).await;
     let ada = add_customer(&store, "Ada", &["A"]).await;
+    add_customer(&store, "Bob", &["B"]).await;
     let r = book(&store, booking("CB-1", Some(1), &ada, slot(10 * H, 11 * H))).await;
     // The last second time can represent: adding the early grace to it overflowed.
     let end_of_time = datetime!(9999-12-31 23:59:59 UTC);
@@ -1938,16 +1940,27 @@ async fn starts_at_the_edges_of_time_neither_panic_nor_stop_writes(store: Arc<dy
         .expect("a start at the end of time is recorded");
     assert_eq!(late.transaction.started_at, end_of_time);
     assert_eq!(late.transaction.reservation_id, None, "not within the slot");
-    // Before anything PostgreSQL can store: refused by the database, not a panic.
-    let _ = store
+    // Before anything RFC 3339 can write: taken to its first instant, so it can be shown.
+    let early = store
         .start_transaction(
-            &start_req("CB-1", 2, "A", datetime!(-9999-01-01 00:00 UTC), None),
+            &start_req("CB-1", 2, "B", datetime!(-9999-01-01 00:00 UTC), None),
             &StartPolicy {
                 early_grace: Duration::MAX,
                 ..POLICY
             },
         )
-        .await;
+        .await
+        .expect("a start before year 0 is recorded");
+    assert_eq!(early.transaction.started_at, EARLIEST);
+    let listed = store
+        .transactions(&TransactionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    serde_json::to_value(&listed).expect("every stored instant can be written out");
     assert!(store.can_write());
     let next = store
         .book(&booking("CB-1", Some(2), &ada, slot(12 * H, 13 * H)))

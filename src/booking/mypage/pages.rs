@@ -15,7 +15,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Charging, PageChange, PageCustomer, PageEntry, VERSION};
 use crate::booking::store::{Backend, StoreError};
-use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::instant::{to_millis, try_from_millis};
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
 
 #[async_trait]
@@ -184,15 +184,30 @@ where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
     let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("{what}: {v:?}").into());
+    let instant = |col: &str| -> Result<time::OffsetDateTime, sqlx::Error> {
+        let ms: i64 = r.try_get(col)?;
+        try_from_millis(ms).ok_or_else(|| bad(col, &ms.to_string()))
+    };
+    let opt_instant = |col: &str| -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
+        match r.try_get::<Option<i64>, _>(col)? {
+            Some(_) => instant(col).map(Some),
+            None => Ok(None),
+        }
+    };
+    let narrow = |col: &str| -> Result<i32, sqlx::Error> {
+        let v: i64 = r.try_get(col)?;
+        i32::try_from(v).map_err(|_| bad(col, &v.to_string()))
+    };
     let status: String = r.try_get("status")?;
     let ack: String = r.try_get("charger_ack")?;
     let transaction: Option<i64> = r.try_get("transaction_id")?;
     let charging = match transaction {
         None => None,
         Some(id) => Some(Charging {
-            transaction_id: id as i32,
-            started_at: from_millis(r.try_get::<Option<i64>, _>("started_ms")?.unwrap_or(0)),
-            ended_at: r.try_get::<Option<i64>, _>("ended_ms")?.map(from_millis),
+            transaction_id: i32::try_from(id)
+                .map_err(|_| bad("transaction_id", &id.to_string()))?,
+            started_at: opt_instant("started_ms")?.ok_or_else(|| bad("started_ms", "missing"))?,
+            ended_at: opt_instant("ended_ms")?,
             meter_start_wh: r.try_get::<Option<i64>, _>("meter_start_wh")?.unwrap_or(0),
             meter_stop_wh: r.try_get("meter_stop_wh")?,
             energy_wh: r.try_get("energy_wh")?,
@@ -200,17 +215,18 @@ where
         }),
     };
     Ok(PageEntry {
-        id: r.try_get::<i64, _>("id")? as i32,
+        id: narrow("id")?,
         charger_id: r.try_get("charger_id")?,
-        connector_id: r.try_get::<i64, _>("connector_id")? as u32,
+        connector_id: u32::try_from(narrow("connector_id")?)
+            .map_err(|_| bad("connector_id", "negative"))?,
         customer_id: r.try_get("customer_id")?,
         id_tag: r.try_get("id_tag")?,
-        start: from_millis(r.try_get("start_ms")?),
-        end: from_millis(r.try_get("end_ms")?),
+        start: instant("start_ms")?,
+        end: instant("end_ms")?,
         status: ReservationStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         charger_ack: ChargerAck::parse(&ack).ok_or_else(|| bad("charger_ack", &ack))?,
-        created_at: from_millis(r.try_get("created_ms")?),
-        updated_at: from_millis(r.try_get("updated_ms")?),
+        created_at: instant("created_ms")?,
+        updated_at: instant("updated_ms")?,
         charging,
     })
 }

@@ -81,6 +81,7 @@ const D: Dialect = Dialect {
     slot_start: "start_at",
     slot_end: "end_at",
     instant_param: "ms_to_ts({})",
+    instant_column: "ts_to_ms({})",
     owed: "true",
 };
 

@@ -67,6 +67,7 @@ const D: Dialect = Dialect {
     slot_start: "start_ms",
     slot_end: "end_ms",
     instant_param: "{}",
+    instant_column: "{}",
     owed: "1",
 };
 
