@@ -71,6 +71,7 @@ impl Application {
         let pages = mypage::pages::open(&settings.database_url)
             .await
             .context("cannot open the my-page view")?;
+        mypage::projector::adopt(central.store.as_ref(), pages.as_ref()).await?;
         let api = Arc::new(Api {
             store: central.store.clone(),
             central: central.clone(),

@@ -38,6 +38,7 @@ const LEDGER_BATCH_MAX: &str = "echarging_ledger_write_batch_max_seconds";
 const LEDGER_CHECKPOINT: &str = "echarging_ledger_checkpoint_seconds";
 const LEDGER_CHECKPOINT_MAX: &str = "echarging_ledger_checkpoint_max_seconds";
 const LEDGER_WAL_PAGES: &str = "echarging_ledger_wal_pages";
+const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -204,6 +205,11 @@ fn describe() {
     describe_gauge!(
         LEDGER_WAL_PAGES,
         "Pages in the SQLite ledger's write-ahead log at the last checkpoint"
+    );
+    describe_counter!(
+        IMPLAUSIBLE_METER,
+        "Meter readings from chargers not taken as energy (negative, above the plausible bound, \
+         or running backwards), by message (start, meter_values, stop)"
     );
     describe_counter!(
         HTTP_SHED,
@@ -410,4 +416,7 @@ pub fn ledger_checkpoint(took: Duration, wal_pages: u64) {
     histogram!(LEDGER_CHECKPOINT).record(seconds);
     gauge!(LEDGER_CHECKPOINT_MAX).set(raise(&MAX, seconds));
     gauge!(LEDGER_WAL_PAGES).set(wal_pages as f64);
+/// A meter reading the ledger did not take as energy; `message` is where it came from.
+pub fn implausible_meter(message: &'static str) {
+    counter!(IMPLAUSIBLE_METER, "message" => message).increment(1);
 }

@@ -33,7 +33,8 @@ pub struct Health {
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct Readiness {
-    /// `ready` (200); `draining`, `database unavailable` or `database timeout` (503).
+    /// `ready` (200); `draining`, `ledger cannot write`, `database unavailable` or
+    /// `database timeout` (503).
     #[schema(example = "ready")]
     pub status: String,
     /// Chargers with an open OCPP WebSocket; only when ready.
@@ -78,8 +79,9 @@ async fn metrics(State(central): State<Arc<Central>>) -> axum::response::Respons
     tag = "operations",
     operation_id = "readyz",
     summary = "Readiness",
-    description = "200 when the database answers (within 2 s) and the server is not draining, \
-        else 503 (plain JSON, not problem+json, so probes can read the reason). No auth.",
+    description = "200 when the database answers (within 2 s), the ledger can write and the \
+        server is not draining, else 503 (plain JSON, not problem+json, so probes can read the \
+        reason). No auth.",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness,
             example = json!({"status": "ready", "chargersOnline": 3})),
@@ -93,6 +95,13 @@ async fn ready(State(central): State<Arc<Central>>) -> (StatusCode, Json<Value>)
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "draining"})),
+        );
+    }
+    if !central.store.can_write() {
+        tracing::error!("readiness: the ledger can no longer write");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "ledger cannot write"})),
         );
     }
     match tokio::time::timeout(Duration::from_secs(2), central.store.ping()).await {

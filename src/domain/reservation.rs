@@ -5,8 +5,11 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::ChargeBoxId;
+use crate::domain::instant::at_storage_precision;
 
-/// A half-open slot `[start, end)`; the only constructor checks `start < end`.
+/// A half-open slot `[start, end)` at the ledger's precision (whole milliseconds); the only
+/// constructor truncates both ends to it and then checks `start < end`, so a slot that the
+/// store would see as empty cannot exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeSlot {
     start: OffsetDateTime,
@@ -25,6 +28,7 @@ pub enum InvalidSlot {
 
 impl TimeSlot {
     pub fn parse(start: OffsetDateTime, end: OffsetDateTime) -> Result<Self, InvalidSlot> {
+        let (start, end) = (at_storage_precision(start), at_storage_precision(end));
         if end <= start {
             return Err(InvalidSlot::EndNotAfterStart);
         }
@@ -41,7 +45,7 @@ impl TimeSlot {
         max: Duration,
     ) -> Result<Self, InvalidSlot> {
         let slot = Self::parse(start, end)?;
-        if start < now - grace {
+        if start < now.saturating_sub(grace) {
             return Err(InvalidSlot::InPast);
         }
         if end - start > max {
@@ -185,6 +189,24 @@ mod tests {
         .unwrap();
         assert!(!a.overlaps(&b) && !b.overlaps(&a));
         assert!(a.overlaps(&c) && b.overlaps(&c));
+    }
+
+    #[test]
+    fn slots_live_at_millisecond_precision() {
+        let start = datetime!(2026-01-01 10:00 UTC);
+        let tenth_of_a_ms = Duration::microseconds(100);
+        assert_eq!(
+            TimeSlot::parse(start, start + tenth_of_a_ms),
+            Err(InvalidSlot::EndNotAfterStart),
+            "empty once stored"
+        );
+        let slot = TimeSlot::parse(
+            start + tenth_of_a_ms,
+            start + Duration::milliseconds(1) + tenth_of_a_ms,
+        )
+        .unwrap();
+        assert_eq!(slot.start(), start);
+        assert_eq!(slot.end(), start + Duration::milliseconds(1));
     }
 
     #[test]

@@ -2,6 +2,18 @@
 //! StartTransaction to a reservation. The rules are pure ([`decide_start`]) and every store
 //! backend feeds them the same facts read inside its write transaction, so both backends decide
 //! alike and the decision commits atomically with the transaction row.
+//!
+//! What a charger reports is not trusted to be plausible:
+//! - a start on a connector the charger does not have is refused (`Invalid`, recorded REFUSED);
+//! - an idTag already charging on another connector (an ACTIVE transaction) gets `ConcurrentTx`;
+//! - an accepted start on a connector that still has an ACTIVE transaction ends that one first:
+//!   the charger can only start anew when the old session is over, so the old one missed its
+//!   StopTransaction. It is recorded ENDED at the new start's time with stop reason
+//!   [`SUPERSEDED`] and its last reading as meterStop;
+//! - meter readings are energy only within `0..=`[`MAX_PLAUSIBLE_WH`] and never below the
+//!   transaction's meterStart or its last reading: anything else is not stored as energy
+//!   (a transaction whose meterStart or meterStop is implausible has no energy) and is flagged;
+//! - instants from a charger are compared with saturating arithmetic: none can panic.
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -29,6 +41,18 @@ super::reservation::wire_enum! {
         Invalid = "Invalid",
         ConcurrentTx = "ConcurrentTx",
     }
+}
+
+/// The largest meter reading taken as energy, in Wh: 10^12 Wh (1 TWh) is beyond any charger's
+/// register; anything above is a faulty meter or a forged message.
+pub const MAX_PLAUSIBLE_WH: i64 = 1_000_000_000_000;
+
+/// The stop reason of a transaction ended because a new one started on its connector.
+pub const SUPERSEDED: &str = "SupersededByNewStart";
+
+/// Whether a meter register reading can be energy at all.
+pub fn plausible_wh(wh: i64) -> bool {
+    (0..=MAX_PLAUSIBLE_WH).contains(&wh)
 }
 
 /// What the session turned a StartTransaction into.
@@ -63,6 +87,10 @@ pub struct StartContext {
     /// Live reservations on this charger + connector whose slot, widened by the early grace,
     /// contains the start time.
     pub on_connector: Vec<Reservation>,
+    /// How many connectors the charger has (`None`: no such charger any more).
+    pub connectors: Option<u32>,
+    /// Whether this idTag has an ACTIVE transaction on another charger or connector.
+    pub id_tag_busy_elsewhere: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +108,15 @@ pub enum StartDecision {
 /// over; otherwise a current reservation of this customer on the connector is used; a connector
 /// inside someone else's live reservation is refused; a free connector is a walk-in if allowed.
 pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy) -> StartDecision {
+    if !ctx
+        .connectors
+        .is_some_and(|n| (1..=n).contains(&req.connector_id))
+    {
+        return StartDecision::Refuse {
+            status: Authorization::Invalid,
+            reason: "the charger has no such connector",
+        };
+    }
     let Some(customer) = ctx.customer_id else {
         return StartDecision::Refuse {
             status: Authorization::Invalid,
@@ -91,9 +128,15 @@ pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy
             && r.charger_id == req.charger_id
             && r.connector_id == req.connector_id
             && r.status == ReservationStatus::Booked
-            && r.slot.start() - policy.early_grace <= req.timestamp
+            && r.slot.start().saturating_sub(policy.early_grace) <= req.timestamp
             && req.timestamp < r.slot.end()
     };
+    if ctx.id_tag_busy_elsewhere {
+        return StartDecision::Refuse {
+            status: Authorization::ConcurrentTx,
+            reason: "the idTag is already charging elsewhere",
+        };
+    }
     if let Some(named) = ctx.named.as_ref().filter(|r| usable(r)) {
         return StartDecision::Accept {
             reservation_id: Some(named.id),
@@ -171,15 +214,22 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Energy delivered, never negative (a meter that runs backwards is a charger fault).
+    /// Energy delivered: `None` unless both readings are plausible and the meter did not run
+    /// backwards (a charger fault, not energy).
     pub fn compute_energy(&mut self) {
         let upto = match self.status {
             TransactionStatus::Ended => self.meter_stop_wh,
             TransactionStatus::Active => self.last_meter_wh,
             TransactionStatus::Refused => None,
         };
-        self.energy_wh = upto.map(|wh| (wh - self.meter_start_wh).max(0));
+        self.energy_wh = upto.and_then(|wh| energy_between(self.meter_start_wh, wh));
     }
+}
+
+/// Energy from register reading `from` to `to`, when both are plausible and `to` is not below
+/// `from`.
+pub fn energy_between(from: i64, to: i64) -> Option<i64> {
+    (plausible_wh(from) && plausible_wh(to) && to >= from).then(|| to - from)
 }
 
 /// The answer to a StartTransaction, and what it changed.
@@ -193,6 +243,8 @@ pub struct StartOutcome {
     pub repeated: bool,
     /// Why a start was refused, for the log.
     pub refusal: Option<&'static str>,
+    /// A transaction still ACTIVE on the connector that this start ended ([`SUPERSEDED`]).
+    pub superseded: Option<Transaction>,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +332,15 @@ mod tests {
         }
     }
 
+    /// A known customer on a charger with two connectors, nothing else.
+    fn ctx(customer: i64) -> StartContext {
+        StartContext {
+            customer_id: Some(customer),
+            connectors: Some(2),
+            ..Default::default()
+        }
+    }
+
     const POLICY: StartPolicy = StartPolicy {
         early_grace: Duration::minutes(10),
         allow_walk_in: true,
@@ -289,7 +350,10 @@ mod tests {
     fn unknown_id_tag_is_invalid() {
         let d = decide_start(
             &start(datetime!(2026-01-01 10:30 UTC), None),
-            &StartContext::default(),
+            &StartContext {
+                customer_id: None,
+                ..ctx(1)
+            },
             &POLICY,
         );
         assert!(matches!(
@@ -308,6 +372,7 @@ mod tests {
             customer_id: Some(1),
             named: Some(own.clone()),
             on_connector: vec![],
+            ..ctx(1)
         };
         let at = datetime!(2026-01-01 10:30 UTC);
         let accept7 = StartDecision::Accept {
@@ -318,6 +383,7 @@ mod tests {
             customer_id: Some(1),
             named: None,
             on_connector: vec![own],
+            ..ctx(1)
         };
         assert_eq!(decide_start(&start(at, None), &by_slot, &POLICY), accept7);
         // Early arrival within the grace, but not before it.
@@ -334,6 +400,7 @@ mod tests {
             customer_id: Some(1),
             named: None,
             on_connector: vec![reservation(8, 2, ReservationStatus::Booked)],
+            ..ctx(1)
         };
         let at = datetime!(2026-01-01 10:30 UTC);
         assert!(matches!(
@@ -343,10 +410,7 @@ mod tests {
                 ..
             }
         ));
-        let free = StartContext {
-            customer_id: Some(1),
-            ..Default::default()
-        };
+        let free = StartContext { ..ctx(1) };
         assert_eq!(
             decide_start(&start(at, None), &free, &POLICY),
             StartDecision::Accept {
@@ -371,14 +435,15 @@ mod tests {
             datetime!(2026-01-01 09:00 UTC),
         )
         .unwrap();
-        let ctx = StartContext {
+        let facts = StartContext {
             customer_id: Some(1),
             named: Some(over),
             on_connector: vec![],
+            ..ctx(1)
         };
         let at = datetime!(2026-01-01 10:30 UTC);
         assert_eq!(
-            decide_start(&start(at, Some(9)), &ctx, &POLICY),
+            decide_start(&start(at, Some(9)), &facts, &POLICY),
             StartDecision::Accept {
                 reservation_id: None
             }
@@ -387,6 +452,7 @@ mod tests {
             customer_id: Some(1),
             named: Some(reservation(10, 1, ReservationStatus::Cancelled)),
             on_connector: vec![],
+            ..ctx(1)
         };
         assert_eq!(
             decide_start(&start(at, Some(10)), &cancelled, &POLICY),
@@ -423,6 +489,85 @@ mod tests {
         t.status = TransactionStatus::Ended;
         t.meter_stop_wh = Some(900);
         t.compute_energy();
-        assert_eq!(t.energy_wh, Some(0));
+        assert_eq!(t.energy_wh, None, "a meter running backwards is no energy");
+        t.meter_start_wh = -2_147_483_648;
+        t.meter_stop_wh = Some(0);
+        t.compute_energy();
+        assert_eq!(t.energy_wh, None, "a negative meterStart is no energy");
+        t.meter_start_wh = 0;
+        t.meter_stop_wh = Some(9_200_000_000_000_000_000);
+        t.compute_energy();
+        assert_eq!(t.energy_wh, None, "beyond the plausible bound");
+        t.meter_stop_wh = Some(MAX_PLAUSIBLE_WH);
+        t.compute_energy();
+        assert_eq!(t.energy_wh, Some(MAX_PLAUSIBLE_WH));
+    }
+
+    #[test]
+    fn a_connector_the_charger_lacks_is_refused() {
+        let at = datetime!(2026-01-01 10:30 UTC);
+        for connectors in [None, Some(0), Some(2)] {
+            let facts = StartContext {
+                customer_id: Some(1),
+                connectors,
+                ..Default::default()
+            };
+            let mut req = start(at, None);
+            req.connector_id = 99;
+            assert_eq!(
+                decide_start(&req, &facts, &POLICY),
+                StartDecision::Refuse {
+                    status: Authorization::Invalid,
+                    reason: "the charger has no such connector",
+                },
+                "{connectors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_id_tag_charging_elsewhere_is_concurrent() {
+        let facts = StartContext {
+            customer_id: Some(1),
+            on_connector: vec![reservation(7, 1, ReservationStatus::Booked)],
+            id_tag_busy_elsewhere: true,
+            ..ctx(1)
+        };
+        assert!(matches!(
+            decide_start(
+                &start(datetime!(2026-01-01 10:30 UTC), Some(7)),
+                &facts,
+                &POLICY
+            ),
+            StartDecision::Refuse {
+                status: Authorization::ConcurrentTx,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn instants_at_the_edge_of_time_do_not_panic() {
+        let mut late = start(datetime!(9999-12-31 23:59:59 UTC), Some(7));
+        let mut own = reservation(7, 1, ReservationStatus::Booked);
+        own.slot = TimeSlot::parse(
+            datetime!(-9999-01-01 00:00 UTC),
+            datetime!(9999-12-31 23:59:59.999 UTC),
+        )
+        .unwrap();
+        let facts = StartContext {
+            named: Some(own),
+            ..ctx(1)
+        };
+        let huge = StartPolicy {
+            early_grace: Duration::MAX,
+            ..POLICY
+        };
+        assert!(matches!(
+            decide_start(&late, &facts, &huge),
+            StartDecision::Accept { .. }
+        ));
+        late.timestamp = datetime!(-9999-01-01 00:00 UTC);
+        decide_start(&late, &facts, &huge);
     }
 }

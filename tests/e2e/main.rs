@@ -15,6 +15,7 @@ mod cli;
 mod deployment;
 mod durability;
 mod layers;
+mod ledger_hardening;
 mod many_chargers;
 mod mypage;
 mod openapi;

@@ -4,7 +4,9 @@
 //! layer promises about bookings rests on these: no double booking even under a 64-way race,
 //! half-open slots, the errors, and a gap-free event log; what OCPP relies on rests on the
 //! charging checks: the start rules, one link per reservation under a 32-way race, repeated
-//! StartTransactions answered alike, a StopTransaction counted once, and the log's head.
+//! StartTransactions answered alike, a StopTransaction counted once, and the log's head. The
+//! hardening checks hold both to what a hostile or broken charger cannot do: panic the ledger,
+//! fail other people's writes, or make implausible charging data count.
 
 use crate::support::pg;
 
@@ -18,12 +20,13 @@ use echarging::domain::charger::{
 };
 use echarging::domain::customer::{Customer, IdTag, NewCustomer, token_digest};
 use echarging::domain::event::{Event, data, kind};
+use echarging::domain::instant::EARLIEST;
 use echarging::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
 use echarging::domain::transaction::{
-    Authorization, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
-    StopRequest, TransactionFilter, TransactionStatus,
+    Authorization, MAX_PLAUSIBLE_WH, MeterReadings, SUPERSEDED, StartOutcome, StartPolicy,
+    StartRequest, StopOutcome, StopRequest, TransactionFilter, TransactionStatus,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -80,6 +83,14 @@ conformance!(
     head_follows_committed_events,
     race_32_starts_link_one,
     race_repeated_start_and_stop_count_once,
+    starts_at_the_edges_of_time_neither_panic_nor_stop_writes,
+    one_failing_write_fails_alone,
+    charger_states_with_nul_are_kept_and_do_not_block_others,
+    start_on_a_connector_the_charger_lacks_is_refused,
+    second_start_on_a_connector_ends_the_stale_one,
+    id_tag_charging_elsewhere_is_concurrent,
+    race_one_id_tag_on_eight_chargers_charges_once,
+    implausible_meter_readings_are_not_energy,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -1063,7 +1074,8 @@ async fn walk_in_start_recorded_with_customer(store: Arc<dyn Store>) {
     );
     assert_eq!(last.data, data::transaction(t, None));
 
-    // Walk-ins not allowed: the same driver on the other connector is refused.
+    // The same driver on the other connector is refused: that idTag is charging already (with
+    // walk-ins not allowed it would be refused anyway).
     let strict = StartPolicy {
         allow_walk_in: false,
         ..POLICY
@@ -1073,7 +1085,10 @@ async fn walk_in_start_recorded_with_customer(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(refused.transaction.status, TransactionStatus::Refused);
-    assert_eq!(refused.transaction.authorization, Authorization::Invalid);
+    assert_eq!(
+        refused.transaction.authorization,
+        Authorization::ConcurrentTx
+    );
     assert_eq!(refused.transaction.customer_id, None);
     assert!(refused.refusal.is_some());
 
@@ -1907,4 +1922,343 @@ async fn race_repeated_start_and_stop_count_once(store: Arc<dyn Store>) {
         store.reservation(r.id).await.unwrap().unwrap().status,
         ReservationStatus::ChargingEnded
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: whatever a charger sends, the ledger neither panics nor lets one write fail others.
+
+async fn starts_at_the_edges_of_time_neither_panic_nor_stop_writes(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    let ada = add_customer(&store, "Ada", &["A"]).await;
+    add_customer(&store, "Bob", &["B"]).await;
+    let r = book(&store, booking("CB-1", Some(1), &ada, slot(10 * H, 11 * H))).await;
+    // The last second time can represent: adding the early grace to it overflowed.
+    let end_of_time = datetime!(9999-12-31 23:59:59 UTC);
+    let late = store
+        .start_transaction(&start_req("CB-1", 1, "A", end_of_time, Some(r.id)), &POLICY)
+        .await
+        .expect("a start at the end of time is recorded");
+    assert_eq!(late.transaction.started_at, end_of_time);
+    assert_eq!(late.transaction.reservation_id, None, "not within the slot");
+    // Before anything RFC 3339 can write: taken to its first instant, so it can be shown.
+    let early = store
+        .start_transaction(
+            &start_req("CB-1", 2, "B", datetime!(-9999-01-01 00:00 UTC), None),
+            &StartPolicy {
+                early_grace: Duration::MAX,
+                ..POLICY
+            },
+        )
+        .await
+        .expect("a start before year 0 is recorded");
+    assert_eq!(early.transaction.started_at, EARLIEST);
+    let listed = store
+        .transactions(&TransactionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    serde_json::to_value(&listed).expect("every stored instant can be written out");
+    assert!(store.can_write());
+    let next = store
+        .book(&booking("CB-1", Some(2), &ada, slot(12 * H, 13 * H)))
+        .await
+        .expect("the ledger still writes");
+    assert_eq!(next.status, ReservationStatus::Booked);
+    assert_eq!(store.overlapping_reservations().await.unwrap(), vec![]);
+}
+
+async fn one_failing_write_fails_alone(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 4).await;
+    let customers = [
+        add_customer(&store, "Ada", &["A"]).await,
+        add_customer(&store, "Bob", &["B"]).await,
+    ];
+    // A StartTransaction on connector 0 passes the store's door (the charger session refuses it
+    // before, but the store must not trust that) and then fails in the database: transactions
+    // live on connectors 1 and up. Sent among many concurrent bookings, it must fail alone.
+    let mut tasks = Vec::new();
+    for i in 0..120i64 {
+        let store = store.clone();
+        if i % 20 == 7 {
+            tasks.push(tokio::spawn(async move {
+                let poisoned = start_req("CB-1", 0, "A", at(10 * H), None);
+                (i, store.start_transaction(&poisoned, &POLICY).await.is_ok())
+            }));
+        } else {
+            let new = booking(
+                "CB-1",
+                Some(1 + (i % 4) as u32),
+                &customers[(i % 2) as usize],
+                slot(i * 10, i * 10 + 10),
+            );
+            tasks.push(tokio::spawn(
+                async move { (i, store.book(&new).await.is_ok()) },
+            ));
+        }
+    }
+    for task in tasks {
+        let (i, ok) = task.await.unwrap();
+        assert_eq!(ok, i % 20 != 7, "request {i}");
+    }
+    let booked = store.reservations(&all_reservations()).await.unwrap();
+    assert_eq!(booked.len(), 114);
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    assert_eq!(of_kind(&events, kind::RESERVATION_BOOKED).len(), 114);
+    assert!(of_kind(&events, kind::TRANSACTION_REFUSED).is_empty());
+}
+
+async fn charger_states_with_nul_are_kept_and_do_not_block_others(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 1).await;
+    add_charger(&store, "CB-2", 1).await;
+    let at = datetime!(2030-01-01 10:00 UTC);
+    let boot = |vendor: &str| BootInfo {
+        vendor: vendor.into(),
+        model: "m\0".into(),
+        serial_number: Some("s\0n".into()),
+        charge_box_serial_number: None,
+        firmware_version: None,
+        iccid: None,
+        imsi: None,
+        meter_type: None,
+        meter_serial_number: None,
+    };
+    let state = |id: &str, vendor: &str| ChargerState {
+        id: cb(id),
+        boot: Some((boot(vendor), at)),
+        last_seen_at: Some(at),
+        connector_status: vec![ConnectorStatus {
+            connector_id: 1,
+            status: "Available".into(),
+            error_code: "NoError".into(),
+            info: Some("i\0".into()),
+            vendor_error_code: None,
+            reported_at: Some(at),
+            updated_at: at,
+        }],
+    };
+    store
+        .save_charger_states(&[state("CB-1", "v\u{0}"), state("CB-2", "fine")])
+        .await
+        .expect("a NUL in what a charger reported does not fail the flush");
+    let one = store.charger(&cb("CB-1")).await.unwrap().unwrap();
+    let vendor = one.boot.expect("CB-1's boot is kept").vendor;
+    assert!(vendor == "v\u{0}" || vendor == "v\u{FFFD}", "{vendor:?}");
+    let two = store.charger(&cb("CB-2")).await.unwrap().unwrap();
+    assert_eq!(two.boot.unwrap().vendor, "fine");
+    assert_eq!(two.last_seen_at, Some(at));
+    assert_eq!(two.connector_status.len(), 1);
+}
+
+async fn start_on_a_connector_the_charger_lacks_is_refused(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    add_customer(&store, "Ada", &["A"]).await;
+    let out = start(&store, &start_req("CB-1", 99, "A", at(10 * H), None)).await;
+    let t = &out.transaction;
+    assert_eq!(
+        (t.status, t.authorization, t.customer_id),
+        (TransactionStatus::Refused, Authorization::Invalid, None)
+    );
+    assert_eq!(out.refusal, Some("the charger has no such connector"));
+    assert_eq!(store.transaction(t.id).await.unwrap().as_ref(), Some(t));
+    let events = all_events(&store).await;
+    assert_eq!(events.last().unwrap().kind, kind::TRANSACTION_REFUSED);
+    // The connectors it has still work.
+    let ok = start(&store, &start_req("CB-1", 2, "A", at(10 * H), None)).await;
+    assert_eq!(ok.transaction.status, TransactionStatus::Active);
+}
+
+async fn second_start_on_a_connector_ends_the_stale_one(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    let ada = add_customer(&store, "Ada", &["A"]).await;
+    add_customer(&store, "Bob", &["B"]).await;
+    let r = book(&store, booking("CB-1", Some(1), &ada, slot(10 * H, 11 * H))).await;
+    let first = start(&store, &start_req("CB-1", 1, "A", at(10 * H), Some(r.id))).await;
+    let readings = MeterReadings {
+        charger_id: cb("CB-1"),
+        connector_id: 1,
+        transaction_id: Some(first.transaction.id),
+        readings: vec![(at(10 * H + 20), 1500)],
+    };
+    store.record_meter_values(&readings).await.unwrap().unwrap();
+    // The StopTransaction never came; Bob starts on the same connector after Ada's slot.
+    let second = start(&store, &start_req("CB-1", 1, "B", at(11 * H + 5), None)).await;
+    assert_eq!(second.transaction.status, TransactionStatus::Active);
+    let stale = second.superseded.expect("the stale transaction is ended");
+    assert_eq!(stale.id, first.transaction.id);
+    let stored = store.transaction(stale.id).await.unwrap().unwrap();
+    assert_eq!(stored, stale);
+    assert_eq!(stored.status, TransactionStatus::Ended);
+    assert_eq!(stored.stop_reason.as_deref(), Some(SUPERSEDED));
+    assert_eq!(
+        (stored.meter_stop_wh, stored.energy_wh, stored.stopped_at),
+        (Some(1500), Some(500), Some(at(11 * H + 5)))
+    );
+    assert_eq!(
+        store.reservation(r.id).await.unwrap().unwrap().status,
+        ReservationStatus::ChargingEnded
+    );
+    let active = store
+        .transactions(&TransactionFilter {
+            status: Some(TransactionStatus::Active),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        active.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![second.transaction.id],
+        "one ACTIVE transaction per connector"
+    );
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    let stopped = of_kind(&events, kind::TRANSACTION_STOPPED);
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0].reservation_id, Some(r.id));
+    assert!(
+        stopped[0].seq < events.last().unwrap().seq,
+        "ended before the new start"
+    );
+    assert_eq!(events.last().unwrap().kind, kind::TRANSACTION_STARTED);
+}
+
+async fn id_tag_charging_elsewhere_is_concurrent(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    add_charger(&store, "CB-2", 2).await;
+    add_customer(&store, "Ada", &["Tag-A"]).await;
+    let first = start(&store, &start_req("CB-1", 1, "Tag-A", at(10 * H), None)).await;
+    assert_eq!(first.transaction.status, TransactionStatus::Active);
+    for (charger, connector) in [("CB-2", 1), ("CB-1", 2)] {
+        let again = start(
+            &store,
+            &start_req(charger, connector, "tag-a", at(10 * H + 1), None),
+        )
+        .await;
+        assert_eq!(
+            (again.transaction.status, again.transaction.authorization),
+            (TransactionStatus::Refused, Authorization::ConcurrentTx),
+            "{charger}/{connector}"
+        );
+    }
+    store
+        .stop_transaction(&stop_req("CB-1", first.transaction.id, 2000, 10 * H + 30))
+        .await
+        .unwrap();
+    let after = start(
+        &store,
+        &start_req("CB-2", 1, "TAG-A", at(10 * H + 40), None),
+    )
+    .await;
+    assert_eq!(after.transaction.status, TransactionStatus::Active);
+}
+
+async fn race_one_id_tag_on_eight_chargers_charges_once(store: Arc<dyn Store>) {
+    for i in 0..8 {
+        add_charger(&store, &format!("CB-{i}"), 1).await;
+    }
+    add_customer(&store, "Ada", &["A"]).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let req = start_req(&format!("CB-{i}"), 1, "A", at(10 * H), None);
+            tokio::spawn(async move { store.start_transaction(&req, &POLICY).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        let out = task.await.unwrap().expect("every start is answered");
+        match out.transaction.authorization {
+            Authorization::Accepted => accepted += 1,
+            other => assert_eq!(other, Authorization::ConcurrentTx),
+        }
+    }
+    assert_eq!(accepted, 1);
+}
+
+async fn implausible_meter_readings_are_not_energy(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    add_customer(&store, "Ada", &["A"]).await;
+    add_customer(&store, "Bob", &["B"]).await;
+
+    // meterStart at i32::MIN, then meterStop 0: not 2,147,483,648 Wh.
+    let mut req = start_req("CB-1", 1, "A", at(10 * H), None);
+    req.meter_start_wh = i64::from(i32::MIN);
+    let negative = start(&store, &req).await.transaction;
+    let stopped = store
+        .stop_transaction(&stop_req("CB-1", negative.id, 0, 10 * H + 30))
+        .await
+        .unwrap();
+    let StopOutcome::Stopped { transaction, .. } = stopped else {
+        panic!("stopped");
+    };
+    assert_eq!(transaction.energy_wh, None);
+    assert_eq!(
+        store
+            .transaction(negative.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .energy_wh,
+        None
+    );
+
+    // MeterValues: 1e30 Wh (saturated to i64::MAX by the charger edge) and a negative one are
+    // not stored; a plausible one is; a newer one below it is a meter running backwards.
+    let t = start(&store, &start_req("CB-1", 2, "B", at(10 * H), None))
+        .await
+        .transaction;
+    let meter = |readings: Vec<(OffsetDateTime, i64)>| MeterReadings {
+        charger_id: cb("CB-1"),
+        connector_id: 2,
+        transaction_id: Some(t.id),
+        readings,
+    };
+    let huge = store
+        .record_meter_values(&meter(vec![
+            (at(10 * H + 1), i64::MAX),
+            (at(10 * H + 2), -5),
+        ]))
+        .await
+        .unwrap();
+    assert!(huge.is_none(), "nothing stored: {huge:?}");
+    let shown = store.transaction(t.id).await.unwrap().unwrap();
+    assert_eq!((shown.last_meter_wh, shown.energy_wh), (None, None));
+    let fine = store
+        .record_meter_values(&meter(vec![
+            (at(10 * H + 3), 1500),
+            (at(10 * H + 4), i64::MAX),
+        ]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (fine.last_meter_wh, fine.energy_wh),
+        (Some(1500), Some(500))
+    );
+    let backwards = store
+        .record_meter_values(&meter(vec![(at(10 * H + 5), 1200)]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (backwards.last_meter_wh, backwards.energy_wh),
+        (Some(1500), Some(500))
+    );
+    let ended = store
+        .stop_transaction(&stop_req(
+            "CB-1",
+            t.id,
+            9_200_000_000_000_000_000,
+            10 * H + 30,
+        ))
+        .await
+        .unwrap();
+    let StopOutcome::Stopped { transaction, .. } = ended else {
+        panic!("stopped");
+    };
+    assert_eq!(transaction.energy_wh, None, "beyond {MAX_PLAUSIBLE_WH} Wh");
 }

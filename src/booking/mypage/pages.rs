@@ -15,7 +15,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Charging, PageChange, PageCustomer, PageEntry, VERSION};
 use crate::booking::store::{Backend, StoreError};
-use crate::domain::instant::{from_millis, to_millis};
+use crate::domain::instant::{to_millis, try_from_millis};
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
 
 #[async_trait]
@@ -35,6 +35,10 @@ pub trait PageStore: Send + Sync + 'static {
     async fn entry(&self, reservation_id: i32) -> Result<Option<PageEntry>, StoreError>;
     /// Empty the view and its cursor (a rebuild follows).
     async fn reset(&self) -> Result<(), StoreError>;
+    /// Make this view the one of the ledger `ledger_id` whose log ends at `head`: when the view
+    /// was built from another ledger (or none recorded), or its cursor is past `head` (the log
+    /// it folded is gone), it is emptied to be rebuilt. `true` when it was.
+    async fn adopt(&self, ledger_id: &str, head: i64) -> Result<bool, StoreError>;
     async fn close(&self);
 }
 
@@ -64,6 +68,7 @@ pub fn sqlite_view_url(ledger_url: &str) -> String {
 
 const SQLITE_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS page_meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS page_ledger (id INTEGER PRIMARY KEY CHECK (id = 1), ledger_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS page_customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS page_entries (
     id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, charger_id TEXT NOT NULL,
@@ -77,6 +82,7 @@ CREATE INDEX IF NOT EXISTS page_entries_by_customer
 
 const PG_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS page_meta (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS page_ledger (id integer PRIMARY KEY CHECK (id = 1), ledger_id text NOT NULL);
 CREATE TABLE IF NOT EXISTS page_customers (id bigint PRIMARY KEY, name text NOT NULL);
 CREATE TABLE IF NOT EXISTS page_entries (
     id bigint PRIMARY KEY, customer_id bigint NOT NULL, charger_id text NOT NULL,
@@ -89,7 +95,7 @@ CREATE INDEX IF NOT EXISTS page_entries_by_customer
     ON page_entries (customer_id, start_ms DESC, id DESC);";
 
 const DROP_TABLES: &str = "DROP TABLE IF EXISTS page_entries; DROP TABLE IF EXISTS \
-    page_customers; DROP TABLE IF EXISTS page_meta;";
+    page_customers; DROP TABLE IF EXISTS page_meta; DROP TABLE IF EXISTS page_ledger;";
 
 const ENTRY_COLUMNS: &str = "id, customer_id, charger_id, connector_id, id_tag, start_ms, \
     end_ms, status, charger_ack, created_ms, updated_ms, transaction_id, started_ms, ended_ms, \
@@ -178,15 +184,30 @@ where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
     let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("{what}: {v:?}").into());
+    let instant = |col: &str| -> Result<time::OffsetDateTime, sqlx::Error> {
+        let ms: i64 = r.try_get(col)?;
+        try_from_millis(ms).ok_or_else(|| bad(col, &ms.to_string()))
+    };
+    let opt_instant = |col: &str| -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
+        match r.try_get::<Option<i64>, _>(col)? {
+            Some(_) => instant(col).map(Some),
+            None => Ok(None),
+        }
+    };
+    let narrow = |col: &str| -> Result<i32, sqlx::Error> {
+        let v: i64 = r.try_get(col)?;
+        i32::try_from(v).map_err(|_| bad(col, &v.to_string()))
+    };
     let status: String = r.try_get("status")?;
     let ack: String = r.try_get("charger_ack")?;
     let transaction: Option<i64> = r.try_get("transaction_id")?;
     let charging = match transaction {
         None => None,
         Some(id) => Some(Charging {
-            transaction_id: id as i32,
-            started_at: from_millis(r.try_get::<Option<i64>, _>("started_ms")?.unwrap_or(0)),
-            ended_at: r.try_get::<Option<i64>, _>("ended_ms")?.map(from_millis),
+            transaction_id: i32::try_from(id)
+                .map_err(|_| bad("transaction_id", &id.to_string()))?,
+            started_at: opt_instant("started_ms")?.ok_or_else(|| bad("started_ms", "missing"))?,
+            ended_at: opt_instant("ended_ms")?,
             meter_start_wh: r.try_get::<Option<i64>, _>("meter_start_wh")?.unwrap_or(0),
             meter_stop_wh: r.try_get("meter_stop_wh")?,
             energy_wh: r.try_get("energy_wh")?,
@@ -194,17 +215,18 @@ where
         }),
     };
     Ok(PageEntry {
-        id: r.try_get::<i64, _>("id")? as i32,
+        id: narrow("id")?,
         charger_id: r.try_get("charger_id")?,
-        connector_id: r.try_get::<i64, _>("connector_id")? as u32,
+        connector_id: u32::try_from(narrow("connector_id")?)
+            .map_err(|_| bad("connector_id", "negative"))?,
         customer_id: r.try_get("customer_id")?,
         id_tag: r.try_get("id_tag")?,
-        start: from_millis(r.try_get("start_ms")?),
-        end: from_millis(r.try_get("end_ms")?),
+        start: instant("start_ms")?,
+        end: instant("end_ms")?,
         status: ReservationStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         charger_ack: ChargerAck::parse(&ack).ok_or_else(|| bad("charger_ack", &ack))?,
-        created_at: from_millis(r.try_get("created_ms")?),
-        updated_at: from_millis(r.try_get("updated_ms")?),
+        created_at: instant("created_ms")?,
+        updated_at: instant("updated_ms")?,
         charging,
     })
 }
@@ -383,6 +405,44 @@ macro_rules! page_store {
                 .execute(&self.$writer)
                 .await?;
                 Ok(())
+            }
+
+            async fn adopt(&self, ledger_id: &str, head: i64) -> Result<bool, StoreError> {
+                let mut tx = self.$writer.begin().await?;
+                sqlx::query($serialise).execute(&mut *tx).await?;
+                let built_from: Option<String> =
+                    sqlx::query_scalar("SELECT ledger_id FROM page_ledger WHERE id = 1")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let cursor: i64 =
+                    sqlx::query_scalar("SELECT value FROM page_meta WHERE name = 'cursor'")
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or(0);
+                if built_from.as_deref() == Some(ledger_id) && cursor <= head {
+                    return Ok(false);
+                }
+                tracing::warn!(
+                    built_from = built_from.as_deref().unwrap_or("unknown"),
+                    ledger = ledger_id,
+                    cursor,
+                    head,
+                    "the my-page view is not this ledger's; rebuilding it from the log"
+                );
+                for empty in [
+                    "DELETE FROM page_entries",
+                    "DELETE FROM page_customers",
+                    "DELETE FROM page_meta WHERE name = 'cursor'",
+                    "DELETE FROM page_ledger",
+                ] {
+                    sqlx::query(empty).execute(&mut *tx).await?;
+                }
+                sqlx::query("INSERT INTO page_ledger (id, ledger_id) VALUES (1, $1)")
+                    .bind(ledger_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn close(&self) {

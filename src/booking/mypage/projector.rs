@@ -110,10 +110,19 @@ pub async fn run(
     }
 }
 
+/// Check, before anything reads the view, that it was built from this ledger's log (and not
+/// past its end); if not it is emptied, to be rebuilt by the projector. A view that survived
+/// its ledger file being replaced would otherwise show a new customer the old one's bookings.
+pub async fn adopt(store: &dyn Store, pages: &dyn PageStore) -> Result<bool, StoreError> {
+    let head = *store.head().borrow();
+    pages.adopt(&store.ledger_id().await?, head).await
+}
+
 /// Rebuild the view from the whole log (`echarging rebuild-projections`). Run it while the
 /// server is stopped; the server then resumes from the rebuilt cursor.
 pub async fn rebuild(store: &dyn Store, pages: &dyn PageStore) -> Result<usize, StoreError> {
     pages.reset().await?;
+    adopt(store, pages).await?;
     let n = catch_up(store, pages, None).await?;
     info!(events = n, "my-page view rebuilt");
     Ok(n)

@@ -207,6 +207,10 @@ pub trait Store: Send + Sync + 'static {
     /// What the dispatcher owes chargers, for its start.
     async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError>;
 
+    /// The ledger's identity: a random id made when the ledger was created. Read models record
+    /// it, to know the log they folded is this one.
+    async fn ledger_id(&self) -> Result<String, StoreError>;
+
     /// The `seq` of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<i64>;
 
@@ -292,6 +296,24 @@ impl Backend {
             )))
         }
     }
+}
+
+/// Flag a meter reading the ledger does not take as energy (see `domain::transaction`): a
+/// warning naming the charger, and a counter.
+pub(crate) fn implausible_meter(
+    message: &'static str,
+    charger: &str,
+    transaction: Option<i32>,
+    wh: i64,
+) {
+    tracing::warn!(
+        charger,
+        transaction,
+        wh,
+        message,
+        "implausible meter reading, not taken as energy"
+    );
+    crate::metrics::implausible_meter(message);
 }
 
 /// Open the database named by `url`, creating and migrating it as needed.

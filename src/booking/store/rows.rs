@@ -9,7 +9,7 @@ use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ChargerRecord, ConnectorStatus, NewCharger};
 use crate::domain::customer::Customer;
 use crate::domain::event::Event;
-use crate::domain::instant::from_millis;
+use crate::domain::instant::try_from_millis;
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
 use crate::domain::transaction::{Authorization, Transaction, TransactionStatus};
 
@@ -27,6 +27,8 @@ pub(crate) struct Dialect {
     pub slot_end: &'static str,
     /// A bound parameter of Unix milliseconds as the stored instant type, `{}` standing for it.
     pub instant_param: &'static str,
+    /// A stored instant column read as Unix milliseconds, `{}` standing for it.
+    pub instant_column: &'static str,
     /// `cancel_owed` true.
     pub owed: &'static str,
 }
@@ -97,6 +99,21 @@ impl Dialect {
         )
     }
 
+    /// The earliest live slot on charger `$1`, connectors `$2..=$3`, that overlaps `[$4, $5)`
+    /// (`start_ms`, `end_ms`): what an overlap refusal names.
+    pub fn first_overlap(&self) -> String {
+        let (s, e) = (self.slot_start, self.slot_end);
+        format!(
+            "SELECT {} AS start_ms, {} AS end_ms FROM reservations WHERE charger_id = $1 \
+             AND connector_id BETWEEN $2 AND $3 AND status IN ('BOOKED', 'CHARGING_STARTED') \
+             AND {s} < {} AND {} < {e} ORDER BY {s} LIMIT 1",
+            self.instant_column.replace("{}", s),
+            self.instant_column.replace("{}", e),
+            self.at(4),
+            self.at(5)
+        )
+    }
+
     /// Pairs of live reservations on one connector whose slots overlap. Deliberately not the
     /// constraint's own operator or trigger: an independent check of them.
     pub fn overlapping(&self) -> String {
@@ -111,6 +128,7 @@ impl Dialect {
     }
 }
 
+pub(crate) const LEDGER_ID: &str = "SELECT ledger_id FROM ledger_meta WHERE id = 1";
 pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
 pub(crate) const CUSTOMER_OF_ID_TAG: &str = "SELECT customer_id FROM id_tags WHERE id_tag_key = $1";
 
@@ -124,12 +142,17 @@ pub(crate) trait Columns {
     fn text(&self, col: &str) -> Result<String, sqlx::Error>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
 
+    /// A stored instant; one outside the range the ledger stores is a decode error.
     fn instant(&self, col: &str) -> Result<OffsetDateTime, sqlx::Error> {
-        Ok(from_millis(self.int(col)?))
+        let ms = self.int(col)?;
+        try_from_millis(ms).ok_or_else(|| decode(col, format!("{ms} ms is out of range")))
     }
 
     fn opt_instant(&self, col: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-        Ok(self.opt_int(col)?.map(from_millis))
+        match self.opt_int(col)? {
+            Some(_) => self.instant(col).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn unsigned(&self, col: &str) -> Result<u32, sqlx::Error> {

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::events::append_event;
-use super::{CHARGER_COLUMNS, D, Written, is_unique_violation};
+use super::{CHARGER_COLUMNS, D, Written, is_unique_violation, pg_opt_text, pg_text};
 use crate::booking::store::{Page, StoreError, rows};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
@@ -23,7 +23,7 @@ pub(super) async fn insert_charger(
          updated_at) VALUES ($1, $2, $3, $4, ms_to_ts($5), ms_to_ts($5))",
     )
     .bind(new.id.as_str())
-    .bind(&new.name)
+    .bind(new.name.as_deref().map(pg_text))
     .bind(new.connectors as i32)
     .bind(&new.password_hash)
     .bind(now)
@@ -72,7 +72,8 @@ pub(super) async fn update_charger(
     let mut q = QueryBuilder::<Postgres>::new("UPDATE chargers SET updated_at = ms_to_ts(");
     q.push_bind(to_millis(OffsetDateTime::now_utc())).push(")");
     if let Some(name) = &patch.name {
-        q.push(", name = ").push_bind(name.clone());
+        q.push(", name = ")
+            .push_bind(name.as_deref().map(|n| pg_text(n).into_owned()));
     }
     if let Some(n) = patch.connectors {
         q.push(", connectors = ").push_bind(n as i32);
@@ -175,15 +176,15 @@ pub(super) async fn save_charger_states(
                  meter_type = $8, meter_serial_number = $9, last_boot_at = ms_to_ts($10) \
                  WHERE id = $11",
             )
-            .bind(&boot.vendor)
-            .bind(&boot.model)
-            .bind(&boot.serial_number)
-            .bind(&boot.charge_box_serial_number)
-            .bind(&boot.firmware_version)
-            .bind(&boot.iccid)
-            .bind(&boot.imsi)
-            .bind(&boot.meter_type)
-            .bind(&boot.meter_serial_number)
+            .bind(pg_text(&boot.vendor))
+            .bind(pg_text(&boot.model))
+            .bind(pg_opt_text(&boot.serial_number))
+            .bind(pg_opt_text(&boot.charge_box_serial_number))
+            .bind(pg_opt_text(&boot.firmware_version))
+            .bind(pg_opt_text(&boot.iccid))
+            .bind(pg_opt_text(&boot.imsi))
+            .bind(pg_opt_text(&boot.meter_type))
+            .bind(pg_opt_text(&boot.meter_serial_number))
             .bind(to_millis(*at))
             .bind(id)
             .execute(&mut *tx)
@@ -201,10 +202,10 @@ pub(super) async fn save_charger_states(
             )
             .bind(id)
             .bind(i64::from(c.connector_id))
-            .bind(c.status.as_ref())
-            .bind(c.error_code.as_ref())
-            .bind(&c.info)
-            .bind(&c.vendor_error_code)
+            .bind(pg_text(c.status.as_ref()))
+            .bind(pg_text(c.error_code.as_ref()))
+            .bind(pg_opt_text(&c.info))
+            .bind(pg_opt_text(&c.vendor_error_code))
             .bind(c.reported_at.map(to_millis))
             .bind(to_millis(c.updated_at))
             .execute(&mut *tx)

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgPool, Postgres};
 use time::OffsetDateTime;
 
 use super::events::append_event;
-use super::{Written, is_unique_violation};
+use super::{Written, is_unique_violation, pg_text};
 use crate::booking::store::{StoreError, rows};
 use crate::domain::customer::{Customer, NewCustomer};
 use crate::domain::event::{data, kind};
@@ -19,7 +19,7 @@ pub(super) async fn insert_customer(
         "INSERT INTO customers (name, token_digest, created_at) \
          VALUES ($1, $2, ms_to_ts($3)) RETURNING id",
     )
-    .bind(&new.name)
+    .bind(pg_text(&new.name))
     .bind(&new.token_digest)
     .bind(now)
     .fetch_one(&mut *tx)

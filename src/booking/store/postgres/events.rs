@@ -5,7 +5,7 @@
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use super::D;
+use super::{D, pg_json};
 use crate::booking::store::{StoreError, rows};
 use crate::domain::event::Event;
 use crate::domain::instant::to_millis;
@@ -30,7 +30,7 @@ pub(super) async fn append_event(
     .bind(charger_id)
     .bind(customer_id)
     .bind(reservation_id)
-    .bind(data.to_string())
+    .bind(pg_json(data))
     .fetch_one(tx)
     .await?;
     Ok(seq)
@@ -56,4 +56,9 @@ pub(super) async fn events_after(
         .fetch_all(pool)
         .await?;
     rows::all(&rows, rows::event)
+}
+
+/// The ledger's identity, made by the migration that created `ledger_meta`.
+pub(super) async fn ledger_id(pool: &PgPool) -> Result<String, StoreError> {
+    Ok(sqlx::query_scalar(rows::LEDGER_ID).fetch_one(pool).await?)
 }

@@ -81,6 +81,7 @@ const D: Dialect = Dialect {
     slot_start: "start_at",
     slot_end: "end_at",
     instant_param: "ms_to_ts({})",
+    instant_column: "ts_to_ms({})",
     owed: "true",
 };
 
@@ -115,6 +116,43 @@ impl PgStore {
             self.head.advance(seq);
         }
         Ok(())
+    }
+}
+
+/// PostgreSQL text cannot hold NUL: what a charger or client sent is stored with U+FFFD in its
+/// place rather than failing the write.
+pub(super) fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+pub(super) fn pg_opt_text(s: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+    s.as_deref().map(pg_text)
+}
+
+/// An event's data as `jsonb` takes it: jsonb refuses the NUL escape `\u0000` in strings.
+pub(super) fn pg_json(v: &serde_json::Value) -> String {
+    fn clean(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(pg_text(s).into_owned()),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (pg_text(k).into_owned(), clean(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let text = v.to_string();
+    if text.contains("\\u0000") {
+        clean(v).to_string()
+    } else {
+        text
     }
 }
 
@@ -258,7 +296,25 @@ impl Store for PgStore {
         // Row locks in id order: two flushes (say, from two nodes) cannot deadlock each other.
         let mut ordered: Vec<&ChargerState> = states.iter().collect();
         ordered.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        in_transaction!(self, |tx| chargers::save_charger_states(&mut tx, &ordered))
+        let all: Result<(), StoreError> =
+            in_transaction!(self, |tx| chargers::save_charger_states(&mut tx, &ordered));
+        let Err(e) = all else { return Ok(()) };
+        if ordered.len() == 1 {
+            return Err(e);
+        }
+        // One bad row must not block the others: each alone, and only the rows that fail on
+        // their own are dropped (all failing is the database, not a row: the caller retries).
+        tracing::warn!(error = %e, count = ordered.len(), "charger state flush failed; saving each alone");
+        let mut saved = 0;
+        for s in &ordered {
+            let one: Result<(), StoreError> =
+                in_transaction!(self, |tx| chargers::save_charger_states(&mut tx, &[*s]));
+            match one {
+                Ok(()) => saved += 1,
+                Err(e) => tracing::warn!(charger = %s.id, error = %e, "charger state not saved"),
+            }
+        }
+        if saved == 0 { Err(e) } else { Ok(()) }
     }
 
     async fn insert_customer(&self, new: &NewCustomer) -> Result<Customer, StoreError> {
@@ -379,6 +435,10 @@ impl Store for PgStore {
 
     async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError> {
         reservations::dispatch_agenda(&self.pool, now).await
+    }
+
+    async fn ledger_id(&self) -> Result<String, StoreError> {
+        events::ledger_id(&self.pool).await
     }
 
     fn head(&self) -> tokio::sync::watch::Receiver<i64> {

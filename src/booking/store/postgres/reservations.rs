@@ -9,14 +9,14 @@ use time::OffsetDateTime;
 use super::events::append_event;
 use super::{
     D, EXCLUSION_VIOLATION, FOREIGN_KEY_VIOLATION, RESERVATION_COLUMNS, Written, has_sqlstate,
-    retry_marker,
+    pg_text, retry_marker,
 };
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
 use crate::domain::ChargeBoxId;
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
 use crate::domain::reservation::{
-    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
+    ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus,
 };
 use crate::domain::transaction::DispatchAgenda;
 
@@ -73,7 +73,7 @@ pub(super) async fn book(
         .bind(new.charger_id.as_str())
         .bind(connector as i32)
         .bind(new.customer_id)
-        .bind(&new.id_tag)
+        .bind(pg_text(&new.id_tag))
         .bind(start)
         .bind(end)
         .bind(now)
@@ -100,31 +100,20 @@ pub(super) async fn book(
     let Some((id, connector_id)) = booked else {
         // The same answer as SQLite: the earliest live slot that overlaps on the candidate
         // connectors. A fresh statement sees the committed conflicting row(s).
-        let conflict = sqlx::query(
-            "SELECT ts_to_ms(start_at), ts_to_ms(end_at) FROM reservations \
-             WHERE charger_id = $1 AND connector_id BETWEEN $2 AND $3 \
-             AND status IN ('BOOKED', 'CHARGING_STARTED') \
-             AND start_at < ms_to_ts($4) AND ms_to_ts($5) < end_at \
-             ORDER BY start_at LIMIT 1",
-        )
-        .bind(new.charger_id.as_str())
-        .bind(*candidates.start() as i32)
-        .bind(*candidates.end() as i32)
-        .bind(end)
-        .bind(start)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        let conflict = sqlx::query(&D.first_overlap())
+            .bind(new.charger_id.as_str())
+            .bind(*candidates.start() as i32)
+            .bind(*candidates.end() as i32)
+            .bind(end)
+            .bind(start)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
         let Some(conflict) = conflict else {
             // The slot that refused us was cancelled in the meantime: try again.
             return Err(BookError::Store(StoreError::Database(retry_marker())));
         };
-        let slot = TimeSlot::parse(
-            from_millis(conflict.try_get(0).map_err(StoreError::from)?),
-            from_millis(conflict.try_get(1).map_err(StoreError::from)?),
-        )
-        .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
-        return Err(BookError::Overlap(slot));
+        return Err(BookError::Overlap(rows::slot(&conflict)?));
     };
     let reservation = Reservation {
         id,
@@ -337,7 +326,7 @@ pub(super) async fn lock_reservations(
     .bind(named)
     .bind(charger_id.as_str())
     .bind(connector_id as i32)
-    .bind(to_millis(at + grace))
+    .bind(to_millis(at.saturating_add(grace)))
     .bind(to_millis(at))
     .fetch_all(tx)
     .await?;

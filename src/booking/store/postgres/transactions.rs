@@ -10,15 +10,15 @@ use super::events::append_event;
 use super::reservations::{
     lock_reservations, reservation_in, reservation_on, set_reservation_status,
 };
-use super::{D, TRANSACTION_COLUMNS, Written, is_unique_violation, retry_marker};
-use crate::booking::store::{StoreError, list_query, rows};
+use super::{D, TRANSACTION_COLUMNS, Written, is_unique_violation, pg_text, retry_marker};
+use crate::booking::store::{StoreError, implausible_meter, list_query, rows};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
-use crate::domain::reservation::ReservationStatus;
+use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::transaction::{
-    self as transaction, Authorization, MeterReadings, StartContext, StartDecision, StartOutcome,
-    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
-    TransactionStatus,
+    self as transaction, Authorization, MeterReadings, SUPERSEDED, StartContext, StartDecision,
+    StartOutcome, StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction,
+    TransactionFilter, TransactionStatus, plausible_wh,
 };
 
 pub(super) async fn start_transaction(
@@ -27,7 +27,8 @@ pub(super) async fn start_transaction(
     policy: &StartPolicy,
 ) -> Result<Written<StartOutcome>, StoreError> {
     let started = to_millis(req.timestamp);
-    let connector = req.connector_id as i32;
+    let connector = i32::try_from(req.connector_id)
+        .map_err(|_| StoreError::Unsupported(format!("connector {}", req.connector_id)))?;
     let charger = req.charger_id.as_str();
     let first = sqlx::query(&format!(
         "SELECT {TRANSACTION_COLUMNS} FROM transactions WHERE charger_id = $1 \
@@ -38,7 +39,7 @@ pub(super) async fn start_transaction(
     .bind(connector)
     .bind(started)
     .bind(req.meter_start_wh)
-    .bind(&req.id_tag)
+    .bind(pg_text(&req.id_tag))
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(row) = first {
@@ -52,14 +53,41 @@ pub(super) async fn start_transaction(
             reservation,
             repeated: true,
             refusal: None,
+            superseded: None,
         };
         return Ok((outcome, None));
     }
-    let customer_id: Option<i64> =
-        sqlx::query_scalar("SELECT customer_id FROM id_tags WHERE id_tag_key = $1")
-            .bind(req.id_tag.to_ascii_lowercase())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let tag_key = req.id_tag.to_ascii_lowercase();
+    // Starts of one idTag, then starts on one connector, take turns (always in this order, so
+    // the queues cannot deadlock): whether the idTag charges elsewhere and what runs on the
+    // connector cannot change until this commits.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('start-tag:' || $1)), \
+         pg_advisory_xact_lock(hashtext('start-connector:' || $2), $3)",
+    )
+    .bind(&tag_key)
+    .bind(charger)
+    .bind(connector)
+    .execute(&mut *tx)
+    .await?;
+    let (customer_id, connectors, running, busy_elsewhere): (
+        Option<i64>,
+        Option<i32>,
+        Option<i32>,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT (SELECT customer_id FROM id_tags WHERE id_tag_key = $1), \
+         (SELECT connectors FROM chargers WHERE id = $2), \
+         (SELECT id FROM transactions WHERE charger_id = $2 AND connector_id = $3 \
+         AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1), \
+         EXISTS (SELECT 1 FROM transactions WHERE lower(id_tag) = $1 AND status = 'ACTIVE' \
+         AND NOT (charger_id = $2 AND connector_id = $3))",
+    )
+    .bind(&tag_key)
+    .bind(charger)
+    .bind(connector)
+    .fetch_one(&mut *tx)
+    .await?;
     // The facts, locked: a concurrent start for the same reservation waits here until this
     // one commits, and then reads the reservation as CHARGING_STARTED.
     let (named, on_connector) = lock_reservations(
@@ -75,6 +103,8 @@ pub(super) async fn start_transaction(
         customer_id,
         named: named.clone(),
         on_connector: on_connector.clone(),
+        connectors: connectors.and_then(|n| u32::try_from(n).ok()),
+        id_tag_busy_elsewhere: busy_elsewhere,
     };
     let decision = transaction::decide_start(req, &ctx, policy);
     let now = to_millis(OffsetDateTime::now_utc());
@@ -94,6 +124,36 @@ pub(super) async fn start_transaction(
             Some(*reason),
         ),
     };
+    if !plausible_wh(req.meter_start_wh) {
+        implausible_meter("start", charger, None, req.meter_start_wh);
+    }
+    let mut superseded = None;
+    if let (Some(running), StartDecision::Accept { .. }) = (running, &decision) {
+        let ended = sqlx::query(&format!(
+            "UPDATE transactions SET status = 'ENDED', \
+             meter_stop_wh = coalesce(last_meter_wh, meter_start_wh), \
+             stopped_at = GREATEST(started_at, ms_to_ts($1)), stop_reason = $2, \
+             updated_at = ms_to_ts($3) WHERE id = $4 AND status = 'ACTIVE' \
+             RETURNING {TRANSACTION_COLUMNS}"
+        ))
+        .bind(started)
+        .bind(SUPERSEDED)
+        .bind(now)
+        .bind(running)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = ended {
+            let mut t = rows::transaction(&row)?;
+            t.compute_energy();
+            tracing::warn!(
+                charger,
+                connector = req.connector_id,
+                transaction = t.id,
+                "a new start on the connector ended a transaction that was still running"
+            );
+            superseded = Some(t);
+        }
+    }
     let inserted = sqlx::query_scalar::<_, i32>(
         "INSERT INTO transactions (charger_id, connector_id, id_tag, customer_id, \
          reservation_id, status, auth_status, meter_start_wh, started_at, created_at, \
@@ -102,7 +162,7 @@ pub(super) async fn start_transaction(
     )
     .bind(charger)
     .bind(connector)
-    .bind(&req.id_tag)
+    .bind(pg_text(&req.id_tag))
     .bind(owner)
     .bind(reservation_id)
     .bind(status.as_str())
@@ -150,6 +210,19 @@ pub(super) async fn start_transaction(
     } else {
         kind::TRANSACTION_STARTED
     };
+    // Events last: the counter row is held only from here to the commit.
+    if let Some(t) = &superseded {
+        let reservation = transaction_ended(tx, t, now).await?;
+        append_event(
+            tx,
+            kind::TRANSACTION_STOPPED,
+            Some(t.charger_id.as_str()),
+            t.customer_id,
+            t.reservation_id,
+            &data::transaction(t, reservation.as_ref()),
+        )
+        .await?;
+    }
     let seq = append_event(
         tx,
         event,
@@ -165,6 +238,7 @@ pub(super) async fn start_transaction(
             reservation,
             repeated: false,
             refusal,
+            superseded,
         },
         Some(seq),
     ))
@@ -198,7 +272,7 @@ pub(super) async fn stop_transaction(
     )
     .bind(req.meter_stop_wh)
     .bind(stopped)
-    .bind(&req.reason)
+    .bind(req.reason.as_deref().map(pg_text))
     .bind(now)
     .bind(t.id)
     .execute(&mut *tx)
@@ -209,16 +283,10 @@ pub(super) async fn stop_transaction(
     t.stop_reason = req.reason.clone();
     t.updated_at = from_millis(now);
     t.compute_energy();
-    let mut reservation = match t.reservation_id {
-        Some(id) => reservation_on(tx, id).await?,
-        None => None,
-    };
-    if let Some(r) = reservation
-        .as_mut()
-        .filter(|r| r.status == ReservationStatus::ChargingStarted)
-    {
-        set_reservation_status(tx, r, ReservationStatus::ChargingEnded, now).await?;
+    if t.energy_wh.is_none() {
+        implausible_meter("stop", t.charger_id.as_str(), Some(t.id), req.meter_stop_wh);
     }
+    let reservation = transaction_ended(tx, &t, now).await?;
     let seq = append_event(
         tx,
         kind::TRANSACTION_STOPPED,
@@ -270,11 +338,15 @@ pub(super) async fn record_meter_values(
     let Some(mut t) = row.as_ref().map(rows::transaction).transpose()? else {
         return Ok((None, None));
     };
-    let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
+    let (readings, implausible): (Vec<_>, Vec<_>) =
+        m.readings.iter().partition(|(_, wh)| plausible_wh(*wh));
+    for (_, wh) in &implausible {
+        implausible_meter("meter_values", charger, m.transaction_id, *wh);
+    }
+    let Some(&(latest_at, latest_wh)) = readings.iter().max_by_key(|(at, _)| *at) else {
         return Ok((None, None));
     };
-    let (ats, whs): (Vec<i64>, Vec<i64>) = m
-        .readings
+    let (ats, whs): (Vec<i64>, Vec<i64>) = readings
         .iter()
         .map(|(at, wh)| (to_millis(*at), *wh))
         .unzip();
@@ -287,8 +359,12 @@ pub(super) async fn record_meter_values(
     .bind(&whs)
     .execute(&mut *tx)
     .await?;
-    // Readings can arrive out of order (re-sent after a reconnect): the newest one wins.
-    if t.last_meter_at.is_none_or(|last| latest_at >= last) {
+    // Readings can arrive out of order (re-sent after a reconnect): the newest one wins, unless
+    // it is below the last one (or below meterStart): a meter running backwards is not energy.
+    let newer = t.last_meter_at.is_none_or(|last| latest_at >= last);
+    if newer && latest_wh < t.last_meter_wh.unwrap_or(t.meter_start_wh) {
+        implausible_meter("meter_values", charger, Some(t.id), latest_wh);
+    } else if newer {
         let now = to_millis(OffsetDateTime::now_utc());
         sqlx::query(
             "UPDATE transactions SET last_meter_wh = $1, last_meter_at = ms_to_ts($2), \
@@ -315,6 +391,26 @@ pub(super) async fn record_meter_values(
     )
     .await?;
     Ok((Some(t), Some(seq)))
+}
+
+/// What follows a transaction's end in the same write: its reservation (locked; if it still
+/// shows CHARGING_STARTED) becomes CHARGING_ENDED. The caller appends `TransactionStopped`.
+async fn transaction_ended(
+    tx: &mut PgConnection,
+    t: &Transaction,
+    now: i64,
+) -> Result<Option<Reservation>, StoreError> {
+    let mut reservation = match t.reservation_id {
+        Some(id) => reservation_on(tx, id).await?,
+        None => None,
+    };
+    if let Some(r) = reservation
+        .as_mut()
+        .filter(|r| r.status == ReservationStatus::ChargingStarted)
+    {
+        set_reservation_status(tx, r, ReservationStatus::ChargingEnded, now).await?;
+    }
+    Ok(reservation)
 }
 
 pub(super) async fn transaction(pool: &PgPool, id: i32) -> Result<Option<Transaction>, StoreError> {

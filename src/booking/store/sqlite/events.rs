@@ -54,3 +54,8 @@ pub(super) async fn events_after(
         .await?;
     rows::all(&rows, rows::event)
 }
+
+/// The ledger's identity, made by the migration that created `ledger_meta`.
+pub(super) async fn ledger_id(pool: &SqlitePool) -> Result<String, StoreError> {
+    Ok(sqlx::query_scalar(rows::LEDGER_ID).fetch_one(pool).await?)
+}

@@ -72,6 +72,7 @@ const D: Dialect = Dialect {
     slot_start: "start_ms",
     slot_end: "end_ms",
     instant_param: "{}",
+    instant_column: "{}",
     owed: "1",
 };
 
@@ -346,7 +347,7 @@ impl Store for SqliteStore {
     }
 
     fn can_write(&self) -> bool {
-        self.writer_alive.load(Ordering::SeqCst) && !self.batches.is_closed()
+        self.writer_alive.load(Ordering::SeqCst) && !self.writer.is_closed()
     }
 
     async fn insert_charger(&self, new: &NewCharger) -> Result<ChargerRecord, StoreError> {
@@ -397,11 +398,33 @@ impl Store for SqliteStore {
         if states.is_empty() {
             return Ok(());
         }
-        let states = states.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move { chargers::save_charger_states(tx, &states).await })
-        })
-        .await
+        let all = states.to_vec();
+        let Err(e) = self
+            .write(move |tx| Box::pin(async move { chargers::save_charger_states(tx, &all).await }))
+            .await
+        else {
+            return Ok(());
+        };
+        if states.len() == 1 {
+            return Err(e);
+        }
+        // One bad row must not block the others: each alone, and only the rows that fail on
+        // their own are dropped (all failing is the database, not a row: the caller retries).
+        tracing::warn!(error = %e, count = states.len(), "charger state flush failed; saving each alone");
+        let mut saved = 0;
+        for s in states {
+            let one = vec![s.clone()];
+            match self
+                .write(move |tx| {
+                    Box::pin(async move { chargers::save_charger_states(tx, &one).await })
+                })
+                .await
+            {
+                Ok(()) => saved += 1,
+                Err(e) => tracing::warn!(charger = %s.id, error = %e, "charger state not saved"),
+            }
+        }
+        if saved == 0 { Err(e) } else { Ok(()) }
     }
 
     async fn insert_customer(&self, new: &NewCustomer) -> Result<Customer, StoreError> {
@@ -535,6 +558,10 @@ impl Store for SqliteStore {
 
     async fn dispatch_agenda(&self, now: OffsetDateTime) -> Result<DispatchAgenda, StoreError> {
         reservations::dispatch_agenda(&self.pool, now).await
+    }
+
+    async fn ledger_id(&self) -> Result<String, StoreError> {
+        events::ledger_id(&self.pool).await
     }
 
     fn head(&self) -> tokio::sync::watch::Receiver<i64> {

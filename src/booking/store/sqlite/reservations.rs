@@ -77,19 +77,14 @@ pub(super) async fn book(
                 Some(_) => BookError::UnknownConnector(first),
             });
         }
-        let conflict = sqlx::query(
-            "SELECT start_ms, end_ms FROM reservations WHERE charger_id = $1 \
-             AND connector_id BETWEEN $2 AND $3 \
-             AND status IN ('BOOKED', 'CHARGING_STARTED') AND start_ms < $4 AND $5 < end_ms \
-             ORDER BY start_ms LIMIT 1",
-        )
-        .bind(new.charger_id.as_str())
-        .bind(i64::from(first))
-        .bind(i64::from(last))
-        .bind(end)
-        .bind(start)
-        .fetch_one(&mut *tx)
-        .await?;
+        let conflict = sqlx::query(&D.first_overlap())
+            .bind(new.charger_id.as_str())
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .bind(end)
+            .bind(start)
+            .fetch_one(&mut *tx)
+            .await?;
         return Err(BookError::Overlap(rows::slot(&conflict)?));
     };
     let reservation = Reservation {

@@ -7,14 +7,14 @@ use time::OffsetDateTime;
 use super::events::append_event;
 use super::reservations::{reservation_on, set_reservation_status};
 use super::{D, RESERVATION_COLUMNS, TRANSACTION_COLUMNS, Written};
-use crate::booking::store::{StoreError, list_query, rows};
+use crate::booking::store::{StoreError, implausible_meter, list_query, rows};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
-use crate::domain::reservation::ReservationStatus;
+use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::transaction::{
-    self as transaction, Authorization, MeterReadings, StartContext, StartDecision, StartOutcome,
-    StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction, TransactionFilter,
-    TransactionStatus,
+    self as transaction, Authorization, MeterReadings, SUPERSEDED, StartContext, StartDecision,
+    StartOutcome, StartPolicy, StartRequest, StopOutcome, StopRequest, Transaction,
+    TransactionFilter, TransactionStatus, plausible_wh,
 };
 
 pub(super) async fn start_transaction(
@@ -27,12 +27,24 @@ pub(super) async fn start_transaction(
     let charger = req.charger_id.as_str();
     let tag = req.id_tag.as_str();
     // Each statement is a hand-off to SQLite's worker thread, the cost that dominates: the
-    // repeat check and the idTag's owner come in one query, the named reservation and the
-    // connector's live ones in another.
-    let (repeat, customer_id): (Option<i64>, Option<i64>) = sqlx::query_as(
+    // repeat check, the idTag's owner, the charger's connectors, the connector's running
+    // transaction and whether the idTag charges elsewhere come in one query, the named
+    // reservation and the connector's live ones in another.
+    let (repeat, customer_id, connectors, running, busy_elsewhere): (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        bool,
+    ) = sqlx::query_as(
         "SELECT (SELECT id FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
          AND started_at = $3 AND meter_start_wh = $4 AND id_tag = $5), \
-         (SELECT customer_id FROM id_tags WHERE id_tag_key = $6)",
+         (SELECT customer_id FROM id_tags WHERE id_tag_key = $6), \
+         (SELECT connectors FROM chargers WHERE id = $1), \
+         (SELECT id FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
+         AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1), \
+         EXISTS (SELECT 1 FROM transactions WHERE lower(id_tag) = $6 AND status = 'ACTIVE' \
+         AND NOT (charger_id = $1 AND connector_id = $2))",
     )
     .bind(charger)
     .bind(connector)
@@ -54,6 +66,7 @@ pub(super) async fn start_transaction(
             reservation,
             repeated: true,
             refusal: None,
+            superseded: None,
         };
         return Ok((outcome, None));
     }
@@ -65,7 +78,7 @@ pub(super) async fn start_transaction(
     .bind(req.reservation_id.map(i64::from))
     .bind(charger)
     .bind(connector)
-    .bind(to_millis(req.timestamp + policy.early_grace))
+    .bind(to_millis(req.timestamp.saturating_add(policy.early_grace)))
     .bind(started)
     .fetch_all(&mut *conn)
     .await?;
@@ -76,7 +89,7 @@ pub(super) async fn start_transaction(
         let current = r.charger_id == req.charger_id
             && r.connector_id == req.connector_id
             && r.status.is_live()
-            && r.slot.start() <= req.timestamp + policy.early_grace
+            && r.slot.start() <= req.timestamp.saturating_add(policy.early_grace)
             && r.slot.end() > req.timestamp;
         if Some(r.id) == req.reservation_id {
             named = Some(r.clone());
@@ -89,6 +102,8 @@ pub(super) async fn start_transaction(
         customer_id,
         named: named.clone(),
         on_connector: on_connector.clone(),
+        connectors: connectors.and_then(|n| u32::try_from(n).ok()),
+        id_tag_busy_elsewhere: busy_elsewhere,
     };
     let decision = transaction::decide_start(req, &ctx, policy);
     let now = to_millis(OffsetDateTime::now_utc());
@@ -108,6 +123,36 @@ pub(super) async fn start_transaction(
             Some(*reason),
         ),
     };
+    if !plausible_wh(req.meter_start_wh) {
+        implausible_meter("start", charger, None, req.meter_start_wh);
+    }
+    let mut superseded = None;
+    let mut seq = None;
+    if let (Some(running), StartDecision::Accept { .. }) = (running, &decision) {
+        let ended = sqlx::query(&format!(
+            "UPDATE transactions SET status = 'ENDED', \
+             meter_stop_wh = coalesce(last_meter_wh, meter_start_wh), \
+             stopped_at = max(started_at, $1), stop_reason = $2, updated_at = $3 \
+             WHERE id = $4 AND status = 'ACTIVE' RETURNING {TRANSACTION_COLUMNS}"
+        ))
+        .bind(started)
+        .bind(SUPERSEDED)
+        .bind(now)
+        .bind(running)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = ended {
+            let (t, _, ended_seq) = transaction_ended(conn, rows::transaction(&row)?, now).await?;
+            tracing::warn!(
+                charger,
+                connector = req.connector_id,
+                transaction = t.id,
+                "a new start on the connector ended a transaction that was still running"
+            );
+            superseded = Some(t);
+            seq = Some(ended_seq);
+        }
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO transactions (charger_id, connector_id, id_tag, customer_id, reservation_id, \
          status, auth_status, meter_start_wh, started_at, created_at, updated_at) \
@@ -157,7 +202,7 @@ pub(super) async fn start_transaction(
     } else {
         kind::TRANSACTION_STARTED
     };
-    let seq = append_event(
+    let started_seq = append_event(
         conn,
         event,
         Some(charger),
@@ -171,8 +216,9 @@ pub(super) async fn start_transaction(
         reservation,
         repeated: false,
         refusal,
+        superseded,
     };
-    Ok((outcome, Some(seq)))
+    Ok((outcome, Some(started_seq).max(seq)))
 }
 
 pub(super) async fn stop_transaction(
@@ -204,32 +250,10 @@ pub(super) async fn stop_transaction(
         return Ok((outcome, None));
     };
     let t = rows::transaction(&row)?;
-    let reservation = match t.reservation_id {
-        None => None,
-        Some(id) => {
-            let ended = sqlx::query(&format!(
-                "UPDATE reservations SET status = 'CHARGING_ENDED', updated_at = $1 \
-                 WHERE id = $2 AND status = 'CHARGING_STARTED' RETURNING {RESERVATION_COLUMNS}"
-            ))
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match ended {
-                Some(row) => Some(rows::reservation(&row)?),
-                None => reservation_on(conn, id).await?,
-            }
-        }
-    };
-    let seq = append_event(
-        conn,
-        kind::TRANSACTION_STOPPED,
-        Some(t.charger_id.as_str()),
-        t.customer_id,
-        t.reservation_id,
-        &data::transaction(&t, reservation.as_ref()),
-    )
-    .await?;
+    if t.energy_wh.is_none() {
+        implausible_meter("stop", t.charger_id.as_str(), Some(t.id), req.meter_stop_wh);
+    }
+    let (t, reservation, seq) = transaction_ended(conn, t, now).await?;
     let outcome = StopOutcome::Stopped {
         transaction: t,
         reservation,
@@ -241,13 +265,21 @@ pub(super) async fn record_meter_values(
     conn: &mut SqliteConnection,
     m: &MeterReadings,
 ) -> Result<Written<Option<Transaction>>, StoreError> {
-    let Some(&(latest_at, latest_wh)) = m.readings.iter().max_by_key(|(at, _)| *at) else {
+    let (readings, implausible): (Vec<_>, Vec<_>) =
+        m.readings.iter().partition(|(_, wh)| plausible_wh(*wh));
+    for (_, wh) in &implausible {
+        implausible_meter("meter_values", m.charger_id.as_str(), m.transaction_id, *wh);
+    }
+    let Some(&(latest_at, latest_wh)) = readings.iter().max_by_key(|(at, _)| *at) else {
         return Ok((None, None));
     };
     let (latest_at, now) = (to_millis(latest_at), to_millis(OffsetDateTime::now_utc()));
     // Find the transaction and keep its newest reading in one statement. Readings can arrive
     // out of order (re-sent after a reconnect): an older one does not move it back.
-    let newer = "last_meter_at IS NULL OR last_meter_at <= $1";
+    // A newer reading below the last one (or below meterStart) is a meter running backwards:
+    // not energy.
+    let newer = "(last_meter_at IS NULL OR last_meter_at <= $1) \
+         AND $2 >= coalesce(last_meter_wh, meter_start_wh)";
     let set = format!(
         "UPDATE transactions SET last_meter_wh = CASE WHEN {newer} THEN $2 ELSE last_meter_wh \
          END, updated_at = CASE WHEN {newer} THEN $3 ELSE updated_at END, \
@@ -286,8 +318,14 @@ pub(super) async fn record_meter_values(
         return Ok((None, None));
     };
     let t = rows::transaction(&row)?;
+    if t.last_meter_wh != Some(latest_wh)
+        && t.last_meter_at
+            .is_none_or(|last| to_millis(last) <= latest_at)
+    {
+        implausible_meter("meter_values", m.charger_id.as_str(), Some(t.id), latest_wh);
+    }
     let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO meter_values (transaction_id, at, wh) ");
-    q.push_values(&m.readings, |mut row, (at, wh)| {
+    q.push_values(&readings, |mut row, (at, wh)| {
         row.push_bind(t.id).push_bind(to_millis(*at)).push_bind(*wh);
     });
     q.build().execute(&mut *conn).await?;
@@ -301,6 +339,42 @@ pub(super) async fn record_meter_values(
     )
     .await?;
     Ok((Some(t), Some(seq)))
+}
+
+/// What follows a transaction's end in the same write: its reservation (if it still shows
+/// CHARGING_STARTED) becomes CHARGING_ENDED, and `TransactionStopped` is appended.
+async fn transaction_ended(
+    conn: &mut SqliteConnection,
+    t: Transaction,
+    now: i64,
+) -> Result<(Transaction, Option<Reservation>, i64), StoreError> {
+    let reservation = match t.reservation_id {
+        None => None,
+        Some(id) => {
+            let ended = sqlx::query(&format!(
+                "UPDATE reservations SET status = 'CHARGING_ENDED', updated_at = $1 \
+                 WHERE id = $2 AND status = 'CHARGING_STARTED' RETURNING {RESERVATION_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match ended {
+                Some(row) => Some(rows::reservation(&row)?),
+                None => reservation_on(conn, id).await?,
+            }
+        }
+    };
+    let seq = append_event(
+        conn,
+        kind::TRANSACTION_STOPPED,
+        Some(t.charger_id.as_str()),
+        t.customer_id,
+        t.reservation_id,
+        &data::transaction(&t, reservation.as_ref()),
+    )
+    .await?;
+    Ok((t, reservation, seq))
 }
 
 pub(super) async fn transaction(
