@@ -247,7 +247,8 @@ async fn meter_values(
 }
 
 /// The energy register readings of a MeterValues message, in Wh: per meter value the first
-/// total (no phase) Energy.Active.Import.Register sample in Wh or kWh, as plain (Raw) numbers.
+/// total (no phase) Energy.Active.Import.Register sample in Wh or kWh, as plain (Raw) numbers
+/// within the 32-bit range of meterStart/meterStop (others are ignored, like unparseable ones).
 pub(crate) fn energy_readings(values: &[MeterValue]) -> Vec<(OffsetDateTime, i64)> {
     values
         .iter()
@@ -270,8 +271,15 @@ pub(crate) fn energy_readings(values: &[MeterValue]) -> Vec<(OffsetDateTime, i64
                         UnitOfMeasure::Wh => value,
                         UnitOfMeasure::KWh => value * 1000.0,
                         _ => return None,
-                    };
-                    Some((mv.timestamp.into_inner(), wh.round() as i64))
+                    }
+                    .round();
+                    // Readings share meterStart/meterStop's range (a 32-bit Wh count): a
+                    // register of 1e308 Wh is a broken meter, not energy, and energy is computed
+                    // as reading − meterStart, which must not overflow.
+                    let range = f64::from(i32::MIN)..=f64::from(i32::MAX);
+                    range
+                        .contains(&wh)
+                        .then(|| (mv.timestamp.into_inner(), wh as i64))
                 })
         })
         .collect()
@@ -368,4 +376,50 @@ fn boot_info(b: BootNotification) -> BootInfo {
 
 fn inner<const N: usize>(s: Option<CiString<N>>) -> Option<String> {
     s.map(|v| v.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(value: &str, unit: UnitOfMeasure) -> MeterValue {
+        let mut sample = SampledValue::new(value);
+        sample.unit = Some(unit);
+        MeterValue {
+            timestamp: Timestamp::now(),
+            sampled_value: vec![sample],
+        }
+    }
+
+    /// Energy is reading − meterStart in i64: readings outside meterStart's 32-bit range would
+    /// overflow it (found by the hardening property test: 1e308 Wh against meterStart i32::MIN).
+    #[test]
+    fn energy_readings_stay_in_the_meter_start_range() {
+        let wh = |values: &[MeterValue]| -> Vec<i64> {
+            energy_readings(values)
+                .into_iter()
+                .map(|(_, wh)| wh)
+                .collect()
+        };
+        assert_eq!(wh(&[reading("5.5", UnitOfMeasure::KWh)]), vec![5500]);
+        assert_eq!(
+            wh(&[reading("2147483647", UnitOfMeasure::Wh)]),
+            vec![2147483647]
+        );
+        for absurd in [
+            "1e308",
+            "-1e308",
+            "2147483648",
+            "9223372036854775807",
+            "NaN",
+            "inf",
+        ] {
+            assert_eq!(
+                wh(&[reading(absurd, UnitOfMeasure::Wh)]),
+                Vec::<i64>::new(),
+                "{absurd}"
+            );
+        }
+        assert_eq!(wh(&[reading("3e6", UnitOfMeasure::KWh)]), Vec::<i64>::new());
+    }
 }

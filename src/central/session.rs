@@ -627,6 +627,63 @@ mod tests {
         assert_eq!(fine, "[3,\"m-8\",{}]");
     }
 
+    /// Every CALLERROR sent is logged at warn with charger, action, code and description, up
+    /// to the burst per window; the rest are counted in one line when the window rolls.
+    #[test]
+    fn callerrors_are_logged_with_their_context_and_rate_limited() {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let id = ChargeBoxId::parse("CP-LOUD").unwrap();
+        let frame = ocpp::encode_call_error(
+            "9",
+            ErrorCode::PropertyConstraintViolation,
+            "timestamp: date-time outside 2000-01-01T00:00:00Z..2100-01-01T00:00:00Z",
+            None,
+        );
+        let mut log = CallErrorLog::default();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..CALL_ERROR_BURST + 5 {
+                log.sent(&id, "StartTransaction", &frame);
+            }
+            // The next window reports what the last one held back.
+            log.window_start = Some(Instant::now() - CALL_ERROR_WINDOW);
+            log.sent(&id, "Heartbeat", &frame);
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), CALL_ERROR_BURST as usize + 2, "{text}");
+        for line in &lines[..CALL_ERROR_BURST as usize] {
+            assert!(line.contains(" WARN "), "{line}");
+            assert!(
+                line.contains("CALLERROR sent charger=CP-LOUD action=StartTransaction code=PropertyConstraintViolation description=timestamp: date-time outside"),
+                "{line}"
+            );
+        }
+        assert!(
+            lines[CALL_ERROR_BURST as usize].contains("suppressed=5"),
+            "{text}"
+        );
+        assert!(
+            lines[CALL_ERROR_BURST as usize + 1].contains("action=Heartbeat"),
+            "{text}"
+        );
+    }
+
     /// A session task that dies by panic (outside the per-frame guard) leaves the registry, so
     /// the charger is not shown online forever and calls to it fail at once.
     #[tokio::test]
