@@ -86,6 +86,7 @@ impl Application {
         // merge order (a default fallback would be replaced by the other router's).
         let http = Router::new()
             .merge(api::router(api.clone()))
+            .merge(api::console::router(api.clone()))
             .merge(ops::router(central.clone()))
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(

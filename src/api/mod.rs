@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod chargers;
+pub mod console;
 mod customers;
 pub mod error;
 pub mod listener;

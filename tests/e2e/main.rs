@@ -12,6 +12,7 @@ mod charger_sessions;
 mod chargers_api;
 mod charging_story;
 mod cli;
+mod console;
 mod deployment;
 mod durability;
 mod layers;

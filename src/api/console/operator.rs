@@ -1,0 +1,1128 @@
+//! The operator console at `/`: the fleet (paged, filtered, counted, kept live by an SSE stream
+//! polled from the live state), a charger's page with its bookings on a day timeline, its
+//! transactions and remote start/stop, the bookings and transactions lists, customers, and the
+//! fleet load chart. It reads the store and the live sessions as the REST handlers do and sends
+//! OCPP calls through `central.sessions.call`, as they do; it must not write charger state.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use futures_util::Stream;
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::session::{self, Side, Who};
+use super::svg::{self, Block};
+use super::{
+    Console, Frame, OperatorSession, csrf_ok, csrf_refused, day_of, day_text, hhmm, internal, kwh,
+    page, signin_page, when,
+};
+use crate::booking::store::{Page, StoreError};
+use crate::central::CallFailure;
+use crate::central::breaker::BreakerState;
+use crate::domain::ChargeBoxId;
+use crate::domain::charger::ChargerRecord;
+use crate::domain::customer::{IdTag, NewCustomer, new_token, token_digest};
+use crate::domain::reservation::{ReservationFilter, ReservationStatus};
+use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
+use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
+use crate::ocpp::v16::types::{CiString, RemoteStartStopStatus};
+
+/// Chargers per fleet page.
+const PAGE_SIZE: usize = 100;
+/// How often the fleet stream looks at the live state: well inside the 2 s the contract allows.
+const FLEET_TICK: Duration = Duration::from_millis(500);
+/// How often the fleet stream rereads the registered chargers (new or deleted ones).
+const FLEET_REREAD: Duration = Duration::from_secs(10);
+/// Rows the stream sends in full on its first tick (the page's own).
+const MAX_WATCHED: usize = 500;
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/", get(fleet))
+        .route("/console/signin", post(sign_in))
+        .route("/console/signout", post(sign_out))
+        .route("/console/events", get(fleet_events))
+        .route("/console/chargers/{id}", get(charger_page))
+        .route("/console/chargers/{id}/remote-start", post(remote_start))
+        .route("/console/chargers/{id}/remote-stop", post(remote_stop))
+        .route("/console/reservations", get(reservations_page))
+        .route("/console/transactions", get(transactions_page))
+        .route(
+            "/console/customers",
+            get(customers_page).post(create_customer),
+        )
+}
+
+fn frame<'a>(title: &'a str, s: &'a OperatorSession, stream: Option<String>) -> Frame<'a> {
+    Frame {
+        title,
+        side: Side::Operator,
+        session: Some(&s.session),
+        stream,
+    }
+}
+
+// ---- sign-in ----
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    signin: String,
+}
+
+async fn sign_in(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let secure = session::over_tls(&headers);
+    if !session::signin_token_ok(&headers, Side::Operator, &form.signin) {
+        return signin_page(
+            Side::Operator,
+            secure,
+            StatusCode::FORBIDDEN,
+            Some("The sign-in form expired. Try again."),
+        );
+    }
+    // A customer token is a valid token, but not for this console.
+    if !c.api.operator.matches(form.token.trim()) {
+        return signin_page(
+            Side::Operator,
+            secure,
+            StatusCode::UNAUTHORIZED,
+            Some("That is not the operator token."),
+        );
+    }
+    let Some((id, _)) = c.sessions.open(Who::Operator) else {
+        return super::message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sessions",
+            "Try again later.",
+        );
+    };
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::session_cookie(Side::Operator, &id, secure),
+    );
+    r
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&s.session, &form.csrf) {
+        return csrf_refused();
+    }
+    c.sessions.close(&s.id);
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::clear_cookie(Side::Operator, session::over_tls(&headers)),
+    );
+    r
+}
+
+// ---- the fleet ----
+
+/// One charger as the fleet list shows it, and as the stream sends its changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    id: String,
+    name: String,
+    online: bool,
+    faulted: bool,
+    seen: String,
+    status: String,
+    firmware: String,
+    breaker: &'static str,
+}
+
+fn row(c: &Console, mut record: ChargerRecord) -> Row {
+    c.api.central.live.overlay(&mut record);
+    let faulted = record
+        .connector_status
+        .iter()
+        .any(|s| s.status == "Faulted" || s.error_code != "NoError");
+    let status = record
+        .connector_status
+        .iter()
+        .filter(|s| s.connector_id > 0)
+        .map(|s| format!("{} {}", s.connector_id, s.status))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let breaker = match c.api.central.sessions.breaker(&record.id) {
+        BreakerState::Closed { .. } => "closed",
+        BreakerState::Open { .. } => "open",
+        BreakerState::HalfOpen => "half open",
+    };
+    Row {
+        online: c.api.central.sessions.is_online(&record.id),
+        id: record.id.to_string(),
+        name: record.name.unwrap_or_default(),
+        faulted,
+        seen: record
+            .last_seen_at
+            .map(when)
+            .unwrap_or_else(|| "never".into()),
+        status: if status.is_empty() {
+            "—".into()
+        } else {
+            status
+        },
+        firmware: record
+            .boot
+            .and_then(|b| b.firmware_version)
+            .unwrap_or_else(|| "—".into()),
+        breaker,
+    }
+}
+
+/// Every registered charger, in id order.
+async fn all_chargers(c: &Console) -> Result<Vec<ChargerRecord>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = c
+            .api
+            .central
+            .store
+            .chargers(&Page {
+                after: after.clone(),
+                limit: 10_000,
+            })
+            .await?;
+        let done = batch.len() < 10_000;
+        after = batch.last().map(|r| r.id.to_string());
+        all.extend(batch);
+        if done || after.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Filter {
+    #[default]
+    All,
+    Online,
+    Offline,
+    Faulted,
+}
+
+impl Filter {
+    fn keeps(self, r: &Row) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Online => r.online,
+            Filter::Offline => !r.online,
+            Filter::Faulted => r.faulted,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Online => "online",
+            Filter::Offline => "offline",
+            Filter::Faulted => "faulted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+struct Counts {
+    all: usize,
+    online: usize,
+    offline: usize,
+    faulted: usize,
+}
+
+fn count(rows: &[Row]) -> Counts {
+    let mut k = Counts {
+        all: rows.len(),
+        ..Counts::default()
+    };
+    for r in rows {
+        if r.online {
+            k.online += 1;
+        } else {
+            k.offline += 1;
+        }
+        if r.faulted {
+            k.faulted += 1;
+        }
+    }
+    k
+}
+
+#[derive(Deserialize, Default)]
+struct FleetQuery {
+    #[serde(default)]
+    filter: Option<Filter>,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+async fn fleet(
+    State(c): State<Arc<Console>>,
+    s: Result<OperatorSession, super::SignInFirst>,
+    headers: HeaderMap,
+    q: Result<Query<FleetQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(s) = s else {
+        return signin_page(
+            Side::Operator,
+            session::over_tls(&headers),
+            StatusCode::OK,
+            None,
+        );
+    };
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let filter = q.filter.unwrap_or_default();
+    let records = match all_chargers(&c).await {
+        Ok(r) => r,
+        Err(e) => return internal(&e),
+    };
+    let rows: Vec<Row> = records.into_iter().map(|r| row(&c, r)).collect();
+    let counts = count(&rows);
+    let shown: Vec<&Row> = rows.iter().filter(|r| filter.keeps(r)).collect();
+    let pages = shown.len().div_ceil(PAGE_SIZE).max(1);
+    let at = q.page.unwrap_or(1).clamp(1, pages);
+    let slice = &shown[(at - 1) * PAGE_SIZE..(at * PAGE_SIZE).min(shown.len())];
+    let ids: Vec<&str> = slice.iter().map(|r| r.id.as_str()).collect();
+    let stream = format!("/console/events?ids={}", ids.join(","));
+    let link = |f: Filter, p: usize| format!("/?filter={}&page={p}", f.name());
+    let body = html! {
+        section aria-labelledby="counts-h" {
+            h2 #counts-h .visually-hidden { "Counts" }
+            ul.counts {
+                @for (f, label, n) in [(Filter::All, "All", counts.all), (Filter::Online, "Online", counts.online), (Filter::Offline, "Offline", counts.offline), (Filter::Faulted, "Faulted", counts.faulted)] {
+                    li {
+                        a href=(link(f, 1)) aria-current=[(f == filter).then_some("page")] class=(if f == filter { "chip active" } else { "chip" }) {
+                            (label) " " strong data-count=(f.name()) { (n) }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="load-h" .card {
+            h2 #load-h { "Fleet load" }
+            (svg::load_chart(&c.load.snapshot()))
+        }
+        section aria-labelledby="fleet-h" {
+            h2 #fleet-h { "Chargers" span.hint { " (" (filter.name()) ", page " (at) " of " (pages) ", live)" } }
+            div.scroll {
+                table.fleet {
+                    thead { tr { th scope="col" { "Charger" } th scope="col" { "State" } th scope="col" { "Connectors" } th scope="col" { "Last seen" } th scope="col" { "Firmware" } th scope="col" { "Breaker" } } }
+                    tbody {
+                        @for r in slice {
+                            (fleet_row(r))
+                        }
+                        @if slice.is_empty() {
+                            tr { td colspan="6" { "No chargers here." } }
+                        }
+                    }
+                }
+            }
+            nav.pager aria-label="Pages" {
+                @if at > 1 { a href=(link(filter, at - 1)) rel="prev" { "← Previous" } }
+                @if at < pages { a href=(link(filter, at + 1)) rel="next" { "Next →" } }
+            }
+        }
+    };
+    page(frame("Fleet", &s, Some(stream)), body).into_response()
+}
+
+fn fleet_row(r: &Row) -> Markup {
+    html! {
+        tr data-charger=(r.id) data-online=(r.online) data-faulted=(r.faulted) {
+            th scope="row" {
+                a href=(format!("/console/chargers/{}", r.id)) { (r.id) }
+                @if !r.name.is_empty() { br; span.hint { (r.name) } }
+            }
+            td { span.badge data-field="online" { (if r.online { "online" } else { "offline" }) } }
+            td data-field="status" { (r.status) }
+            td data-field="seen" { (r.seen) }
+            td data-field="firmware" { (r.firmware) }
+            td data-field="breaker" { (r.breaker) }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    ids: String,
+}
+
+/// The fleet, live: every `FLEET_TICK` the stream compares each charger's row with what it
+/// last sent and sends the changed ones (`chargers`, a JSON array of rows) and the counts
+/// (`counts`) when they moved. Its first tick sends the rows the page asked for in full, so a
+/// change between the page's render and the stream's start is not lost.
+async fn fleet_events(
+    State(c): State<Arc<Console>>,
+    s: Result<OperatorSession, super::SignInFirst>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, StatusCode> {
+    if s.is_err() {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let watched: Vec<String> = q
+        .ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .take(MAX_WATCHED)
+        .map(str::to_string)
+        .collect();
+    struct Follow {
+        c: Arc<Console>,
+        records: Vec<ChargerRecord>,
+        read_at: Option<Instant>,
+        sent: HashMap<String, Row>,
+        counts: Option<Counts>,
+        watched: Vec<String>,
+        queue: std::collections::VecDeque<SseEvent>,
+        tick: tokio::time::Interval,
+    }
+    let mut tick = tokio::time::interval(FLEET_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = Follow {
+        c,
+        records: Vec::new(),
+        read_at: None,
+        sent: HashMap::new(),
+        counts: None,
+        watched,
+        queue: Default::default(),
+        tick,
+    };
+    let stream = futures_util::stream::unfold(state, |mut f| async move {
+        loop {
+            if let Some(e) = f.queue.pop_front() {
+                return Some((Ok(e), f));
+            }
+            tokio::select! {
+                _ = f.c.api.central.shutdown.cancelled() => return None,
+                _ = f.tick.tick() => {}
+            }
+            if f.read_at.is_none_or(|t| t.elapsed() >= FLEET_REREAD) {
+                match all_chargers(&f.c).await {
+                    Ok(r) => f.records = r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "console fleet stream cannot read chargers")
+                    }
+                }
+                f.read_at = Some(Instant::now());
+            }
+            let rows: Vec<Row> = f.records.iter().cloned().map(|r| row(&f.c, r)).collect();
+            let first = f.sent.is_empty();
+            let mut changed = Vec::new();
+            for r in &rows {
+                let differs = f.sent.get(&r.id) != Some(r);
+                if differs && (!first || f.watched.contains(&r.id)) {
+                    changed.push(r.clone());
+                }
+            }
+            if first {
+                f.sent = rows.iter().map(|r| (r.id.clone(), r.clone())).collect();
+            } else {
+                for r in &changed {
+                    f.sent.insert(r.id.clone(), r.clone());
+                }
+            }
+            if !changed.is_empty() {
+                let e = SseEvent::default()
+                    .event("chargers")
+                    .json_data(&changed)
+                    .unwrap_or_default();
+                f.queue.push_back(e);
+            }
+            let counts = count(&rows);
+            if f.counts != Some(counts) {
+                f.counts = Some(counts);
+                let e = SseEvent::default()
+                    .event("counts")
+                    .json_data(counts)
+                    .unwrap_or_default();
+                f.queue.push_back(e);
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+// ---- one charger ----
+
+#[derive(Deserialize, Default)]
+struct ChargerQuery {
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    answer: Option<String>,
+}
+
+/// What a command's outcome may say on the page: only these words, so a crafted link cannot
+/// put text of its choosing there.
+fn outcome_text(action: &str, answer: &str) -> Option<String> {
+    let action = match action {
+        "start" => "Remote start",
+        "stop" => "Remote stop",
+        _ => return None,
+    };
+    let answer = match answer {
+        "Accepted" => "the charger accepted",
+        "Rejected" => "the charger rejected it",
+        "offline" => "the charger is not connected",
+        "timeout" => "the charger did not answer in time",
+        "busy" => "the charger is not answering (breaker open or queue full); try later",
+        "refused" => "the charger answered with an error",
+        "notrunning" => "that transaction is not running",
+        "badinput" => "check the connector and idTag",
+        _ => return None,
+    };
+    Some(format!("{action}: {answer}."))
+}
+
+fn energy_of(t: &Transaction) -> Option<i64> {
+    t.energy_wh.or_else(|| {
+        t.last_meter_wh
+            .map(|m| m.saturating_sub(t.meter_start_wh).max(0))
+    })
+}
+
+async fn charger_page(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    Path(raw): Path<String>,
+    q: Result<Query<ChargerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let Ok(id) = ChargeBoxId::parse(&raw) else {
+        return super::message_page(StatusCode::NOT_FOUND, "No such charger", "No such charger.");
+    };
+    let store = &c.api.central.store;
+    let record = match store.charger(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return super::message_page(
+                StatusCode::NOT_FOUND,
+                "No such charger",
+                "No such charger.",
+            );
+        }
+        Err(e) => return internal(&e),
+    };
+    let connectors = record.connectors;
+    let mut live = record.clone();
+    c.api.central.live.overlay(&mut live);
+    let r = row(&c, record);
+    let day = day_of(q.day.as_deref());
+    let day_start = day.midnight().assume_utc();
+    let bookings = match store
+        .reservations(&ReservationFilter {
+            charger_id: Some(id.clone()),
+            from: Some(day_start),
+            to: Some(day_start + time::Duration::DAY),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return internal(&e),
+    };
+    let transactions = match store
+        .transactions(&TransactionFilter {
+            charger_id: Some(id.clone()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(mut t) => {
+            t.sort_by_key(|t| std::cmp::Reverse(t.started_at));
+            t.truncate(50);
+            t
+        }
+        Err(e) => return internal(&e),
+    };
+    let blocks: Vec<Block> = bookings
+        .iter()
+        .filter(|b| b.status != ReservationStatus::Cancelled)
+        .map(|b| Block {
+            connector: b.connector_id,
+            start: b.slot.start(),
+            end: b.slot.end(),
+            class: b.status.as_str().to_ascii_lowercase(),
+            label: format!(
+                "#{} {}–{} {} ({})",
+                b.id,
+                hhmm(b.slot.start()),
+                hhmm(b.slot.end()),
+                b.status,
+                b.charger_ack
+            ),
+        })
+        .collect();
+    let notice = match (&q.action, &q.answer) {
+        (Some(a), Some(b)) => outcome_text(a, b),
+        _ => None,
+    };
+    let prev = day_text(day.previous_day().unwrap_or(day));
+    let next = day_text(day.next_day().unwrap_or(day));
+    let base = format!("/console/chargers/{id}");
+    let title = format!("Charger {id}");
+    let stream = format!("/console/events?ids={id}");
+    let csrf = &s.session.csrf;
+    let body = html! {
+        @if let Some(n) = notice { p.notice role="status" { (n) } }
+        section.card data-charger=(r.id) data-online=(r.online) data-faulted=(r.faulted) aria-labelledby="state-h" {
+            h2 #state-h { "State" }
+            dl.facts {
+                dt { "Connection" } dd { span.badge data-field="online" { (if r.online { "online" } else { "offline" }) } }
+                dt { "Last seen" } dd data-field="seen" { (r.seen) }
+                dt { "Firmware" } dd data-field="firmware" { (r.firmware) }
+                dt { "Breaker" } dd data-field="breaker" { (r.breaker) }
+                @if let Some(b) = &live.boot {
+                    dt { "Vendor / model" } dd { (b.vendor) " / " (b.model) }
+                }
+                dt { "Connectors" } dd data-field="status" { (r.status) }
+            }
+        }
+        section.card aria-labelledby="conn-h" {
+            h2 #conn-h { "Connectors" }
+            div.scroll { table {
+                thead { tr { th scope="col" { "#" } th scope="col" { "Status" } th scope="col" { "Error" } th scope="col" { "Since" } } }
+                tbody {
+                    @for n in 1..=connectors {
+                        @let st = live.connector_status.iter().find(|x| x.connector_id == n);
+                        tr {
+                            th scope="row" { (n) }
+                            td { (st.map(|x| x.status.to_string()).unwrap_or_else(|| "not reported".into())) }
+                            td { (st.map(|x| x.error_code.to_string()).unwrap_or_default()) }
+                            td { (st.map(|x| when(x.updated_at)).unwrap_or_default()) }
+                        }
+                    }
+                }
+            } }
+        }
+        section.card aria-labelledby="day-h" {
+            h2 #day-h { "Bookings on " (day_text(day)) " (UTC)" }
+            nav.pager aria-label="Day" {
+                a href=(format!("{base}?day={prev}")) { "← " (prev) }
+                a href=(format!("{base}?day={next}")) { (next) " →" }
+            }
+            (svg::timeline(day_start, connectors, &blocks, &format!("Bookings of {id} on {}", day_text(day))))
+            @if bookings.is_empty() { p.hint { "No bookings this day." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Booking" } th scope="col" { "Connector" } th scope="col" { "Slot" } th scope="col" { "Status" } th scope="col" { "Charger said" } th scope="col" { "Customer" } } }
+                    tbody { @for b in &bookings {
+                        tr data-reservation=(b.id) data-status=(b.status.as_str()) {
+                            td { (b.id) } td { (b.connector_id) } td { (hhmm(b.slot.start())) "–" (hhmm(b.slot.end())) }
+                            td { (b.status.as_str()) } td { (b.charger_ack.as_str()) } td { (b.customer_id) }
+                        }
+                    } }
+                } }
+            }
+        }
+        section.card aria-labelledby="tx-h" {
+            h2 #tx-h { "Transactions" }
+            @if transactions.is_empty() { p.hint { "None yet." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Transaction" } th scope="col" { "Connector" } th scope="col" { "idTag" } th scope="col" { "Started" } th scope="col" { "Status" } th scope="col" { "Energy" } th scope="col" { "Command" } } }
+                    tbody { @for t in &transactions {
+                        tr data-transaction=(t.id) data-status=(t.status.as_str()) {
+                            td { (t.id) } td { (t.connector_id) } td { (t.id_tag) } td { (when(t.started_at)) }
+                            td { (t.status.as_str()) }
+                            td { (energy_of(t).map(kwh).unwrap_or_else(|| "—".into())) }
+                            td {
+                                @if t.status == TransactionStatus::Active {
+                                    form.inline method="post" action=(format!("{base}/remote-stop")) {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="transactionId" value=(t.id);
+                                        button.danger type="submit" { "Remote stop " (t.id) }
+                                    }
+                                }
+                            }
+                        }
+                    } }
+                } }
+            }
+        }
+        section.card aria-labelledby="cmd-h" {
+            h2 #cmd-h { "Remote start" }
+            form.stack method="post" action=(format!("{base}/remote-start")) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="rs-conn" { "Connector" }
+                select id="rs-conn" name="connectorId" {
+                    option value="" { "any (charger decides)" }
+                    @for n in 1..=connectors { option value=(n) { (n) } }
+                }
+                label for="rs-tag" { "idTag (empty: the current booking's)" }
+                input id="rs-tag" name="idTag" maxlength="20" autocomplete="off";
+                button type="submit" { "Remote start" }
+            }
+        }
+    };
+    page(frame(&title, &s, Some(stream)), body).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    connector_id: String,
+    #[serde(default)]
+    id_tag: String,
+}
+
+fn back(id: &ChargeBoxId, action: &str, answer: &str) -> Response {
+    Redirect::to(&format!(
+        "/console/chargers/{id}?action={action}&answer={answer}"
+    ))
+    .into_response()
+}
+
+fn failure_word(f: &CallFailure) -> &'static str {
+    match f {
+        CallFailure::Offline | CallFailure::Disconnected => "offline",
+        CallFailure::Timeout => "timeout",
+        CallFailure::BreakerOpen | CallFailure::QueueFull => "busy",
+        CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => "refused",
+        CallFailure::Encode(_) => "refused",
+    }
+}
+
+/// RemoteStartTransaction as `POST /chargers/{id}/remote-start` sends it for the operator: the
+/// idTag given, or the one of the booking current on that connector.
+async fn remote_start(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    Path(raw): Path<String>,
+    Form(form): Form<StartForm>,
+) -> Response {
+    if !csrf_ok(&s.session, &form.csrf) {
+        return csrf_refused();
+    }
+    let Ok(id) = ChargeBoxId::parse(&raw) else {
+        return super::message_page(StatusCode::NOT_FOUND, "No such charger", "No such charger.");
+    };
+    let connector: Option<u32> = match form.connector_id.trim() {
+        "" => None,
+        n => match n.parse::<u32>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => return back(&id, "start", "badinput"),
+        },
+    };
+    let now = OffsetDateTime::now_utc();
+    let current = match c
+        .api
+        .central
+        .store
+        .reservations(&ReservationFilter {
+            charger_id: Some(id.clone()),
+            status: Some(ReservationStatus::Booked),
+            from: Some(now),
+            to: Some(now + c.api.central.early_grace()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal(&e),
+    };
+    let booking = current
+        .iter()
+        .find(|r| connector.is_none_or(|n| n == r.connector_id));
+    let tag = match (form.id_tag.trim(), booking) {
+        ("", Some(b)) => b.id_tag.clone(),
+        ("", None) => return back(&id, "start", "badinput"),
+        (t, _) => t.to_string(),
+    };
+    let Ok(token) = CiString::new(tag.as_str()) else {
+        return back(&id, "start", "badinput");
+    };
+    let connector = connector.or(booking.map(|b| b.connector_id));
+    let mut wait = c.api.central.starts.wait(&id, connector, &tag);
+    let answer = c
+        .api
+        .central
+        .sessions
+        .call(
+            &id,
+            &RemoteStartTransaction {
+                connector_id: connector.and_then(|n| i32::try_from(n).ok()),
+                id_tag: token,
+                charging_profile: None,
+            },
+        )
+        .await;
+    match answer {
+        Ok(a) => {
+            if a.status == RemoteStartStopStatus::Accepted {
+                // Give the charger the same short while as the REST call to start, so the
+                // page it comes back to shows the transaction.
+                let _ =
+                    tokio::time::timeout(c.api.central.settings.remote_start_wait, &mut wait.found)
+                        .await;
+            }
+            back(&id, "start", a.status.as_str())
+        }
+        Err(f) => back(&id, "start", failure_word(&f)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    transaction_id: String,
+}
+
+async fn remote_stop(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    Path(raw): Path<String>,
+    Form(form): Form<StopForm>,
+) -> Response {
+    if !csrf_ok(&s.session, &form.csrf) {
+        return csrf_refused();
+    }
+    let Ok(id) = ChargeBoxId::parse(&raw) else {
+        return super::message_page(StatusCode::NOT_FOUND, "No such charger", "No such charger.");
+    };
+    let Ok(tx) = form.transaction_id.trim().parse::<i32>() else {
+        return back(&id, "stop", "badinput");
+    };
+    let transaction = match c.api.central.store.transaction(tx).await {
+        Ok(Some(t)) if t.charger_id == id => t,
+        Ok(_) => return back(&id, "stop", "notrunning"),
+        Err(e) => return internal(&e),
+    };
+    if transaction.status != TransactionStatus::Active {
+        return back(&id, "stop", "notrunning");
+    }
+    match c
+        .api
+        .central
+        .sessions
+        .call(&id, &RemoteStopTransaction { transaction_id: tx })
+        .await
+    {
+        Ok(a) => back(&id, "stop", a.status.as_str()),
+        Err(f) => back(&id, "stop", failure_word(&f)),
+    }
+}
+
+// ---- lists ----
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    charger_id: Option<String>,
+}
+
+async fn reservations_page(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let status = q.status.as_deref().and_then(ReservationStatus::parse);
+    let day = day_of(q.day.as_deref());
+    let start = day.midnight().assume_utc();
+    let charger_id = q
+        .charger_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| ChargeBoxId::parse(c).ok());
+    let list = match c
+        .api
+        .central
+        .store
+        .reservations(&ReservationFilter {
+            charger_id: charger_id.clone(),
+            status,
+            from: Some(start),
+            to: Some(start + time::Duration::DAY),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return internal(&e),
+    };
+    let body = html! {
+        form.filters method="get" action="/console/reservations" {
+            label for="f-day" { "Day (UTC)" }
+            input id="f-day" type="date" name="day" value=(day_text(day));
+            label for="f-status" { "Status" }
+            select id="f-status" name="status" {
+                option value="" { "any" }
+                @for st in ReservationStatus::ALL {
+                    option value=(st.as_str()) selected[status == Some(*st)] { (st.as_str()) }
+                }
+            }
+            label for="f-charger" { "Charger" }
+            input id="f-charger" name="chargerId" value=(charger_id.as_ref().map(|c| c.to_string()).unwrap_or_default());
+            button type="submit" { "Show" }
+        }
+        p.hint { (list.len()) " bookings overlapping " (day_text(day)) (if list.len() >= 1000 { " (first 1000)" } else { "" }) }
+        div.scroll { table {
+            thead { tr { th scope="col" { "Booking" } th scope="col" { "Charger" } th scope="col" { "Connector" } th scope="col" { "Slot (UTC)" } th scope="col" { "Status" } th scope="col" { "Charger said" } th scope="col" { "Customer" } } }
+            tbody { @for b in &list {
+                tr data-reservation=(b.id) data-status=(b.status.as_str()) {
+                    td { (b.id) }
+                    td { a href=(format!("/console/chargers/{}?day={}", b.charger_id, day_text(day))) { (b.charger_id) } }
+                    td { (b.connector_id) }
+                    td { (when(b.slot.start())) " – " (hhmm(b.slot.end())) }
+                    td { (b.status.as_str()) } td { (b.charger_ack.as_str()) }
+                    td { a href=(format!("/console/customers?id={}", b.customer_id)) { (b.customer_id) } }
+                }
+            } }
+        } }
+    };
+    page(frame("Bookings", &s, None), body).into_response()
+}
+
+async fn transactions_page(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let status = q.status.as_deref().and_then(TransactionStatus::parse);
+    let charger_id = q
+        .charger_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| ChargeBoxId::parse(c).ok());
+    let mut list = match c
+        .api
+        .central
+        .store
+        .transactions(&TransactionFilter {
+            charger_id: charger_id.clone(),
+            status,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return internal(&e),
+    };
+    list.sort_by_key(|t| std::cmp::Reverse(t.started_at));
+    let body = html! {
+        form.filters method="get" action="/console/transactions" {
+            label for="t-status" { "Status" }
+            select id="t-status" name="status" {
+                option value="" { "any" }
+                @for st in TransactionStatus::ALL {
+                    option value=(st.as_str()) selected[status == Some(*st)] { (st.as_str()) }
+                }
+            }
+            label for="t-charger" { "Charger" }
+            input id="t-charger" name="chargerId" value=(charger_id.as_ref().map(|c| c.to_string()).unwrap_or_default());
+            button type="submit" { "Show" }
+        }
+        div.scroll { table {
+            thead { tr { th scope="col" { "Transaction" } th scope="col" { "Charger" } th scope="col" { "Connector" } th scope="col" { "idTag" } th scope="col" { "Booking" } th scope="col" { "Started" } th scope="col" { "Stopped" } th scope="col" { "Status" } th scope="col" { "Energy" } } }
+            tbody { @for t in &list {
+                tr data-transaction=(t.id) data-status=(t.status.as_str()) {
+                    td { (t.id) }
+                    td { a href=(format!("/console/chargers/{}", t.charger_id)) { (t.charger_id) } }
+                    td { (t.connector_id) } td { (t.id_tag) }
+                    td { (t.reservation_id.map(|r| r.to_string()).unwrap_or_else(|| "walk-in".into())) }
+                    td { (when(t.started_at)) }
+                    td { (t.stopped_at.map(when).unwrap_or_else(|| "—".into())) }
+                    td { (t.status.as_str()) }
+                    td { (energy_of(t).map(kwh).unwrap_or_else(|| "—".into())) }
+                }
+            } }
+        } }
+    };
+    page(frame("Transactions", &s, None), body).into_response()
+}
+
+// ---- customers ----
+
+#[derive(Deserialize, Default)]
+struct CustomerQuery {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+fn customer_forms(csrf: &str, problem: Option<&str>) -> Markup {
+    html! {
+        section.card aria-labelledby="new-h" {
+            h2 #new-h { "New customer" }
+            @if let Some(p) = problem { p.notice.error role="alert" { (p) } }
+            form.stack method="post" action="/console/customers" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="c-name" { "Name" }
+                input id="c-name" name="name" required maxlength="100" autocomplete="off";
+                label for="c-tags" { "idTags (separated by spaces or commas; up to 20 characters each)" }
+                input id="c-tags" name="idTags" required autocomplete="off";
+                button type="submit" { "Create and issue a token" }
+            }
+        }
+        section.card aria-labelledby="find-h" {
+            h2 #find-h { "Look up a customer" }
+            form.filters method="get" action="/console/customers" {
+                label for="c-id" { "Customer id" }
+                input id="c-id" name="id" inputmode="numeric";
+                button type="submit" { "Show" }
+            }
+        }
+    }
+}
+
+async fn customers_page(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    q: Result<Query<CustomerQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let found = match q.id.as_deref().and_then(|i| i.trim().parse::<i64>().ok()) {
+        Some(id) => match c.api.central.store.customer(id).await {
+            Ok(found) => Some((id, found)),
+            Err(e) => return internal(&e),
+        },
+        None => None,
+    };
+    let body = html! {
+        @if let Some((id, found)) = &found {
+            section.card aria-labelledby="cust-h" {
+                @match found {
+                    Some(cu) => {
+                        h2 #cust-h { "Customer " (cu.id) ": " (cu.name) }
+                        p { "idTags: " @for t in &cu.id_tags { code { (t) } " " } }
+                        p { "Created " (when(cu.created_at)) ". " a href=(format!("/console/reservations?day={}", day_text(OffsetDateTime::now_utc().date()))) { "Today's bookings" } }
+                    }
+                    None => { h2 #cust-h { "No customer " (id) } }
+                }
+            }
+        }
+        (customer_forms(&s.session.csrf, None))
+    };
+    page(frame("Customers", &s, None), body).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    id_tags: String,
+}
+
+/// As `POST /customers` does: the token is shown once, on this answer (never in a URL).
+async fn create_customer(
+    State(c): State<Arc<Console>>,
+    s: OperatorSession,
+    Form(form): Form<CustomerForm>,
+) -> Response {
+    if !csrf_ok(&s.session, &form.csrf) {
+        return csrf_refused();
+    }
+    let refuse = |why: &str| {
+        let body = customer_forms(&s.session.csrf, Some(why));
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(frame("Customers", &s, None), body),
+        )
+            .into_response()
+    };
+    let name = form.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return refuse("The name must be 1 to 100 characters.");
+    }
+    let mut tags: Vec<IdTag> = Vec::new();
+    for raw in form
+        .id_tags
+        .split(|ch: char| ch == ',' || ch.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        match IdTag::parse(raw) {
+            Ok(t) if tags.iter().any(|o| o.key() == t.key()) => {
+                return refuse(&format!("idTag {raw} is listed twice."));
+            }
+            Ok(t) => tags.push(t),
+            Err(e) => return refuse(&format!("idTag {raw}: {e}.")),
+        }
+    }
+    if tags.is_empty() || tags.len() > 20 {
+        return refuse("Give 1 to 20 idTags.");
+    }
+    let token = new_token();
+    let customer = match c
+        .api
+        .central
+        .store
+        .insert_customer(&NewCustomer {
+            name,
+            id_tags: tags,
+            token_digest: token_digest(&token),
+        })
+        .await
+    {
+        Ok(cu) => cu,
+        Err(StoreError::Conflict(what)) => return refuse(&what),
+        Err(e) => return internal(&e),
+    };
+    let body = html! {
+        section.card aria-labelledby="made-h" {
+            h2 #made-h { "Created customer " (customer.id) ": " (customer.name) }
+            p { "idTags: " @for t in &customer.id_tags { code { (t) } " " } }
+            p { strong { "Token (shown only now; give it to the driver for the driver's page at /my/):" } }
+            p { code.token data-token { (token) } }
+        }
+        (customer_forms(&s.session.csrf, None))
+    };
+    (
+        StatusCode::CREATED,
+        page(frame("Customers", &s, None), body),
+    )
+        .into_response()
+}
