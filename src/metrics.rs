@@ -416,6 +416,8 @@ pub fn ledger_checkpoint(took: Duration, wal_pages: u64) {
     histogram!(LEDGER_CHECKPOINT).record(seconds);
     gauge!(LEDGER_CHECKPOINT_MAX).set(raise(&MAX, seconds));
     gauge!(LEDGER_WAL_PAGES).set(wal_pages as f64);
+}
+
 /// A meter reading the ledger did not take as energy; `message` is where it came from.
 pub fn implausible_meter(message: &'static str) {
     counter!(IMPLAUSIBLE_METER, "message" => message).increment(1);
