@@ -218,7 +218,10 @@ mod tests {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::metadata(&file).unwrap().len() <= before {
-            assert!(Instant::now() < deadline, "no checkpoint copied the WAL back");
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint copied the WAL back"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         store.close().await;

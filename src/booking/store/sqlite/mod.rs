@@ -34,8 +34,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::checkpoint::Durability;
 use self::checkpoint::Checkpointer;
+pub use self::checkpoint::Durability;
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
