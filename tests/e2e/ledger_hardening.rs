@@ -126,6 +126,54 @@ async fn a_my_page_file_left_from_another_ledger_is_rebuilt() {
 }
 
 #[tokio::test]
+async fn a_my_page_view_ahead_of_a_restored_ledger_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_in(dir.path()).await;
+    app.register_charger("CP-H", 1, None).await;
+    let ada = create_customer(&app, "Ada", &["ADA-H"]).await;
+    app.shutdown().await;
+    let backup = tempfile::tempdir().unwrap();
+    let ledger_files = ["echarging.db", "echarging.db-wal"];
+    for name in ledger_files {
+        if dir.path().join(name).exists() {
+            std::fs::copy(dir.path().join(name), backup.path().join(name)).unwrap();
+        }
+    }
+
+    let app = app_in(dir.path()).await;
+    let n = now() + time::Duration::hours(1);
+    let r = book(&app, &ada, &rfc(n), &rfc(n + time::Duration::hours(1))).await;
+    assert_eq!(r.status(), 201);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while my_reservations(&app, &ada).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the booking never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.shutdown().await;
+
+    // The same ledger, restored from before the booking: the view folded past its end.
+    for name in ["echarging.db-wal", "echarging.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(name));
+    }
+    for name in ledger_files {
+        if backup.path().join(name).exists() {
+            std::fs::copy(backup.path().join(name), dir.path().join(name)).unwrap();
+        }
+    }
+    let app = app_in(dir.path()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        my_reservations(&app, &ada).await,
+        Vec::<Value>::new(),
+        "a booking the ledger no longer has is not shown"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn readiness_fails_when_the_ledger_cannot_write() {
     let app = spawn_app_with(|_| {}).await;
     assert_eq!(readiness(&app).await.0, 200);

@@ -233,6 +233,17 @@ pub(super) async fn record_connector_fault(
     Ok((changed, seq))
 }
 
+pub(super) async fn record_cancel_delivered(
+    tx: &mut PgConnection,
+    reservation_id: i32,
+) -> Result<Written<()>, StoreError> {
+    sqlx::query("UPDATE reservations SET cancel_owed = false WHERE id = $1")
+        .bind(reservation_id)
+        .execute(tx)
+        .await?;
+    Ok(((), None))
+}
+
 pub(super) async fn expire_due(
     tx: &mut PgConnection,
     now: OffsetDateTime,
@@ -269,6 +280,65 @@ pub(super) async fn expire_due(
         );
     }
     Ok((expired, seq))
+}
+
+pub(super) async fn reservation(pool: &PgPool, id: i32) -> Result<Option<Reservation>, StoreError> {
+    let row = sqlx::query(&D.reservation_by_id())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(rows::reservation).transpose()
+}
+
+pub(super) async fn reservations(
+    pool: &PgPool,
+    filter: &ReservationFilter,
+) -> Result<Vec<Reservation>, StoreError> {
+    let mut q = list_query::<Postgres>(
+        RESERVATION_COLUMNS,
+        "reservations",
+        filter.charger_id.as_ref(),
+        filter.customer_id,
+        filter.status.map(|s| s.as_str()),
+    );
+    if let Some(from) = filter.from {
+        q.push(" AND end_at > ms_to_ts(")
+            .push_bind(to_millis(from))
+            .push(")");
+    }
+    if let Some(to) = filter.to {
+        q.push(" AND start_at < ms_to_ts(")
+            .push_bind(to_millis(to))
+            .push(")");
+    }
+    q.push(" ORDER BY start_at, id LIMIT ")
+        .push_bind(i64::from(filter.limit));
+    let rows = q.build().fetch_all(pool).await?;
+    rows::all(&rows, rows::reservation)
+}
+
+pub(super) async fn dispatch_agenda(
+    pool: &PgPool,
+    now: OffsetDateTime,
+) -> Result<DispatchAgenda, StoreError> {
+    let now = to_millis(now);
+    let booked = sqlx::query(&D.booked_not_over())
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    let owed = sqlx::query(&D.cancels_owed())
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+    Ok(DispatchAgenda {
+        booked: rows::all(&booked, rows::reservation)?,
+        cancels_owed: rows::all(&owed, rows::reservation)?,
+    })
+}
+
+pub(super) async fn overlapping_reservations(pool: &PgPool) -> Result<Vec<(i32, i32)>, StoreError> {
+    let rows = sqlx::query(&D.overlapping()).fetch_all(pool).await?;
+    rows::all(&rows, rows::pair)
 }
 
 /// A reservation live on connector `$3` of charger `$2` whose slot, widened by the early grace
@@ -395,74 +465,4 @@ pub(super) async fn set_reservation_status(
     r.status = status;
     r.updated_at = from_millis(now);
     Ok(())
-}
-
-pub(super) async fn record_cancel_delivered(
-    tx: &mut PgConnection,
-    reservation_id: i32,
-) -> Result<Written<()>, StoreError> {
-    sqlx::query("UPDATE reservations SET cancel_owed = false WHERE id = $1")
-        .bind(reservation_id)
-        .execute(tx)
-        .await?;
-    Ok(((), None))
-}
-
-pub(super) async fn reservation(pool: &PgPool, id: i32) -> Result<Option<Reservation>, StoreError> {
-    let row = sqlx::query(&D.reservation_by_id())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(rows::reservation).transpose()
-}
-
-pub(super) async fn reservations(
-    pool: &PgPool,
-    filter: &ReservationFilter,
-) -> Result<Vec<Reservation>, StoreError> {
-    let mut q = list_query::<Postgres>(
-        RESERVATION_COLUMNS,
-        "reservations",
-        filter.charger_id.as_ref(),
-        filter.customer_id,
-        filter.status.map(|s| s.as_str()),
-    );
-    if let Some(from) = filter.from {
-        q.push(" AND end_at > ms_to_ts(")
-            .push_bind(to_millis(from))
-            .push(")");
-    }
-    if let Some(to) = filter.to {
-        q.push(" AND start_at < ms_to_ts(")
-            .push_bind(to_millis(to))
-            .push(")");
-    }
-    q.push(" ORDER BY start_at, id LIMIT ")
-        .push_bind(i64::from(filter.limit));
-    let rows = q.build().fetch_all(pool).await?;
-    rows::all(&rows, rows::reservation)
-}
-
-pub(super) async fn dispatch_agenda(
-    pool: &PgPool,
-    now: OffsetDateTime,
-) -> Result<DispatchAgenda, StoreError> {
-    let now = to_millis(now);
-    let booked = sqlx::query(&D.booked_not_over())
-        .bind(now)
-        .fetch_all(pool)
-        .await?;
-    let owed = sqlx::query(&D.cancels_owed())
-        .bind(now)
-        .fetch_all(pool)
-        .await?;
-    Ok(DispatchAgenda {
-        booked: rows::all(&booked, rows::reservation)?,
-        cancels_owed: rows::all(&owed, rows::reservation)?,
-    })
-}
-
-pub(super) async fn overlapping_reservations(pool: &PgPool) -> Result<Vec<(i32, i32)>, StoreError> {
-    let rows = sqlx::query(&D.overlapping()).fetch_all(pool).await?;
-    rows::all(&rows, rows::pair)
 }

@@ -4,15 +4,15 @@
 //! Reads use their own pool and never wait for writers (WAL). Durability is the URL's
 //! `synchronous` parameter ([`Durability`]): `full` (the default) fsyncs the WAL at every commit,
 //! so an acknowledged write survives a power cut; `normal` survives a process crash only.
-//! Checkpoints never run on the writer: a checkpointer task copies the WAL back on a connection
-//! of its own, so a commit never waits for the database file to be written and synced (that wait
-//! was the seconds-long stall of the write path on slow disks). No double booking is enforced by
-//! triggers in the schema.
+//! Checkpoints never run on the writer: a checkpointer task ([`checkpoint`]) copies the WAL back
+//! on a connection of its own, so a commit never waits for the database file to be written and
+//! synced (that wait was the seconds-long stall of the write path on slow disks). No double
+//! booking is enforced by triggers in the schema.
 //!
 //! One file per aggregate (chargers, customers, reservations, transactions, events), each the
 //! twin of the PostgreSQL backend's file of the same name: the same functions, each running on
 //! an open transaction and returning its value with the seq of the last event it appended.
-//! This file owns the connections, the group-commit writer and the [`Store`] impl.
+//! This file owns the connections and the [`Store`] impl; [`writer`] the group-commit writer.
 
 mod chargers;
 mod checkpoint;
@@ -20,22 +20,22 @@ mod customers;
 mod events;
 mod reservations;
 mod transactions;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
 
-use self::checkpoint::Checkpointer;
-pub use self::checkpoint::Durability;
+use checkpoint::Checkpointer;
+pub use checkpoint::Durability;
+use writer::Writer;
+
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
@@ -82,127 +82,11 @@ pub struct SqliteStore {
     /// The single writer connection.
     writer: SqlitePool,
     /// Bookings and transaction messages go through the batching writer (group commit), see
-    /// [`run_batches`].
-    batches: mpsc::Sender<WriteJob>,
-    /// Cleared when the batching writer stops: the store can no longer write.
-    writer_alive: Arc<AtomicBool>,
+    /// [`writer`].
+    batches: Writer,
     head: Arc<Head>,
     /// Copies the WAL back into the database file, off the write path.
     checkpointer: Checkpointer,
-}
-
-/// What a batched job does once its batch committed (`Ok`) or failed to.
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-
-/// How a job ran on the batch's open transaction.
-enum Ran {
-    /// It wrote; its caller is answered once the batch commits.
-    Wrote { finish: Finish, seq: Option<i64> },
-    /// It failed or refused: what it wrote is rolled back to its savepoint and its caller
-    /// gets the error, whatever becomes of the batch.
-    Failed(Finish),
-}
-
-/// A unit of work for the batching writer: runs its statements on the batch's open transaction.
-type WriteJob = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
-
-/// Most jobs per transaction: enough to amortise the commit, small enough to keep latency low.
-const MAX_BATCH: usize = 128;
-
-/// Clears the flag when the writer loop ends, however it ends.
-struct AliveGuard(Arc<AtomicBool>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-/// The group-commit loop. Each round takes every job waiting (up to [`MAX_BATCH`]), runs them in
-/// one `BEGIN IMMEDIATE … COMMIT` and only then answers each: an answered write is committed.
-/// With one writer connection the statements are the cost, so sharing BEGIN/COMMIT among the
-/// concurrent writes is what lifts throughput. Each job runs under its own savepoint: a job that
-/// fails (or panics) is rolled back alone and only its caller sees it; the others commit. Only a
-/// failure of BEGIN, a savepoint or COMMIT fails the whole batch.
-async fn run_batches(
-    writer: SqlitePool,
-    mut jobs: mpsc::Receiver<WriteJob>,
-    head: Arc<Head>,
-    alive: Arc<AtomicBool>,
-) {
-    let _guard = AliveGuard(alive);
-    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut wrote: Vec<Finish> = Vec::with_capacity(batch.len());
-        let mut failed: Vec<Finish> = Vec::new();
-        let began = std::time::Instant::now();
-        let outcome = async {
-            let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-            let mut last = None;
-            for job in batch.drain(..) {
-                sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-                let ran = std::panic::AssertUnwindSafe(job(&mut tx))
-                    .catch_unwind()
-                    .await;
-                let keep = match ran {
-                    Ok(Ran::Wrote { finish, seq }) => {
-                        wrote.push(finish);
-                        last = seq.max(last);
-                        true
-                    }
-                    Ok(Ran::Failed(finish)) => {
-                        failed.push(finish);
-                        false
-                    }
-                    Err(panic) => {
-                        // Its caller's reply went down with it: the caller sees NotCompleted.
-                        tracing::error!(panic = panic_text(&panic), "a ledger write panicked");
-                        false
-                    }
-                };
-                if !keep {
-                    sqlx::query("ROLLBACK TO SAVEPOINT job")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok::<Option<i64>, StoreError>(last)
-        }
-        .await;
-        crate::metrics::ledger_batch(began.elapsed());
-        batch.clear(); // jobs not reached after a failure are dropped: their callers see it
-        match &outcome {
-            Ok(seq) => {
-                if let Some(seq) = seq {
-                    head.advance(*seq);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, jobs = wrote.len(), "write batch rolled back"),
-        }
-        for finish in failed {
-            finish(Ok(()));
-        }
-        for finish in wrote {
-            finish(match &outcome {
-                Ok(_) => Ok(()),
-                Err(e) => Err(StoreError::NotCompleted(format!(
-                    "the write batch failed: {e}"
-                ))),
-            });
-        }
-    }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 impl SqliteStore {
@@ -245,62 +129,14 @@ impl SqliteStore {
         let head = Arc::new(Head::new(
             events::last_seq(&mut *writer.acquire().await?).await?,
         ));
-        let (batches, jobs) = mpsc::channel(4 * MAX_BATCH);
-        let writer_alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(run_batches(
-            writer.clone(),
-            jobs,
-            head.clone(),
-            writer_alive.clone(),
-        ));
+        let batches = Writer::spawn(writer.clone(), head.clone());
         Ok(SqliteStore {
             pool,
             writer,
             batches,
-            writer_alive,
             head,
             checkpointer,
         })
-    }
-
-    /// Run `work` on the batching writer's open transaction and return its value once the
-    /// batch committed. An `Err` of `work` (a refusal or a database error) rolls back only what
-    /// `work` wrote.
-    async fn batched<T, E>(
-        &self,
-        work: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Written<T>, E>>
-        + Send
-        + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        let job: WriteJob = Box::new(move |conn| {
-            Box::pin(async move {
-                match work(conn).await {
-                    Ok((value, seq)) => Ran::Wrote {
-                        seq,
-                        finish: Box::new(move |committed| {
-                            let _ = reply.send(committed.map(|()| value).map_err(E::from));
-                        }),
-                    },
-                    Err(e) => Ran::Failed(Box::new(move |_| {
-                        let _ = reply.send(Err(e));
-                    })),
-                }
-            })
-        });
-        self.batches
-            .send(job)
-            .await
-            .map_err(|_| StoreError::NotCompleted("the store is closed".into()))?;
-        answer.await.map_err(|_| {
-            E::from(StoreError::NotCompleted(
-                "the write failed before it could be committed".into(),
-            ))
-        })?
     }
 
     /// Run `work` in its own `BEGIN IMMEDIATE` transaction on the writer connection (writes that
@@ -347,7 +183,7 @@ impl Store for SqliteStore {
     }
 
     fn can_write(&self) -> bool {
-        self.writer_alive.load(Ordering::SeqCst) && !self.writer.is_closed()
+        self.batches.alive() && !self.writer.is_closed()
     }
 
     async fn insert_charger(&self, new: &NewCharger) -> Result<ChargerRecord, StoreError> {
@@ -446,8 +282,8 @@ impl Store for SqliteStore {
     }
 
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {
-        let new = new.clone();
-        self.batched(move |tx| Box::pin(async move { reservations::book(tx, &new).await }))
+        self.batches
+            .write(new.clone(), |tx, new| Box::pin(reservations::book(tx, new)))
             .await
     }
 
@@ -478,30 +314,30 @@ impl Store for SqliteStore {
         req: &StartRequest,
         policy: &StartPolicy,
     ) -> Result<StartOutcome, StoreError> {
-        let (req, policy) = (req.clone(), *policy);
-        self.batched(move |tx| {
-            Box::pin(async move { transactions::start_transaction(tx, &req, &policy).await })
-        })
-        .await
+        self.batches
+            .write((req.clone(), *policy), |tx, (req, policy)| {
+                Box::pin(transactions::start_transaction(tx, req, policy))
+            })
+            .await
     }
 
     async fn stop_transaction(&self, req: &StopRequest) -> Result<StopOutcome, StoreError> {
-        let req = req.clone();
-        self.batched(move |tx| {
-            Box::pin(async move { transactions::stop_transaction(tx, &req).await })
-        })
-        .await
+        self.batches
+            .write(req.clone(), |tx, req| {
+                Box::pin(transactions::stop_transaction(tx, req))
+            })
+            .await
     }
 
     async fn record_meter_values(
         &self,
         readings: &MeterReadings,
     ) -> Result<Option<Transaction>, StoreError> {
-        let readings = readings.clone();
-        self.batched(move |tx| {
-            Box::pin(async move { transactions::record_meter_values(tx, &readings).await })
-        })
-        .await
+        self.batches
+            .write(readings.clone(), |tx, readings| {
+                Box::pin(transactions::record_meter_values(tx, readings))
+            })
+            .await
     }
 
     async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError> {
@@ -520,10 +356,11 @@ impl Store for SqliteStore {
         reservation_id: i32,
         ack: ChargerAck,
     ) -> Result<Option<Reservation>, StoreError> {
-        self.batched(move |tx| {
-            Box::pin(async move { reservations::record_charger_ack(tx, reservation_id, ack).await })
-        })
-        .await
+        self.batches
+            .write((reservation_id, ack), |tx, &(id, ack)| {
+                Box::pin(reservations::record_charger_ack(tx, id, ack))
+            })
+            .await
     }
 
     async fn record_connector_fault(
@@ -534,25 +371,32 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
         grace: time::Duration,
     ) -> Result<Vec<Reservation>, StoreError> {
-        let charger_id = charger_id.clone();
-        self.batched(move |tx| {
-            Box::pin(async move {
-                reservations::record_connector_fault(tx, &charger_id, connector_id, ack, at, grace)
-                    .await
+        let fault = (charger_id.clone(), connector_id, ack, at, grace);
+        self.batches
+            .write(fault, |tx, (charger_id, connector_id, ack, at, grace)| {
+                Box::pin(reservations::record_connector_fault(
+                    tx,
+                    charger_id,
+                    *connector_id,
+                    *ack,
+                    *at,
+                    *grace,
+                ))
             })
-        })
-        .await
+            .await
     }
 
     async fn record_cancel_delivered(&self, reservation_id: i32) -> Result<(), StoreError> {
-        self.batched(move |tx| {
-            Box::pin(async move { reservations::record_cancel_delivered(tx, reservation_id).await })
-        })
-        .await
+        self.batches
+            .write(reservation_id, |tx, &id| {
+                Box::pin(reservations::record_cancel_delivered(tx, id))
+            })
+            .await
     }
 
     async fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<Reservation>, StoreError> {
-        self.batched(move |tx| Box::pin(async move { reservations::expire_due(tx, now).await }))
+        self.batches
+            .write(now, |tx, &now| Box::pin(reservations::expire_due(tx, now)))
             .await
     }
 
