@@ -159,6 +159,21 @@ async fn customer_page(
     page(&api, customer, query).await
 }
 
+/// One Server-Sent Event of `GET /api/v1/me/events`, as an EventSource reads it (documentation
+/// type: the stream is written by axum's SSE support).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct MyPageEvent {
+    /// `snapshot`, `resync`, or the ledger event's kind (e.g. `ReservationBooked`).
+    event: Option<String>,
+    /// The ledger event's sequence number.
+    id: Option<String>,
+    /// JSON text: the page (`snapshot`) or the reservation entry as it now stands.
+    data: Option<String>,
+    /// Reconnection time in milliseconds, when the server suggests one.
+    retry: Option<u64>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/me/events",
@@ -174,8 +189,8 @@ async fn customer_page(
         reload the page. Only the caller's own changes are ever sent; the stream ends when the \
         server stops (reconnect, as EventSource does by itself). Customer token only.",
     responses(
-        (status = 200, description = "The stream", content_type = "text/event-stream",
-            body = String),
+        (status = 200, description = "The stream; each event as below",
+            content_type = "text/event-stream", body = MyPageEvent),
         (status = 403, description = "The operator token has no page of its own",
             body = Problem, content_type = "application/problem+json")
     ),

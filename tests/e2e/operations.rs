@@ -274,17 +274,33 @@ async fn metrics_move_with_sessions_frames_calls_bookings_and_requests() {
 }
 
 /// A REST request that holds its permit until the returned charger goes away: a remote start
-/// to a charger that never reads the call. (A slow body no longer holds one: bodies are read
-/// before the permit is taken.)
+/// to a charger that takes the call and never answers it. (A slow body no longer holds one:
+/// bodies are read before the permit is taken.) Sent again if it was itself shed.
 async fn hold_rest_permit(app: &TestApp) -> (echarging_sim::Charger, tokio::task::JoinHandle<()>) {
-    let charger = app.booted_charger("CP-HOLD").await;
-    let request = app
-        .api(Method::POST, "/api/v1/chargers/CP-HOLD/remote-start")
-        .json(&json!({"idTag": "HOLD-1"}));
-    let call = tokio::spawn(async move {
-        let _ = request.send().await;
-    });
-    (charger, call)
+    let mut charger = app.booted_charger("CP-HOLD").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let request = app
+            .api(Method::POST, "/api/v1/chargers/CP-HOLD/remote-start")
+            .json(&json!({"idTag": "HOLD-1"}));
+        let call = tokio::spawn(async move {
+            let _ = request.send().await;
+        });
+        match charger.next_incoming(Duration::from_millis(500)).await {
+            Ok(echarging_sim::Incoming::Call { action, .. })
+                if action == "RemoteStartTransaction" =>
+            {
+                return (charger, call);
+            }
+            _ => {
+                let _ = call.await;
+                assert!(
+                    Instant::now() < deadline,
+                    "the remote start never reached the charger"
+                );
+            }
+        }
+    }
 }
 
 /// A shed answer: 503, `Retry-After: 1`, problem+json.

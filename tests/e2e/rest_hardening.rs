@@ -183,7 +183,7 @@ async fn a_flood_of_half_sent_requests_leaves_room_for_probes_and_chargers() {
     let r = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let _charger = app.booted_charger("CP-FLOOD").await;
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(5));
     app.shutdown().await;
 }
 
