@@ -14,11 +14,11 @@ fuzz_target!(|data: &[u8]| {
     match Frame::parse(text) {
         Ok(frame) => {
             assert!(frame.message_id().chars().count() <= MAX_MESSAGE_ID_LEN);
-            if let Frame::Call(call) = frame {
-                if let Err(e) = ChargePointRequest::decode(&call.action, call.payload) {
-                    let reply = encode_call_error(&call.id, e.code, &e.description, None);
-                    ocpp_schemas::assert_frames_valid([reply.as_str()], [text]);
-                }
+            if let Frame::Call(call) = frame
+                && let Err(e) = ChargePointRequest::decode(&call.action, call.payload)
+            {
+                let reply = encode_call_error(&call.id, e.code, &e.description, None);
+                ocpp_schemas::assert_frames_valid([reply.as_str()], [text]);
             }
         }
         Err(e) => {

@@ -278,7 +278,7 @@ impl Session {
     }
 
     /// The answer to one text frame, if it gets one, and the action it belongs to (for the log).
-    async fn reply_to(&mut self, text: &str) -> (String, Option<String>) {
+    async fn reply_to<'t>(&mut self, text: &'t str) -> (Cow<'t, str>, Option<String>) {
         let inbound = match std::panic::catch_unwind(|| classify(text)) {
             Ok(inbound) => inbound,
             Err(_) => {
@@ -294,7 +294,7 @@ impl Session {
                     "internal error",
                     None,
                 );
-                return ("unknown".into(), Some(reply));
+                return (Cow::Borrowed("unknown"), Some(reply));
             }
         };
         let reply = match inbound {
@@ -345,7 +345,7 @@ impl Session {
                 metrics::frame_answered(&action);
                 metrics::callerror_sent(e.code);
                 let reply = ocpp::encode_call_error(&id, e.code, &e.description, None);
-                return (action.into_owned(), Some(reply));
+                return (action, Some(reply));
             }
             Inbound::Request {
                 id,
@@ -357,7 +357,7 @@ impl Session {
                 metrics::frame_answered(action);
                 let answer = inbound::answer(&self.central, &self.id, &self.live, &id, request);
                 let reply = guarded(answer, &id, action).await;
-                return (action.to_owned(), Some(reply));
+                return (Cow::Borrowed(action), Some(reply));
             }
             Inbound::Result(result) => {
                 self.settle(&result.id, Ok(result.payload.get().to_owned()));
@@ -377,7 +377,7 @@ impl Session {
                 None
             }
         };
-        ("unknown".into(), reply)
+        (Cow::Borrowed("unknown"), reply)
     }
 
     /// Deliver the answer to the call on the wire, if `message_id` is that call's.

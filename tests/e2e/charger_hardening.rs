@@ -196,9 +196,17 @@ async fn charger_text_cannot_forge_a_log_line() {
             ("NO_COLOR", "1"),
         ],
     );
-    let mut child = cmd.spawn().expect("server starts");
+    /// Killed however the test ends, so a failing assertion leaves no stray server.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(cmd.spawn().expect("server starts"));
     let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().expect("stderr piped");
+    let stderr = server.0.stderr.take().expect("stderr piped");
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -257,8 +265,7 @@ async fn charger_text_cannot_forge_a_log_line() {
     still_answers(&mut cp).await;
     // The unknown action's CALLERROR is the last line we cause.
     let log = tokio::task::block_in_place(|| read_until("code=NotImplemented"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let log: Vec<&String> = startup.iter().chain(&log).collect();
     for line in &log {
         assert!(

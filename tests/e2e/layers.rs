@@ -18,7 +18,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "central",
         &[
-            "domain", "booking", "ocpp", "settings", "metrics", "problem",
+            "domain",
+            "booking",
+            "ocpp",
+            "settings",
+            "metrics",
+            "problem",
+            "telemetry",
         ],
     ),
     (
