@@ -407,6 +407,43 @@ async fn operator_and_driver_use_the_console_in_a_real_browser() {
     shot(&b, "05-driver-phone").await;
     b.set_window_size(1280, 1400).await.unwrap();
 
+    // A later booking on the other charger, then cancelled from the page.
+    let later = now() + time::Duration::hours(2);
+    b.goto(&app.url("/my/?chargerId=CP-IDLE")).await.unwrap();
+    wait_for(&b, r#"[data-free-connector="1"]"#, WAIT).await;
+    set_value(&b, "input[name=chargerId]#b-charger", "CP-IDLE").await;
+    set_value(&b, "input[name=connectorId]", "").await;
+    set_value(&b, "input[name=start]", &local_minute(later)).await;
+    set_value(
+        &b,
+        "input[name=end]",
+        &local_minute(later + time::Duration::hours(1)),
+    )
+    .await;
+    b.find(Locator::Css("#book-h + form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let second = wait_for(&b, r#"li.booking[data-status="BOOKED"]"#, WAIT).await;
+    let second_id = second.attr("data-reservation").await.unwrap().unwrap();
+    assert_ne!(second_id, rid.to_string());
+    second
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &b,
+        &format!(r#"[data-reservation="{second_id}"][data-status="CANCELLED"]"#),
+        WAIT,
+    )
+    .await;
+    wait_text(&b, "p.notice", |t| t.contains("is cancelled")).await;
+
     // The operator opens the charger page and remote-stops the charge; the charger answers
     // and then stops the transaction.
     b.goto(&app.url("/console/chargers/CP-WEB")).await.unwrap();
