@@ -63,3 +63,13 @@ done | sort -n >"$work/times"
 awk -v n="$chargers" -v p="$profile" '{t[NR]=$1} END {
   printf "fleet page at %d chargers (%s build): min %.0f ms, median %.0f ms, max %.0f ms over %d loads\n",
     n, p, t[1]*1000, t[int((NR+1)/2)]*1000, t[NR]*1000, NR }' "$work/times"
+
+# What one open fleet page costs the server: CPU used while its live stream runs for 10 s
+# (the stream rebuilds every charger's row twice a second to find the changed ones).
+cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+tick=$(getconf CLK_TCK)
+before=$(cpu)
+curl -s -N -b "$jar" --max-time 10 -o /dev/null "$base/console/events?ids=CON-00001" || true
+after=$(cpu)
+awk -v a="$before" -v b="$after" -v t="$tick" -v n="$chargers" 'BEGIN {
+  printf "one open fleet stream at %d chargers: %.0f ms of server CPU per second\n", n, (b - a) / t / 10 * 1000 }'
