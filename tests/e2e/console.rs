@@ -237,12 +237,12 @@ async fn status(charger: &mut Charger, connector: u32, status: &str, error: &str
     assert_eq!(answer, json!({}));
 }
 
-async fn meter(charger: &mut Charger, tx: i64, wh: i64) {
+async fn meter(charger: &mut Charger, tx: i64, wh: i64, at: time::OffsetDateTime) {
     let answer = charger
         .call_result(
             "MeterValues",
             json!({"connectorId": 1, "transactionId": tx, "meterValue": [{
-                "timestamp": rfc(now()),
+                "timestamp": rfc(at),
                 "sampledValue": [
                     {"value": "7.4", "measurand": "Power.Active.Import", "unit": "kW"},
                     {"value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
@@ -339,11 +339,14 @@ async fn operator_and_driver_use_the_console_in_a_real_browser() {
     shot(&b, "03-driver-booked").await;
 
     // Ada plugs in: the booking is charging, and its energy rises on the page as meters come.
+    // Plugged in six minutes ago (inside the early-start grace), so the meters below give a
+    // steady 30 kW: 1500 Wh every three minutes.
+    let began = now() - time::Duration::minutes(6);
     let started = cp
         .call_result(
             "StartTransaction",
             json!({"connectorId": 1, "idTag": "ADA-WEB", "meterStart": 1000,
-                "reservationId": rid, "timestamp": rfc(now())}),
+                "reservationId": rid, "timestamp": rfc(began)}),
         )
         .await
         .unwrap();
@@ -358,12 +361,12 @@ async fn operator_and_driver_use_the_console_in_a_real_browser() {
     .await;
     wait_for(&b, &format!(r#"[data-energy-of="{rid}"]"#), WAIT).await;
     mark_page(&b).await;
-    meter(&mut cp, tx, 2500).await;
+    meter(&mut cp, tx, 2500, began + time::Duration::minutes(3)).await;
     wait_text(&b, &format!("{mine} [data-field=energy]"), |t| {
         t == "1.500 kWh"
     })
     .await;
-    meter(&mut cp, tx, 4000).await;
+    meter(&mut cp, tx, 4000, began + time::Duration::minutes(6)).await;
     wait_text(&b, &format!("{mine} [data-field=energy]"), |t| {
         t == "3.000 kWh"
     })
@@ -374,9 +377,72 @@ async fn operator_and_driver_use_the_console_in_a_real_browser() {
     .await;
     assert!(not_reloaded(&b).await, "the energy rose by a reload");
     shot(&b, "04-driver-charging").await;
+
+    // The fleet page draws the load of the running charge from its meter values.
+    b.goto(&app.url("/")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let drawn = b
+            .find(Locator::Css("svg.chart polyline.load"))
+            .await
+            .is_ok();
+        let now_text = match b.find(Locator::Css("[data-load-kw]")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if drawn && now_text.starts_with("Now 30.0 kW over 1 charging sessions") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no load chart: {now_text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.refresh().await.unwrap();
+    }
+    shot(&b, "04b-operator-fleet-load").await;
+    b.goto(&app.url("/my/")).await.unwrap();
+    wait_for(&b, &format!(r#"[data-energy-of="{rid}"]"#), WAIT).await;
     b.set_window_size(390, 844).await.unwrap();
     shot(&b, "05-driver-phone").await;
     b.set_window_size(1280, 1400).await.unwrap();
+
+    // A later booking on the other charger, then cancelled from the page.
+    let later = now() + time::Duration::hours(2);
+    b.goto(&app.url("/my/?chargerId=CP-IDLE")).await.unwrap();
+    wait_for(&b, r#"[data-free-connector="1"]"#, WAIT).await;
+    set_value(&b, "input[name=chargerId]#b-charger", "CP-IDLE").await;
+    set_value(&b, "input[name=connectorId]", "").await;
+    set_value(&b, "input[name=start]", &local_minute(later)).await;
+    set_value(
+        &b,
+        "input[name=end]",
+        &local_minute(later + time::Duration::hours(1)),
+    )
+    .await;
+    b.find(Locator::Css("#book-h + form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let second = wait_for(&b, r#"li.booking[data-status="BOOKED"]"#, WAIT).await;
+    let second_id = second.attr("data-reservation").await.unwrap().unwrap();
+    assert_ne!(second_id, rid.to_string());
+    second
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &b,
+        &format!(r#"[data-reservation="{second_id}"][data-status="CANCELLED"]"#),
+        WAIT,
+    )
+    .await;
+    wait_text(&b, "p.notice", |t| t.contains("is cancelled")).await;
 
     // The operator opens the charger page and remote-stops the charge; the charger answers
     // and then stops the transaction.

@@ -74,7 +74,7 @@ const PROBED: &[(&str, &str)] = &[
     ("/api/v1/transactions/{id}", "/api/v1/transactions/1"),
     ("/api/v1/events", "/api/v1/events"),
     ("/api/v1", "/api/v1"),
-    ("/", "/"),
+    ("/console", "/console"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

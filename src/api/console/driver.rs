@@ -665,7 +665,8 @@ async fn cancel(
 // ---- live ----
 
 /// The caller's page changes as `reservation` events (the entry as my page now shows it), from
-/// the same hub `GET /me/events` follows; `resync` asks the page to reload.
+/// the same hub `GET /me/events` follows, after the first page's entries as they stand;
+/// `resync` asks the page to reload.
 async fn events(
     State(c): State<Arc<Console>>,
     s: Result<DriverSession, super::SignInFirst>,
@@ -680,19 +681,41 @@ async fn events(
         .cursor()
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    // The page was drawn from the view before this stream subscribed: a change in between
+    // would be lost, so the stream opens with the entries as they stand now (after the
+    // subscription, so nothing falls between the two).
+    let first: std::collections::VecDeque<SseEvent> = c
+        .api
+        .pages
+        .entries(s.customer.id, None, 50)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
+        .iter()
+        .map(|e| {
+            SseEvent::default()
+                .event("reservation")
+                .json_data(e)
+                .unwrap_or_default()
+        })
+        .collect();
     struct Follow {
         c: Arc<Console>,
         news: tokio::sync::broadcast::Receiver<crate::booking::mypage::PageNews>,
         customer: i64,
         since: i64,
+        first: std::collections::VecDeque<SseEvent>,
     }
     let state = Follow {
         c,
         news,
         customer: s.customer.id,
         since,
+        first,
     };
     let stream = futures_util::stream::unfold(state, |mut f| async move {
+        if let Some(e) = f.first.pop_front() {
+            return Some((Ok(e), f));
+        }
         loop {
             let received = tokio::select! {
                 _ = f.c.api.central.shutdown.cancelled() => return None,

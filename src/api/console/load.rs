@@ -1,4 +1,4 @@
-//! Fleet load over time, for the console's chart: every few seconds the sampler reads the
+//! Fleet load over time, for the console's chart: every two seconds the sampler reads the
 //! running transactions and turns the change of each one's meter (from MeterValues) into kW;
 //! the sum is kept for the last hour in memory. A transaction with one reading so far counts at
 //! its average since the start. It stops with the server; it writes nothing.
@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use super::Console;
 use crate::domain::transaction::{TransactionFilter, TransactionStatus};
 
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// One hour of samples.
-const KEEP: usize = 720;
+const KEEP: usize = 1800;
 /// Running transactions read per sample.
 const MAX_RUNNING: u32 = 10_000;
 

@@ -331,7 +331,11 @@ async fn fleet(
         }
         section aria-labelledby="load-h" .card {
             h2 #load-h { "Fleet load" }
-            (svg::load_chart(&c.load.snapshot()))
+            @let samples = c.load.snapshot();
+            @if let Some(last) = samples.last() {
+                p data-load-kw=(format!("{:.1}", last.kw)) { "Now " strong { (format!("{:.1} kW", last.kw)) } " over " (last.charging) " charging sessions (from their meter values, as of " (hhmm(last.at)) " UTC)." }
+            }
+            (svg::load_chart(&samples))
         }
         section aria-labelledby="fleet-h" {
             h2 #fleet-h { "Chargers" span.hint { " (" (filter.name()) ", page " (at) " of " (pages) ", live)" } }

@@ -59,18 +59,19 @@ pub fn load_chart(samples: &[Sample]) -> Markup {
     let (w, h) = (600.0_f64, 160.0_f64);
     let max = samples.iter().map(|s| s.kw).fold(0.0_f64, f64::max);
     let top = if max <= 0.0 { 1.0 } else { max * 1.1 };
-    let n = samples.len().max(2) as f64 - 1.0;
+    // Placed by age on a one-hour axis, so a young server's few samples sit at the right.
+    let now = OffsetDateTime::now_utc();
     let points: Vec<String> = samples
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let x = 40.0 + (i as f64 / n) * (w - 50.0);
+        .map(|s| {
+            let age = (now - s.at).as_seconds_f64().clamp(0.0, 3600.0);
+            let x = 40.0 + (1.0 - age / 3600.0) * (w - 50.0);
             let y = 10.0 + (1.0 - s.kw / top) * (h - 30.0);
             format!("{x:.1},{y:.1}")
         })
         .collect();
-    let now = samples.last().map_or(0.0, |s| s.kw);
-    let caption = format!("Fleet load now {now:.1} kW; peak {max:.1} kW over the last hour");
+    let last = samples.last().map_or(0.0, |s| s.kw);
+    let caption = format!("Fleet load now {last:.1} kW; peak {max:.1} kW over the last hour");
     html! {
         svg.chart viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(caption) {
             title { (caption) }
