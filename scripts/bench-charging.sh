@@ -60,6 +60,8 @@ done
 
 echo "== $chargers chargers charging for ${seconds}s${SLOW_FSYNC_US:+, fsync +${SLOW_FSYNC_US} µs} ($BIN_DIR)" >&2
 status=0
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+cpu0=$(cpu_seconds "$server"); t0=$(date +%s.%N)
 taskset -c 1 "$BIN_DIR/echarging-sim" --url "ws://127.0.0.1:$port/ocpp" \
   --api-url "http://127.0.0.1:$port" --api-token "$token" \
   --source-addrs 127.0.0.1-127.0.0.4 --json --mode charge \
@@ -69,6 +71,8 @@ taskset -c 1 "$BIN_DIR/echarging-sim" --url "ws://127.0.0.1:$port/ocpp" \
   --settle "${SETTLE:-1}" \
   >"$work/charge.json" || status=$?
 rss_end=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
+cpu1=$(cpu_seconds "$server"); t1=$(date +%s.%N)
+cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')
 # My-page projection lag (commit → visible), from the server's Prometheus histogram, with
 # Prometheus' histogram_quantile interpolation inside the bucket.
 curl -fs "http://127.0.0.1:$port/metrics" >"$work/metrics.txt" || true
@@ -107,6 +111,16 @@ jq -r --arg rss_end "$rss_end" '
   "CALLERRORs: \(.callErrors), timeouts: \(.timeouts)",
   "server RSS: \(.serverRssBeforeKiB) KiB before connecting, \(.serverRssAfterKiB) KiB connected, \($rss_end) KiB after the sessions"
 ' "$work/charge.json" >&2
+echo "server CPU: ${cpu}% of its core over the whole run (connect, sessions, drain)" >&2
 echo "my-page lag over ${lag_count:-0} events: p50 $(lag 0.5), p99 $(lag 0.99)" >&2
 echo "ledger writer: longest hold $(value echarging_ledger_write_batch_max_seconds) s; longest WAL checkpoint $(value echarging_ledger_checkpoint_max_seconds) s" >&2
+# How the writer's holds and the WAL syncs spread: how many per bucket (le = at most that long).
+spread() {
+  awk -v m="$1_bucket" 'index($0, m) == 1 {
+       match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+       printf "%s<=%s: %d", sep, le, $NF - prev; prev = $NF; sep = ", " }
+     END { if (sep) print "" }' "$work/metrics.txt"
+}
+echo "ledger writer rounds by hold: $(spread echarging_ledger_write_batch_seconds)" >&2
+echo "ledger WAL syncs (longest $(value echarging_ledger_wal_sync_max_seconds) s): $(spread echarging_ledger_wal_sync_seconds)" >&2
 exit "$status"

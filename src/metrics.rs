@@ -38,6 +38,8 @@ const LEDGER_BATCH_MAX: &str = "echarging_ledger_write_batch_max_seconds";
 const LEDGER_CHECKPOINT: &str = "echarging_ledger_checkpoint_seconds";
 const LEDGER_CHECKPOINT_MAX: &str = "echarging_ledger_checkpoint_max_seconds";
 const LEDGER_WAL_PAGES: &str = "echarging_ledger_wal_pages";
+const LEDGER_WAL_SYNC: &str = "echarging_ledger_wal_sync_seconds";
+const LEDGER_WAL_SYNC_MAX: &str = "echarging_ledger_wal_sync_max_seconds";
 const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
@@ -201,6 +203,17 @@ fn describe() {
         LEDGER_CHECKPOINT_MAX,
         Unit::Seconds,
         "The longest SQLite WAL checkpoint since start"
+    );
+    describe_histogram!(
+        LEDGER_WAL_SYNC,
+        Unit::Seconds,
+        "fsyncs of the SQLite ledger's WAL, each covering every round committed before it \
+         (durability full): writes are answered after theirs"
+    );
+    describe_gauge!(
+        LEDGER_WAL_SYNC_MAX,
+        Unit::Seconds,
+        "The longest fsync of the SQLite ledger's WAL since start"
     );
     describe_gauge!(
         LEDGER_WAL_PAGES,
@@ -416,6 +429,14 @@ pub fn ledger_checkpoint(took: Duration, wal_pages: u64) {
     histogram!(LEDGER_CHECKPOINT).record(seconds);
     gauge!(LEDGER_CHECKPOINT_MAX).set(raise(&MAX, seconds));
     gauge!(LEDGER_WAL_PAGES).set(wal_pages as f64);
+}
+
+/// An fsync of the ledger's WAL took `took`.
+pub fn ledger_wal_sync(took: Duration) {
+    static MAX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seconds = took.as_secs_f64();
+    histogram!(LEDGER_WAL_SYNC).record(seconds);
+    gauge!(LEDGER_WAL_SYNC_MAX).set(raise(&MAX, seconds));
 }
 
 /// A meter reading the ledger did not take as energy; `message` is where it came from.

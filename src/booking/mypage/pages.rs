@@ -422,13 +422,18 @@ macro_rules! page_store {
                 if built_from.as_deref() == Some(ledger_id) && cursor <= head {
                     return Ok(false);
                 }
-                tracing::warn!(
-                    built_from = built_from.as_deref().unwrap_or("unknown"),
-                    ledger = ledger_id,
-                    cursor,
-                    head,
-                    "the my-page view is not this ledger's; rebuilding it from the log"
-                );
+                if built_from.is_none() && cursor == 0 {
+                    // A new view (first start, or one that predates ledger ids): nothing stale.
+                    tracing::debug!(ledger = ledger_id, "my-page view adopted by this ledger");
+                } else {
+                    tracing::warn!(
+                        built_from = built_from.as_deref().unwrap_or("unknown"),
+                        ledger = ledger_id,
+                        cursor,
+                        head,
+                        "the my-page view is not this ledger's; rebuilding it from the log"
+                    );
+                }
                 for empty in [
                     "DELETE FROM page_entries",
                     "DELETE FROM page_customers",

@@ -10,6 +10,14 @@
 //! error); the others cannot tell. That costs a re-run only when something failed, where a
 //! savepoint per job would cost statements on every job (measured: ~40% of the booking rate).
 //! The task never dies of a job; should it end anyway, [`Writer::alive`] says so (readiness).
+//!
+//! Durable to power loss without the writer waiting for the disk: rounds commit with SQLite's
+//! `synchronous = NORMAL` (no fsync inside COMMIT) and are handed to the [`WalSync`] task, which
+//! syncs the WAL file once for every round committed since its last sync and only then answers
+//! their callers and moves the log's head. The writer meanwhile runs the next round, so one
+//! fsync is paid per disk round trip, not per round, and a slow fsync delays answers without
+//! stopping writes. An answered write is on disk; one committed but not yet synced when the
+//! power fails was never acknowledged.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -122,10 +130,16 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(pool: SqlitePool, head: Arc<Head>) -> Writer {
+    /// Start the writer; with `wal`, every round is answered only once that WAL file is synced.
+    pub(super) fn spawn(pool: SqlitePool, head: Arc<Head>, wal: Option<WalSync>) -> Writer {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
         let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(run(pool, queue, head, AliveGuard(alive.clone())));
+        let synced = wal.map(|wal| {
+            let (rounds, pending) = mpsc::unbounded_channel();
+            tokio::spawn(sync_rounds(wal, pending, head.clone()));
+            rounds
+        });
+        tokio::spawn(run(pool, queue, head, synced, AliveGuard(alive.clone())));
         Writer { jobs, alive }
     }
 
@@ -179,10 +193,98 @@ enum Round {
     Failed(StoreError),
 }
 
+/// A committed round waiting for its WAL sync: its jobs and the last event it appended.
+struct Committed {
+    jobs: Vec<Box<dyn Job>>,
+    seq: Option<i64>,
+}
+
+/// The ledger's WAL file, synced on demand. Opened anew for each sync (one cheap syscall beside
+/// the fsync): SQLite may truncate or recreate the file, and a sync must reach the file as it is
+/// now. On Linux an fsync of any descriptor flushes the file's data, whoever wrote it.
+#[derive(Debug, Clone)]
+pub(super) struct WalSync {
+    path: std::path::PathBuf,
+}
+
+impl WalSync {
+    pub(super) fn new(database: &std::path::Path) -> WalSync {
+        let mut name = database.as_os_str().to_owned();
+        name.push("-wal");
+        WalSync { path: name.into() }
+    }
+
+    /// Flush what was written to the WAL so far. No WAL file means nothing is waiting in one.
+    pub(super) async fn sync(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&path) {
+            Ok(file) => file.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await;
+        match synced {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(StoreError::NotCompleted(format!(
+                "the WAL sync stopped: {e}"
+            ))),
+        }
+    }
+}
+
+/// The shortest time between two WAL syncs.
+const SYNC_GAP: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Answer committed rounds once a sync that began after their commit has finished: each pass
+/// takes every round committed so far and syncs once for all of them.
+async fn sync_rounds(
+    wal: WalSync,
+    mut pending: mpsc::UnboundedReceiver<Committed>,
+    head: Arc<Head>,
+) {
+    let mut rounds: Vec<Committed> = Vec::new();
+    let mut last: Option<tokio::time::Instant> = None;
+    while pending.recv_many(&mut rounds, usize::MAX).await > 0 {
+        // At most one sync per SYNC_GAP: under load the rounds of that gap share one fsync
+        // instead of paying one each (each costs the single core a thread hand-off and the
+        // kernel's flush); idle, a write is synced at once.
+        if let Some(last) = last {
+            tokio::time::sleep_until(last + SYNC_GAP).await;
+            while let Ok(more) = pending.try_recv() {
+                rounds.push(more);
+            }
+        }
+        last = Some(tokio::time::Instant::now());
+        let began = std::time::Instant::now();
+        let synced = wal.sync().await;
+        crate::metrics::ledger_wal_sync(began.elapsed());
+        if let Err(e) = &synced {
+            // Committed, but not known to be on disk: the callers are told so and may retry
+            // (bookings and transaction messages are idempotent or refused as duplicates).
+            tracing::error!(error = %e, rounds = rounds.len(), "WAL sync failed");
+        }
+        let seq = rounds.iter().filter_map(|r| r.seq).max();
+        if let (Ok(()), Some(seq)) = (&synced, seq) {
+            head.advance(seq);
+        }
+        for round in rounds.drain(..) {
+            for job in round.jobs {
+                job.finish(End::Round(match &synced {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(StoreError::NotCompleted(format!(
+                        "committed, but the WAL sync failed: {e}"
+                    ))),
+                }));
+            }
+        }
+    }
+}
+
 async fn run(
     pool: SqlitePool,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     head: Arc<Head>,
+    synced: Option<mpsc::UnboundedSender<Committed>>,
     _alive: AliveGuard,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
@@ -209,6 +311,21 @@ async fn run(
                 Round::Failed(e) => break Err(e),
             }
         };
+        if let (Ok(seq), Some(synced)) = (&outcome, &synced) {
+            let round = Committed {
+                jobs: batch.drain(..).collect(),
+                seq: *seq,
+            };
+            if let Err(mpsc::error::SendError(round)) = synced.send(round) {
+                // The sync task is gone (it never ends while we run): fail safe, not silent.
+                for job in round.jobs {
+                    job.finish(End::Round(Err(StoreError::NotCompleted(
+                        "the WAL sync task stopped".into(),
+                    ))));
+                }
+            }
+            continue;
+        }
         match &outcome {
             Ok(Some(seq)) => head.advance(*seq),
             Ok(None) => {}
@@ -330,7 +447,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let writer = Arc::new(Writer::spawn(pool.clone(), Arc::new(Head::new(0))));
+        let writer = Arc::new(Writer::spawn(pool.clone(), Arc::new(Head::new(0)), None));
         let tasks: Vec<_> = (0..200i64)
             .map(|v| {
                 let writer = writer.clone();
