@@ -313,7 +313,7 @@ async fn run(
         };
         if let (Ok(seq), Some(synced)) = (&outcome, &synced) {
             let round = Committed {
-                jobs: batch.drain(..).collect(),
+                jobs: std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH)),
                 seq: *seq,
             };
             if let Err(mpsc::error::SendError(round)) = synced.send(round) {
