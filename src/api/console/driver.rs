@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,7 @@ use super::{
     Console, DriverSession, Frame, csrf_ok, csrf_refused, day_of, day_text, hhmm, internal, kwh,
     local_input, page, parse_instant, signin_page, when,
 };
+use super::{CsrfOnly, SignInForm};
 use crate::booking::mypage::PageEntry;
 use crate::booking::store::{BookError, CancelError, Page};
 use crate::domain::ChargeBoxId;
@@ -60,14 +61,6 @@ fn frame<'a>(title: &'a str, s: &'a DriverSession, stream: Option<String>) -> Fr
 }
 
 // ---- sign-in ----
-
-#[derive(Deserialize)]
-struct SignInForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    signin: String,
-}
 
 async fn customer_of(c: &Console, token: &str) -> Result<Option<Customer>, Response> {
     let digest = token_digest(token);
@@ -109,25 +102,7 @@ async fn sign_in(
         }
         Err(r) => return r,
     };
-    let Some((id, _)) = c.sessions.open(Who::Customer(customer)) else {
-        return super::message_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many sessions",
-            "Try again later.",
-        );
-    };
-    let mut r = Redirect::to("/my/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::session_cookie(Side::Driver, &id, secure),
-    );
-    r
-}
-
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+    super::signed_in(&c, Who::Customer(customer), Side::Driver, secure)
 }
 
 async fn sign_out(
@@ -136,16 +111,7 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&s.session, &form.csrf) {
-        return csrf_refused();
-    }
-    c.sessions.close(&s.id);
-    let mut r = Redirect::to("/my/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::clear_cookie(Side::Driver, session::over_tls(&headers)),
-    );
-    r
+    super::signed_out(&c, &s.session, &s.id, Side::Driver, &headers, &form.csrf)
 }
 
 // ---- the page ----

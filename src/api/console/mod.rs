@@ -158,6 +158,60 @@ impl FromRequestParts<Arc<Console>> for DriverSession {
 }
 
 /// A form's CSRF token must be the session's.
+/// A form whose only field is its CSRF token (sign-out, cancel, stop).
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The sign-in form: the token and the sign-in page's own double-submit token.
+#[derive(serde::Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub signin: String,
+}
+
+/// A verified sign-in: open a session for `who` and send the browser home with its cookie.
+pub fn signed_in(c: &Console, who: Who, side: Side, secure: bool) -> Response {
+    let Some((id, _)) = c.sessions.open(who) else {
+        return message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sessions",
+            "Try again later.",
+        );
+    };
+    let mut r = Redirect::to(side.home()).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::session_cookie(side, &id, secure),
+    );
+    r
+}
+
+/// Sign-out: check the form's CSRF token, close the session, clear its cookie, go home.
+pub fn signed_out(
+    c: &Console,
+    session: &Session,
+    id: &str,
+    side: Side,
+    headers: &axum::http::HeaderMap,
+    csrf: &str,
+) -> Response {
+    if !csrf_ok(session, csrf) {
+        return csrf_refused();
+    }
+    c.sessions.close(id);
+    let mut r = Redirect::to(side.home()).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::clear_cookie(side, session::over_tls(headers)),
+    );
+    r
+}
+
 pub fn csrf_ok(session: &Session, presented: &str) -> bool {
     session::same_secret(&session.csrf, presented)
 }

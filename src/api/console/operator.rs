@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -26,6 +26,7 @@ use super::{
     Console, Frame, OperatorSession, csrf_ok, csrf_refused, day_of, day_text, hhmm, internal, kwh,
     page, signin_page, when,
 };
+use super::{CsrfOnly, SignInForm};
 use crate::booking::store::{Page, StoreError};
 use crate::central::CallFailure;
 use crate::central::breaker::BreakerState;
@@ -74,14 +75,6 @@ fn frame<'a>(title: &'a str, s: &'a OperatorSession, stream: Option<String>) -> 
 
 // ---- sign-in ----
 
-#[derive(Deserialize)]
-struct SignInForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    signin: String,
-}
-
 async fn sign_in(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
@@ -105,25 +98,7 @@ async fn sign_in(
             Some("That is not the operator token."),
         );
     }
-    let Some((id, _)) = c.sessions.open(Who::Operator) else {
-        return super::message_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many sessions",
-            "Try again later.",
-        );
-    };
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::session_cookie(Side::Operator, &id, secure),
-    );
-    r
-}
-
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+    super::signed_in(&c, Who::Operator, Side::Operator, secure)
 }
 
 async fn sign_out(
@@ -132,16 +107,7 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&s.session, &form.csrf) {
-        return csrf_refused();
-    }
-    c.sessions.close(&s.id);
-    let mut r = Redirect::to("/").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::clear_cookie(Side::Operator, session::over_tls(&headers)),
-    );
-    r
+    super::signed_out(&c, &s.session, &s.id, Side::Operator, &headers, &form.csrf)
 }
 
 // ---- the fleet ----

@@ -39,6 +39,11 @@ impl Side {
     }
 
     fn path(self) -> &'static str {
+        self.home()
+    }
+
+    /// Where this side's pages start.
+    pub fn home(self) -> &'static str {
         match self {
             Side::Operator => "/",
             Side::Driver => "/my/",
