@@ -259,7 +259,7 @@ async fn events(
                     };
                     s.since = n.seq;
                     let event = SseEvent::default()
-                        .event(n.kind)
+                        .event(n.kind.as_str())
                         .id(n.seq.to_string())
                         .json_data(&entry)
                         .unwrap_or_default();

@@ -209,7 +209,7 @@ impl Dispatcher {
 
     fn apply(&mut self, e: &Event) {
         let now = OffsetDateTime::now_utc();
-        match e.kind.as_str() {
+        match e.kind {
             kind::RESERVATION_BOOKED => {
                 if let Some(r) = e.reservation() {
                     self.add(r, now);

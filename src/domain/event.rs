@@ -5,21 +5,41 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// Event kinds, as stored.
+crate::domain::reservation::wire_enum! {
+    /// What changed, spelled as stored and as the SSE stream names it. ReservationAckChanged:
+    /// the charger answered ReserveNow, or a connector fault changed what the driver sees.
+    EventKind {
+        ChargerRegistered = "ChargerRegistered",
+        ChargerUpdated = "ChargerUpdated",
+        ChargerDeleted = "ChargerDeleted",
+        CustomerCreated = "CustomerCreated",
+        ReservationBooked = "ReservationBooked",
+        ReservationCancelled = "ReservationCancelled",
+        ReservationExpired = "ReservationExpired",
+        ReservationAckChanged = "ReservationAckChanged",
+        TransactionStarted = "TransactionStarted",
+        TransactionRefused = "TransactionRefused",
+        MeterValuesRecorded = "MeterValuesRecorded",
+        TransactionStopped = "TransactionStopped",
+    }
+}
+
+/// The kinds by their old constant names, so a `match` reads like the log.
 pub mod kind {
-    pub const CHARGER_REGISTERED: &str = "ChargerRegistered";
-    pub const CHARGER_UPDATED: &str = "ChargerUpdated";
-    pub const CHARGER_DELETED: &str = "ChargerDeleted";
-    pub const CUSTOMER_CREATED: &str = "CustomerCreated";
-    pub const RESERVATION_BOOKED: &str = "ReservationBooked";
-    pub const RESERVATION_CANCELLED: &str = "ReservationCancelled";
-    pub const RESERVATION_EXPIRED: &str = "ReservationExpired";
-    /// The charger answered ReserveNow, or a connector fault changed what the driver sees.
-    pub const RESERVATION_ACK_CHANGED: &str = "ReservationAckChanged";
-    pub const TRANSACTION_STARTED: &str = "TransactionStarted";
-    pub const TRANSACTION_REFUSED: &str = "TransactionRefused";
-    pub const METER_VALUES_RECORDED: &str = "MeterValuesRecorded";
-    pub const TRANSACTION_STOPPED: &str = "TransactionStopped";
+    use super::EventKind;
+
+    pub const CHARGER_REGISTERED: EventKind = EventKind::ChargerRegistered;
+    pub const CHARGER_UPDATED: EventKind = EventKind::ChargerUpdated;
+    pub const CHARGER_DELETED: EventKind = EventKind::ChargerDeleted;
+    pub const CUSTOMER_CREATED: EventKind = EventKind::CustomerCreated;
+    pub const RESERVATION_BOOKED: EventKind = EventKind::ReservationBooked;
+    pub const RESERVATION_CANCELLED: EventKind = EventKind::ReservationCancelled;
+    pub const RESERVATION_EXPIRED: EventKind = EventKind::ReservationExpired;
+    pub const RESERVATION_ACK_CHANGED: EventKind = EventKind::ReservationAckChanged;
+    pub const TRANSACTION_STARTED: EventKind = EventKind::TransactionStarted;
+    pub const TRANSACTION_REFUSED: EventKind = EventKind::TransactionRefused;
+    pub const METER_VALUES_RECORDED: EventKind = EventKind::MeterValuesRecorded;
+    pub const TRANSACTION_STOPPED: EventKind = EventKind::TransactionStopped;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +47,7 @@ pub struct Event {
     /// 1, 2, 3, … with no gaps, in commit order.
     pub seq: i64,
     pub at: OffsetDateTime,
-    pub kind: String,
+    pub kind: EventKind,
     /// Correlation: what the event belongs to.
     pub charger_id: Option<String>,
     pub customer_id: Option<i64>,

@@ -406,7 +406,7 @@ async fn retried_start_and_stop_count_once() {
         1
     );
     let events = app.central.store.events_after(0, 1000).await.unwrap();
-    let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    let count = |kind: &str| events.iter().filter(|e| e.kind.as_str() == kind).count();
     assert_eq!(count("TransactionStarted"), 1);
     assert_eq!(count("TransactionStopped"), 1, "counted once");
     // A stop for a transaction nobody knows is still answered.
@@ -441,7 +441,11 @@ async fn an_unused_slot_expires() {
     }
     // The slot is free again.
     let events = app.central.store.events_after(0, 100).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "ReservationExpired"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind.as_str() == "ReservationExpired")
+    );
     app.shutdown().await;
 }
 

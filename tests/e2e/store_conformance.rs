@@ -19,7 +19,7 @@ use echarging::domain::charger::{
     BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger,
 };
 use echarging::domain::customer::{Customer, IdTag, NewCustomer, token_digest};
-use echarging::domain::event::{Event, data, kind};
+use echarging::domain::event::{Event, EventKind, data, kind};
 use echarging::domain::instant::EARLIEST;
 use echarging::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
@@ -195,8 +195,8 @@ async fn all_events(store: &Arc<dyn Store>) -> Vec<Event> {
     store.events_after(0, 10_000).await.unwrap()
 }
 
-fn kinds(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|e| e.kind.as_str()).collect()
+fn kinds(events: &[Event]) -> Vec<EventKind> {
+    events.iter().map(|e| e.kind).collect()
 }
 
 fn assert_gap_free(events: &[Event]) {
@@ -1027,7 +1027,7 @@ fn stop_req(charger: &str, transaction_id: i32, meter_stop_wh: i64, min: i64) ->
     }
 }
 
-fn of_kind<'a>(events: &'a [Event], k: &str) -> Vec<&'a Event> {
+fn of_kind<'a>(events: &'a [Event], k: EventKind) -> Vec<&'a Event> {
     events.iter().filter(|e| e.kind == k).collect()
 }
 

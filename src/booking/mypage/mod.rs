@@ -94,7 +94,7 @@ pub enum PageChange {
 /// The view's change for `event`, if it touches my page. Walk-ins (transactions without a
 /// reservation) and refused starts are not bookings and do not appear.
 pub fn change_of(event: &Event) -> Option<PageChange> {
-    match event.kind.as_str() {
+    match event.kind {
         kind::CUSTOMER_CREATED => Some(PageChange::Customer(PageCustomer {
             id: event.data.get("id")?.as_i64()?,
             name: event.data.get("name")?.as_str()?.to_owned(),
@@ -155,7 +155,7 @@ impl From<TransactionData> for Charging {
 pub struct PageNews {
     pub seq: i64,
     pub customer_id: i64,
-    pub kind: String,
+    pub kind: crate::domain::event::EventKind,
     pub reservation_id: Option<i32>,
 }
 
@@ -176,11 +176,15 @@ mod tests {
     use serde_json::{Value, json};
     use time::macros::datetime;
 
-    fn event(kind: &str, data: Value, reservation_id: Option<i32>) -> Event {
+    fn event(
+        kind: crate::domain::event::EventKind,
+        data: Value,
+        reservation_id: Option<i32>,
+    ) -> Event {
         Event {
             seq: 1,
             at: datetime!(2026-01-01 10:00 UTC),
-            kind: kind.into(),
+            kind,
             charger_id: Some("CB-1".into()),
             customer_id: Some(7),
             reservation_id,

@@ -68,7 +68,7 @@ pub async fn catch_up(
                     let _ = hub.news.send(PageNews {
                         seq: e.seq,
                         customer_id,
-                        kind: e.kind.clone(),
+                        kind: e.kind,
                         reservation_id: e.reservation_id,
                     });
                 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ChargerRecord, ConnectorStatus, NewCharger};
 use crate::domain::customer::Customer;
-use crate::domain::event::Event;
+use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::try_from_millis;
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
 use crate::domain::transaction::{Authorization, Transaction, TransactionStatus};
@@ -354,7 +354,14 @@ pub(crate) fn event(r: &impl Columns) -> Result<Event, StoreError> {
     Ok(Event {
         seq: r.int("seq")?,
         at: r.instant("at")?,
-        kind: r.text("kind")?,
+        kind: {
+            let kind = r.text("kind")?;
+            EventKind::parse(&kind).ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Decode(
+                    format!("unknown event kind {kind:?}").into(),
+                ))
+            })?
+        },
         charger_id: r.opt_text("charger_id")?,
         customer_id: r.opt_int("customer_id")?,
         reservation_id: r.opt_int32("reservation_id")?,

@@ -7,14 +7,14 @@ use time::OffsetDateTime;
 
 use super::{D, pg_json};
 use crate::booking::store::{StoreError, rows};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::to_millis;
 
 /// Append one event inside the caller's transaction, as its last write (the counter row stays
 /// locked from here to commit); its seq.
 pub(super) async fn append_event(
     tx: &mut PgConnection,
-    kind: &str,
+    kind: EventKind,
     charger_id: Option<&str>,
     customer_id: Option<i64>,
     reservation_id: Option<i32>,
@@ -26,7 +26,7 @@ pub(super) async fn append_event(
          SELECT last_seq, ms_to_ts($1), $2, $3, $4, $5, $6::jsonb FROM next RETURNING seq",
     )
     .bind(to_millis(OffsetDateTime::now_utc()))
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(charger_id)
     .bind(customer_id)
     .bind(reservation_id)

@@ -6,13 +6,13 @@ use time::OffsetDateTime;
 
 use super::D;
 use crate::booking::store::{StoreError, rows};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::to_millis;
 
 /// Append one event inside the caller's transaction; its seq.
 pub(super) async fn append_event(
     tx: &mut SqliteConnection,
-    kind: &str,
+    kind: EventKind,
     charger_id: Option<&str>,
     customer_id: Option<i64>,
     reservation_id: Option<i32>,
@@ -23,7 +23,7 @@ pub(super) async fn append_event(
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
     )
     .bind(to_millis(OffsetDateTime::now_utc()))
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(charger_id)
     .bind(customer_id)
     .bind(reservation_id)
