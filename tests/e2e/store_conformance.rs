@@ -1027,7 +1027,7 @@ fn stop_req(charger: &str, transaction_id: i32, meter_stop_wh: i64, min: i64) ->
     }
 }
 
-fn of_kind<'a>(events: &'a [Event], k: EventKind) -> Vec<&'a Event> {
+fn of_kind(events: &[Event], k: EventKind) -> Vec<&Event> {
     events.iter().filter(|e| e.kind == k).collect()
 }
 
