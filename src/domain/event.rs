@@ -49,7 +49,7 @@ pub struct Event {
     pub at: OffsetDateTime,
     pub kind: EventKind,
     /// Correlation: what the event belongs to.
-    pub charger_id: Option<String>,
+    pub charger_id: Option<crate::domain::ChargeBoxId>,
     pub customer_id: Option<i64>,
     pub reservation_id: Option<i32>,
     /// The changed entity as the API shows it (no secrets).

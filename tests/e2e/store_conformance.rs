@@ -377,7 +377,10 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
             kind::CHARGER_DELETED,
         ]
     );
-    let about: Vec<Option<&str>> = events.iter().map(|e| e.charger_id.as_deref()).collect();
+    let about: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.charger_id.as_ref().map(ChargeBoxId::as_str))
+        .collect();
     assert_eq!(
         about,
         [
@@ -495,7 +498,10 @@ async fn book_returns_booked_pending_with_i32_id(store: Arc<dyn Store>) {
     let events = all_events(&store).await;
     let last = events.last().unwrap();
     assert_eq!(last.kind, kind::RESERVATION_BOOKED);
-    assert_eq!(last.charger_id.as_deref(), Some("CB-1"));
+    assert_eq!(
+        last.charger_id.as_ref().map(ChargeBoxId::as_str),
+        Some("CB-1")
+    );
     assert_eq!(last.customer_id, Some(ada.id));
     assert_eq!(last.reservation_id, Some(r.id));
     assert_eq!(last.data, data::reservation(&r));
@@ -694,7 +700,10 @@ async fn cancel_rules(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(cancel.reservation_id, Some(r.id));
     assert_eq!(cancel.customer_id, Some(ada.id));
-    assert_eq!(cancel.charger_id.as_deref(), Some("CB-1"));
+    assert_eq!(
+        cancel.charger_id.as_ref().map(ChargeBoxId::as_str),
+        Some("CB-1")
+    );
     assert_eq!(cancel.data, data::reservation(&cancelled));
     assert_eq!(
         events
@@ -1067,7 +1076,10 @@ async fn walk_in_start_recorded_with_customer(store: Arc<dyn Store>) {
     assert_gap_free(&events);
     let last = events.last().unwrap();
     assert_eq!(last.kind, kind::TRANSACTION_STARTED);
-    assert_eq!(last.charger_id.as_deref(), Some("CB-1"));
+    assert_eq!(
+        last.charger_id.as_ref().map(ChargeBoxId::as_str),
+        Some("CB-1")
+    );
     assert_eq!(
         (last.customer_id, last.reservation_id),
         (Some(ada.id), None)
@@ -1458,7 +1470,10 @@ async fn meter_values_track_the_latest_reading(store: Arc<dyn Store>) {
     let last = events.last().unwrap();
     assert_eq!(last.kind, kind::METER_VALUES_RECORDED);
     assert_eq!(last.customer_id, Some(ada.id));
-    assert_eq!(last.charger_id.as_deref(), Some("CB-1"));
+    assert_eq!(
+        last.charger_id.as_ref().map(ChargeBoxId::as_str),
+        Some("CB-1")
+    );
     assert_eq!(last.data, data::transaction(&t, None));
 
     // An older reading (re-sent after a reconnect) is kept but does not move it back.

@@ -185,7 +185,7 @@ mod tests {
             seq: 1,
             at: datetime!(2026-01-01 10:00 UTC),
             kind,
-            charger_id: Some("CB-1".into()),
+            charger_id: Some(crate::domain::ChargeBoxId::parse("CB-1").unwrap()),
             customer_id: Some(7),
             reservation_id,
             data,

@@ -362,7 +362,16 @@ pub(crate) fn event(r: &impl Columns) -> Result<Event, StoreError> {
                 ))
             })?
         },
-        charger_id: r.opt_text("charger_id")?,
+        charger_id: r
+            .opt_text("charger_id")?
+            .map(|id| {
+                ChargeBoxId::parse(&id).map_err(|e| {
+                    StoreError::Database(sqlx::Error::Decode(
+                        format!("event charger id {id:?}: {e}").into(),
+                    ))
+                })
+            })
+            .transpose()?,
         customer_id: r.opt_int("customer_id")?,
         reservation_id: r.opt_int32("reservation_id")?,
         data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
