@@ -55,6 +55,7 @@ macro_rules! conformance {
 
 conformance!(
     charger_crud_and_events,
+    shrinking_never_strands_a_live_reservation,
     customers_with_id_tags,
     duplicate_id_tag_conflicts_and_writes_nothing,
     book_returns_booked_pending_with_i32_id,
@@ -2276,4 +2277,53 @@ async fn implausible_meter_readings_are_not_energy(store: Arc<dyn Store>) {
         panic!("stopped");
     };
     assert_eq!(transaction.energy_wh, None, "beyond {MAX_PLAUSIBLE_WH} Wh");
+}
+
+/// A charger cannot lose a connector that holds a live reservation: the store refuses it in the
+/// same transaction that would change it (a check before it could race a booking), and says
+/// which connector. Once that reservation is cancelled, the charger shrinks.
+async fn shrinking_never_strands_a_live_reservation(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 3).await;
+    let ada = add_customer(&store, "Ada", &["Tag-A"]).await;
+    let r = book(&store, booking("CB-1", Some(3), &ada, slot(H, 2 * H))).await;
+    let shrink = |n: u32| ChargerPatch {
+        connectors: Some(n),
+        ..Default::default()
+    };
+    match store.update_charger(&cb("CB-1"), &shrink(2)).await {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("connector 3"), "{why}"),
+        other => panic!("shrinking below a live reservation: {other:?}"),
+    }
+    let charger = store.charger(&cb("CB-1")).await.unwrap().unwrap();
+    assert_eq!(charger.connectors, 3, "nothing changed");
+    // Growing, or shrinking above it, is fine.
+    assert!(
+        store
+            .update_charger(&cb("CB-1"), &shrink(4))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .update_charger(&cb("CB-1"), &shrink(3))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.cancel_reservation(r.id, None).await.unwrap();
+    let shrunk = store
+        .update_charger(&cb("CB-1"), &shrink(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shrunk.connectors, 1);
+    // An unknown charger is still "no such charger", not a conflict.
+    assert!(
+        store
+            .update_charger(&cb("CB-9"), &shrink(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

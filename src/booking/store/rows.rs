@@ -15,6 +15,18 @@ use crate::domain::transaction::{Authorization, Transaction, TransactionStatus};
 
 use super::StoreError;
 
+/// The lowest connector above `$2` of charger `$1` that holds a live reservation: what a
+/// charger cannot shrink below.
+pub(crate) const LIVE_CONNECTOR_ABOVE: &str = "SELECT min(connector_id) FROM reservations \
+     WHERE charger_id = $1 AND connector_id > $2 AND status IN ('BOOKED', 'CHARGING_STARTED')";
+
+/// The refusal of a shrink that would strand `connector`'s live reservations.
+pub(crate) fn stranded(connector: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "connector {connector} has live reservations; cancel them before removing the connector"
+    ))
+}
+
 /// How one backend spells what the shared statements need. Placeholders are `$n` in both
 /// (SQLite numbers them the same way).
 pub(crate) struct Dialect {

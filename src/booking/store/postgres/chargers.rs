@@ -69,6 +69,25 @@ pub(super) async fn update_charger(
     id: &ChargeBoxId,
     patch: &ChargerPatch,
 ) -> Result<Written<bool>, StoreError> {
+    if let Some(n) = patch.connectors {
+        // FOR UPDATE waits for bookings in flight (they hold the row FOR KEY SHARE) and makes
+        // later ones wait for this change, so none can land on a connector being removed.
+        let exists = sqlx::query("SELECT 1 FROM chargers WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok((false, None));
+        }
+        let above: Option<i32> = sqlx::query_scalar(rows::LIVE_CONNECTOR_ABOVE)
+            .bind(id.as_str())
+            .bind(n as i32)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(c) = above {
+            return Err(rows::stranded(i64::from(c)));
+        }
+    }
     let mut q = QueryBuilder::<Postgres>::new("UPDATE chargers SET updated_at = ms_to_ts(");
     q.push_bind(to_millis(OffsetDateTime::now_utc())).push(")");
     if let Some(name) = &patch.name {

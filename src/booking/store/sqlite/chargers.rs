@@ -58,6 +58,17 @@ pub(super) async fn update_charger(
     id: &ChargeBoxId,
     patch: &ChargerPatch,
 ) -> Result<Written<bool>, StoreError> {
+    // Checked in the write transaction: the one writer orders it with every booking.
+    if let Some(n) = patch.connectors {
+        let above: Option<i64> = sqlx::query_scalar(rows::LIVE_CONNECTOR_ABOVE)
+            .bind(id.as_str())
+            .bind(i64::from(n))
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(c) = above {
+            return Err(rows::stranded(c));
+        }
+    }
     let mut q = QueryBuilder::<Sqlite>::new("UPDATE chargers SET updated_at = ");
     q.push_bind(to_millis(OffsetDateTime::now_utc()));
     if let Some(name) = &patch.name {
