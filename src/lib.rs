@@ -4,16 +4,18 @@
 //! - [`ocpp`]: the charger protocol, pure: OCPP-J frames, typed 1.6 messages, error codes
 //!   ([`ocpp::v16`]; 2.0.1 will be its sibling). No I/O.
 //! - [`domain`]: ids as newtypes, chargers, customers, slots, reservations, transactions, the
-//!   pure rules that decide a start, the ledger's events. No I/O.
+//!   pure rules (a start, a booking's placement, who may remote-start), the ledger's events as a
+//!   typed `EventKind`. No I/O.
 //! - [`settings`], [`problem`] (HTTP errors as problem+json), [`metrics`] (every Prometheus
 //!   metric; it takes labels and knows no layer above it), [`telemetry`] (logging).
-//! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends, the event
-//!   log, the my-page read model folded from it.
+//! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends (laid out
+//!   alike, one file per aggregate), the event log, the my-page read model folded from it.
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
 //!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, and
 //!   the dispatcher that carries reservations to chargers. It owns no REST.
-//! - [`api`]: REST under `/api/v1`, my page and its SSE stream, OpenAPI and `/docs`, auth,
-//!   operations probes and `/metrics`, REST load shedding.
+//! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
+//!   my page and its SSE stream, OpenAPI and `/docs`, auth, operations probes and `/metrics`,
+//!   REST load shedding, and the web console (`/` for operators, `/my/` for drivers).
 //! - [`app`]: composes them, serves, drains.
 
 pub mod api;
