@@ -100,7 +100,7 @@ impl ChargePointRequest {
 }
 
 /// Every action OCPP 1.6 defines, including the 2020 security extension (one per request
-/// schema in `../shared/ocpp16/schemas/`; a test keeps the two in step).
+/// schema in `schemas/ocpp16/`, vendored; a test keeps the two in step).
 pub const OCPP16_ACTIONS: &[&str] = &[
     "Authorize",
     "BootNotification",

@@ -2,7 +2,7 @@
 //! `…Response`, and the `Action` impl tying them to the wire name.
 //!
 //! Fields, required-ness, `maxLength`s and types follow the official JSON schemas exactly
-//! (`../shared/ocpp16/schemas/`); the tests check every message against them. The structs use
+//! (`schemas/ocpp16/`, vendored); the tests check every message against them. The structs use
 //! `#[serde(remote = "Self")]` + `json_object!` so they only deserialize from JSON objects
 //! (see `wire.rs`).
 
