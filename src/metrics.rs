@@ -41,6 +41,7 @@ const LEDGER_WAL_PAGES: &str = "echarging_ledger_wal_pages";
 const LEDGER_WAL_SYNC: &str = "echarging_ledger_wal_sync_seconds";
 const LEDGER_WAL_SYNC_MAX: &str = "echarging_ledger_wal_sync_max_seconds";
 const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
+const OCPP_DEVIATIONS: &str = "echarging_ocpp_deviations_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -141,6 +142,11 @@ fn describe() {
         "OCPP-J frames by action and direction (in: received, out: sent). An answer carries the \
          action of the CALL it answers; frames that are not OCPP-J count as action=\"invalid\", \
          CALLs of actions OCPP 1.6 does not define as action=\"unknown\""
+    );
+    describe_counter!(
+        OCPP_DEVIATIONS,
+        "Off-spec charger input accepted in lenient mode, by action (\"Connect\" for the \
+         WebSocket upgrade) and rule (string_too_long, null_optional, unknown_field, …)"
     );
     describe_counter!(
         OCPP_CALLERRORS,
@@ -302,6 +308,11 @@ fn callerror(code: ErrorCode, direction: usize) {
     {
         t.callerrors[direction][i].increment(1);
     }
+}
+
+/// Lenient mode accepted a deviation from the schema in a charger's `action` frame.
+pub fn ocpp_deviation(action: &'static str, rule: &'static str) {
+    counter!(OCPP_DEVIATIONS, "action" => action, "rule" => rule).increment(1);
 }
 
 /// We answered a charger with a CALLERROR.

@@ -11,6 +11,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::ocpp::v16::Strictness;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -70,6 +72,8 @@ pub struct Settings {
     pub allow_walk_in: bool,
     /// How long a remote start waits for the charger's StartTransaction to report its id.
     pub remote_start_wait: Duration,
+    /// How literally to read what chargers send (see `ocpp::v16::lenient`).
+    pub ocpp_strictness: Strictness,
 }
 
 impl Settings {
@@ -102,6 +106,7 @@ impl Settings {
             early_start_grace: Duration::from_secs(10 * 60),
             allow_walk_in: true,
             remote_start_wait: Duration::from_secs(10),
+            ocpp_strictness: Strictness::Lenient,
         }
     }
 
@@ -245,6 +250,10 @@ struct CliValues {
     /// How long remote start waits for the transaction id [default: 10s]
     #[arg(long, env = "ECHARGING_REMOTE_START_WAIT", global = true)]
     remote_start_wait: Option<String>,
+    /// lenient (accept off-spec charger frames that mean something, count each deviation) or
+    /// strict (refuse what the schemas refuse) [default: lenient]
+    #[arg(long, env = "ECHARGING_OCPP_STRICTNESS", global = true)]
+    ocpp_strictness: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -508,6 +517,11 @@ fn resolve(
     }
     if let Some(v) = parse!(remote_start_wait, duration(Duration::ZERO, true)) {
         s.remote_start_wait = v;
+    }
+    if let Some(v) = parse!(ocpp_strictness, |p: &Pick| Strictness::parse(p.value)
+        .ok_or_else(|| p.fail("expected lenient or strict")))
+    {
+        s.ocpp_strictness = v;
     }
     Ok(s)
 }

@@ -1,11 +1,13 @@
 //! Every decoder of a charger-to-server request (`ChargePointRequest::decode`) on arbitrary
 //! payloads: the first byte picks the action, the rest is the payload text. It never panics; a
 //! refusal carries a short description; whatever it accepts re-encodes to JSON that the
-//! official schema of that action accepts and that decodes back to the same message.
+//! official schema of that action accepts and that decodes back to the same message. The
+//! lenient decoder (`decode_with(.., Lenient)`) runs on the same input: it never panics, never
+//! refuses what strict mode accepts, and its refusals are as short.
 
 #![no_main]
 
-use echarging_fuzz::ocpp::v16::ChargePointRequest;
+use echarging_fuzz::ocpp::v16::{ChargePointRequest, Strictness};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 
@@ -39,8 +41,14 @@ fuzz_target!(|data: &[u8]| {
     if !raw.get().starts_with('{') {
         return;
     }
+    let lenient = ChargePointRequest::decode_with(action, raw, Strictness::Lenient);
+    if let Err(e) = &lenient {
+        assert!(!e.description.is_empty());
+        assert!(e.description.chars().count() < 200, "{}", e.description);
+    }
     match ChargePointRequest::decode(action, raw) {
         Ok(request) => {
+            assert!(lenient.is_ok(), "lenient refused what strict accepts: {payload}");
             assert_eq!(request.action(), action);
             let again = reencode(&request);
             let value: serde_json::Value = serde_json::from_str(&again).unwrap();

@@ -167,6 +167,10 @@ pub struct ChargerView {
     /// The last StatusNotification of each connector that has reported (connector 0 is the
     /// charger as a whole).
     connector_status: Vec<ConnectorStatusView>,
+    /// What lenient mode accepted from this charger that the OCPP 1.6 schemas do not allow,
+    /// since this server started, most frequent first (empty for a charger that keeps to the
+    /// schemas). Also counted in `echarging_ocpp_deviations_total`.
+    deviations: Vec<DeviationView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -193,6 +197,29 @@ pub(super) struct ConnectorStatusView {
     /// When the central system received it.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// One way a charger departs from the schemas, and how often it did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeviationView {
+    /// The OCPP action, or `Connect` for the WebSocket upgrade.
+    #[schema(example = "BootNotification")]
+    action: &'static str,
+    /// `string_too_long`, `null_optional`, `unknown_field`, `number_as_string`,
+    /// `string_as_number`, `float_as_integer`, `enum_case`, `unknown_enum_value`,
+    /// `comma_decimal`, `timestamp_format`, `timestamp_out_of_range`, `subprotocol_case` or
+    /// `url_trailing_slash`.
+    #[schema(example = "string_too_long")]
+    rule: &'static str,
+    count: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    first_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    last_seen_at: OffsetDateTime,
+    /// The latest occurrence, e.g. the field and its length.
+    #[schema(example = "32 characters where at most 25 are allowed")]
+    detail: String,
 }
 
 impl Api {
@@ -231,6 +258,20 @@ impl Api {
                     vendor_error_code: c.vendor_error_code,
                     timestamp: c.reported_at,
                     updated_at: c.updated_at,
+                })
+                .collect(),
+            deviations: self
+                .central
+                .live
+                .deviations(&record.id)
+                .into_iter()
+                .map(|d| DeviationView {
+                    action: d.action,
+                    rule: d.rule.as_str(),
+                    count: d.count,
+                    first_seen_at: d.first_seen_at,
+                    last_seen_at: d.last_seen_at,
+                    detail: d.detail,
                 })
                 .collect(),
             created_at: record.created_at,

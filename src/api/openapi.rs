@@ -84,6 +84,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
     components(schemas(
         chargers::ChargerView,
         chargers::ConnectorStatusView,
+        chargers::DeviationView,
         chargers::CreateCharger,
         chargers::UpdateCharger,
         customers::CustomerView,

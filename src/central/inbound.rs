@@ -256,8 +256,8 @@ pub(crate) fn energy_readings(values: &[MeterValue]) -> Vec<(OffsetDateTime, i64
             mv.sampled_value
                 .iter()
                 .filter(|s| {
-                    s.measurand_or_default() == Measurand::EnergyActiveImportRegister
-                        && s.format_or_default() == ValueFormat::Raw
+                    s.measurand_or_default() == Some(Measurand::EnergyActiveImportRegister)
+                        && s.format_or_default() == Some(ValueFormat::Raw)
                         && s.phase.is_none()
                 })
                 .find_map(|s| {
@@ -268,8 +268,8 @@ pub(crate) fn energy_readings(values: &[MeterValue]) -> Vec<(OffsetDateTime, i64
                         .ok()
                         .filter(|v: &f64| v.is_finite())?;
                     let wh = match s.unit_or_default() {
-                        UnitOfMeasure::Wh => value,
-                        UnitOfMeasure::KWh => value * 1000.0,
+                        Some(UnitOfMeasure::Wh) => value,
+                        Some(UnitOfMeasure::KWh) => value * 1000.0,
                         _ => return None,
                     }
                     .round();
@@ -384,7 +384,7 @@ mod tests {
 
     fn reading(value: &str, unit: UnitOfMeasure) -> MeterValue {
         let mut sample = SampledValue::new(value);
-        sample.unit = Some(unit);
+        sample.unit = Some(unit.into());
         MeterValue {
             timestamp: Timestamp::now(),
             sampled_value: vec![sample],

@@ -16,6 +16,7 @@ use crate::booking::store::Store;
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ChargerRecord, ChargerState, ConnectorStatus};
 use crate::domain::instant::{from_millis, to_millis};
+use crate::ocpp::v16::Rule;
 
 /// One charger's reported state since this process started.
 #[derive(Default)]
@@ -30,6 +31,22 @@ struct Details {
     /// Sorted by connector id. A Vec, not a BTreeMap: a map's first node reserves room for 11
     /// entries (~1.6 KiB here), paid by every charger even with one connector.
     connectors: Vec<ConnectorStatus>,
+    /// One entry per (action, rule) seen since this process started; empty (no allocation)
+    /// for a charger that keeps to the schemas.
+    deviations: Vec<DeviationSeen>,
+}
+
+/// How often one charger deviated from the schema in one way, since this process started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviationSeen {
+    /// The OCPP action, or `Connect` for the WebSocket upgrade.
+    pub action: &'static str,
+    pub rule: Rule,
+    pub count: u64,
+    pub first_seen_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    /// The latest occurrence's description.
+    pub detail: String,
 }
 
 impl ChargerLive {
@@ -93,6 +110,59 @@ impl LiveState {
         live.touch(now);
         live.details.lock().unwrap_or_else(|p| p.into_inner()).boot = Some((boot, now));
         self.mark_dirty(id);
+    }
+
+    /// Counts one accepted deviation; true when this charger had not shown it before (so the
+    /// caller logs it once per charger, action and rule, not once per frame).
+    pub fn record_deviation(
+        &self,
+        live: &ChargerLive,
+        action: &'static str,
+        rule: Rule,
+        detail: &str,
+    ) -> bool {
+        let now = OffsetDateTime::now_utc();
+        let mut d = live.details.lock().unwrap_or_else(|p| p.into_inner());
+        match d
+            .deviations
+            .iter_mut()
+            .find(|seen| seen.action == action && seen.rule == rule)
+        {
+            Some(seen) => {
+                seen.count = seen.count.saturating_add(1);
+                seen.last_seen_at = now;
+                if seen.detail != detail {
+                    detail.clone_into(&mut seen.detail);
+                }
+                false
+            }
+            None => {
+                d.deviations.push(DeviationSeen {
+                    action,
+                    rule,
+                    count: 1,
+                    first_seen_at: now,
+                    last_seen_at: now,
+                    detail: detail.to_owned(),
+                });
+                true
+            }
+        }
+    }
+
+    /// What this charger sent off-spec since this process started, most frequent first.
+    pub fn deviations(&self, id: &ChargeBoxId) -> Vec<DeviationSeen> {
+        let Some(live) = self.get(id) else {
+            return Vec::new();
+        };
+        let mut seen = live
+            .details
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deviations
+            .clone();
+        seen.sort_by(|a, b| b.count.cmp(&a.count).then(a.action.cmp(b.action)));
+        seen
     }
 
     pub fn record_status(&self, id: &ChargeBoxId, live: &ChargerLive, status: ConnectorStatus) {

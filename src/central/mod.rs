@@ -101,9 +101,10 @@ impl Central {
     }
 }
 
-/// `GET /ocpp/{chargeBoxId}`.
+/// `GET /ocpp/{chargeBoxId}` (and, read leniently, `/ocpp/{chargeBoxId}/`).
 pub fn router(central: Arc<Central>) -> Router {
     Router::new()
         .route("/ocpp/{charge_box_id}", get(upgrade::upgrade))
+        .route("/ocpp/{charge_box_id}/", get(upgrade::upgrade_with_slash))
         .with_state(central)
 }

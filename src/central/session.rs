@@ -25,10 +25,35 @@ use super::{Central, inbound};
 use crate::domain::ChargeBoxId;
 use crate::metrics;
 use crate::ocpp::v16::{
-    self as ocpp, CallError, CallResult, ChargePointRequest, DecodeError, ErrorCode, Frame,
-    FrameError,
+    self as ocpp, CallError, CallResult, ChargePointRequest, DecodeError, Decoded, Deviation,
+    ErrorCode, Frame, FrameError, Strictness,
 };
 use crate::telemetry::Escaped;
+
+/// Counts a deviation lenient mode accepted from this charger, and logs it the first time this
+/// charger shows it (per action and rule) since the process started.
+pub(crate) fn note_deviation(
+    central: &Central,
+    id: &ChargeBoxId,
+    live: &ChargerLive,
+    action: &'static str,
+    deviation: &Deviation,
+) {
+    let rule = deviation.rule.as_str();
+    metrics::ocpp_deviation(action, rule);
+    if central
+        .live
+        .record_deviation(live, action, deviation.rule, &deviation.detail)
+    {
+        warn!(
+            charger = %id,
+            action,
+            rule,
+            detail = %Escaped(&deviation.detail),
+            "off-spec frame accepted (lenient mode); counted in echarging_ocpp_deviations_total"
+        );
+    }
+}
 
 /// A socket that cannot take a frame for this long is treated as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,21 +155,24 @@ impl Drop for Registered {
 
 /// What one inbound text frame turned out to be, computed without touching the session, so
 /// that a panic in the parser or decoder can be caught around it.
+// A short-lived value on the stack, one per frame: boxing the big variant would cost every
+// request an allocation to save bytes nobody keeps.
+#[allow(clippy::large_enum_variant)]
 enum Inbound<'a> {
     Request {
         id: Cow<'a, str>,
         action: Cow<'a, str>,
-        request: Result<ChargePointRequest, DecodeError>,
+        request: Result<Decoded<ChargePointRequest>, DecodeError>,
     },
     Result(CallResult<'a>),
     Error(CallError<'a>),
     Malformed(FrameError),
 }
 
-fn classify(text: &str) -> Inbound<'_> {
+fn classify(text: &str, strictness: Strictness) -> Inbound<'_> {
     match Frame::parse(text) {
         Ok(Frame::Call(call)) => Inbound::Request {
-            request: ChargePointRequest::decode(&call.action, call.payload),
+            request: ChargePointRequest::decode_with(&call.action, call.payload, strictness),
             id: call.id,
             action: call.action,
         },
@@ -279,7 +307,8 @@ impl Session {
 
     /// The answer to one text frame, if it gets one, and the action it belongs to (for the log).
     async fn reply_to<'t>(&mut self, text: &'t str) -> (Cow<'t, str>, Option<String>) {
-        let inbound = match std::panic::catch_unwind(|| classify(text)) {
+        let strictness = self.central.settings.ocpp_strictness;
+        let inbound = match std::panic::catch_unwind(|| classify(text, strictness)) {
             Ok(inbound) => inbound,
             Err(_) => {
                 error!(
@@ -349,12 +378,16 @@ impl Session {
             }
             Inbound::Request {
                 id,
-                request: Ok(request),
+                request: Ok(decoded),
                 ..
             } => {
                 // Counted here, the answer's CALLERRORs (if any) in `inbound`.
+                let request = decoded.value;
                 let action = request.action();
                 metrics::frame_answered(action);
+                for deviation in &decoded.deviations {
+                    note_deviation(&self.central, &self.id, &self.live, action, deviation);
+                }
                 let answer = inbound::answer(&self.central, &self.id, &self.live, &id, request);
                 let reply = guarded(answer, &id, action).await;
                 return (Cow::Borrowed(action), Some(reply));

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +16,9 @@ use tracing::{Instrument, debug, warn};
 use super::session::{self, close_code};
 use super::{Central, machine_key};
 use crate::domain::ChargeBoxId;
+use crate::ocpp::v16::{Deviation, Rule, Strictness};
 use crate::problem::Problem;
+use crate::telemetry::Escaped;
 
 /// The only subprotocol we speak.
 pub const OCPP16: &str = "ocpp1.6";
@@ -68,7 +71,32 @@ pub(crate) async fn upgrade(
     State(central): State<Arc<Central>>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    gate(central, raw_id, headers, ws, false).await
+}
+
+/// `/ocpp/{chargeBoxId}/`: chargers configured with a base URL ending in a slash append their
+/// id and another slash. Lenient mode takes it as the same endpoint (a counted deviation);
+/// strict mode answers 404 as for any unknown path.
+pub(crate) async fn upgrade_with_slash(
+    State(central): State<Arc<Central>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if central.settings.ocpp_strictness == Strictness::Strict {
+        return not_registered(&format!("{raw_id}/"));
+    }
+    gate(central, raw_id, headers, ws, true).await
+}
+
+async fn gate(
+    central: Arc<Central>,
+    raw_id: String,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    trailing_slash: bool,
 ) -> Response {
     if central.shutdown.is_cancelled() {
         // Draining: a charger must reconnect to another instance.
@@ -111,8 +139,27 @@ pub(crate) async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let s = &central.settings;
+    let mut connect_deviations = Vec::new();
+    if trailing_slash {
+        connect_deviations.push(Deviation {
+            rule: Rule::UrlTrailingSlash,
+            detail: "a slash after the chargeBoxId in the URL".into(),
+        });
+    }
+    // Echo the charger's own spelling: a client that compares the answer exactly (many do)
+    // would refuse "ocpp1.6" when it offered "OCPP1.6".
+    let protocol = match offered_protocol(&headers, s.ocpp_strictness) {
+        Some(spelling) if spelling != OCPP16 => {
+            connect_deviations.push(Deviation {
+                rule: Rule::SubprotocolCase,
+                detail: format!("subprotocol \"{}\"", Escaped(&spelling)),
+            });
+            spelling
+        }
+        _ => OCPP16.to_owned(),
+    };
     let ws = ws
-        .protocols([OCPP16])
+        .protocols([protocol])
         .read_buffer_size(s.ws_read_buffer)
         .write_buffer_size(0)
         .max_write_buffer_size(s.ws_max_write_buffer)
@@ -129,11 +176,41 @@ pub(crate) async fn upgrade(
                 .await;
         });
     }
+    if !connect_deviations.is_empty() {
+        let live = central.live.entry(&id);
+        for deviation in &connect_deviations {
+            session::note_deviation(&central, &id, &live, "Connect", deviation);
+        }
+    }
     let tracker = central.tracker.clone();
     ws.on_upgrade(move |socket| {
         let span = tracing::info_span!("charger", id = %id);
         tracker.track_future(session::run(socket, id, central).instrument(span))
     })
+}
+
+/// In lenient mode, the spelling of `ocpp1.6` the charger offered in another letter case, if
+/// it offered no exact one.
+fn offered_protocol(headers: &HeaderMap, strictness: Strictness) -> Option<String> {
+    if strictness == Strictness::Strict {
+        return None;
+    }
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    let mut other_case = None;
+    for protocol in offered {
+        if protocol == OCPP16 {
+            return None;
+        }
+        if other_case.is_none() && protocol.eq_ignore_ascii_case(OCPP16) {
+            other_case = Some(protocol.to_owned());
+        }
+    }
+    other_case
 }
 
 fn not_registered(raw_id: &str) -> Response {

@@ -17,6 +17,7 @@ mod deployment;
 mod durability;
 mod layers;
 mod ledger_hardening;
+mod lenient;
 mod many_chargers;
 mod mypage;
 mod openapi;

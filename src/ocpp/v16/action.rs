@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use super::decode;
 use super::error::{DecodeError, ErrorCode};
+use super::lenient::{Decoded, Deviation, Rule, Strictness, decode_payload_with};
 use super::messages::{
     Authorize, BootNotification, DataTransfer, DiagnosticsStatusNotification,
     FirmwareStatusNotification, Heartbeat, MeterValues, StartTransaction, StatusNotification,
@@ -53,22 +54,41 @@ impl ChargePointRequest {
     /// not accept from a charger (ReserveNow, SignCertificate, …) gets `NotSupported`
     /// ("Requested Action is recognized but not supported by the receiver").
     pub fn decode(action: &str, payload: &RawValue) -> Result<Self, DecodeError> {
+        Self::decode_with(action, payload, Strictness::Strict).map(|decoded| decoded.value)
+    }
+
+    /// [`Self::decode`], reading off-spec payloads as `strictness` allows (see `lenient`).
+    pub fn decode_with(
+        action: &str,
+        payload: &RawValue,
+        strictness: Strictness,
+    ) -> Result<Decoded<Self>, DecodeError> {
+        fn typed<T: DeserializeOwned>(
+            payload: &str,
+            strictness: Strictness,
+            wrap: fn(T) -> ChargePointRequest,
+        ) -> Result<Decoded<ChargePointRequest>, DecodeError> {
+            decode_payload_with(payload, strictness).map(|d| Decoded {
+                value: wrap(d.value),
+                deviations: d.deviations,
+            })
+        }
         let payload = payload.get();
-        match action {
-            "Authorize" => decode_payload(payload).map(Self::Authorize),
-            "BootNotification" => decode_payload(payload).map(Self::BootNotification),
-            "DataTransfer" => decode_payload(payload).map(Self::DataTransfer),
+        let mut decoded = match action {
+            "Authorize" => typed(payload, strictness, Self::Authorize),
+            "BootNotification" => typed(payload, strictness, Self::BootNotification),
+            "DataTransfer" => typed(payload, strictness, Self::DataTransfer),
             "DiagnosticsStatusNotification" => {
-                decode_payload(payload).map(Self::DiagnosticsStatusNotification)
+                typed(payload, strictness, Self::DiagnosticsStatusNotification)
             }
             "FirmwareStatusNotification" => {
-                decode_payload(payload).map(Self::FirmwareStatusNotification)
+                typed(payload, strictness, Self::FirmwareStatusNotification)
             }
-            "Heartbeat" => decode_payload(payload).map(Self::Heartbeat),
-            "MeterValues" => decode_payload(payload).map(Self::MeterValues),
-            "StartTransaction" => decode_payload(payload).map(Self::StartTransaction),
-            "StatusNotification" => decode_payload(payload).map(Self::StatusNotification),
-            "StopTransaction" => decode_payload(payload).map(Self::StopTransaction),
+            "Heartbeat" => typed(payload, strictness, Self::Heartbeat),
+            "MeterValues" => typed(payload, strictness, Self::MeterValues),
+            "StartTransaction" => typed(payload, strictness, Self::StartTransaction),
+            "StatusNotification" => typed(payload, strictness, Self::StatusNotification),
+            "StopTransaction" => typed(payload, strictness, Self::StopTransaction),
             other if OCPP16_ACTIONS.contains(&other) => Err(DecodeError::new(
                 ErrorCode::NotSupported,
                 format!("action \"{other}\" is not supported from a charge point"),
@@ -77,6 +97,33 @@ impl ChargePointRequest {
                 ErrorCode::NotImplemented,
                 format!("unknown action \"{}\"", decode::shorten(other)),
             )),
+        }?;
+        if strictness == Strictness::Lenient {
+            decoded.value.mend_values(&mut decoded.deviations);
+        }
+        Ok(decoded)
+    }
+
+    /// Lenient rules on values that decode fine but mean something else than they say: a
+    /// decimal comma in a meter reading.
+    fn mend_values(&mut self, deviations: &mut Vec<Deviation>) {
+        let (field, values) = match self {
+            Self::MeterValues(m) => ("meterValue", &mut m.meter_value),
+            Self::StopTransaction(s) => match s.transaction_data.as_mut() {
+                Some(data) => ("transactionData", data),
+                None => return,
+            },
+            _ => return,
+        };
+        for (i, value) in values.iter_mut().enumerate() {
+            for (j, sample) in value.sampled_value.iter_mut().enumerate() {
+                if sample.mend_decimal_comma() {
+                    deviations.push(Deviation {
+                        rule: Rule::CommaDecimal,
+                        detail: format!("{field}[{i}].sampledValue[{j}].value"),
+                    });
+                }
+            }
         }
     }
 

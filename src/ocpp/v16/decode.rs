@@ -180,6 +180,70 @@ struct FieldPath {
     full: String,
     /// The same without its last segment (for errors that name the field themselves).
     parent: String,
+    /// `full` as segments, keys unshortened (for lenient repairs).
+    segments: Vec<PathSegment>,
+}
+
+/// One step of a path into a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// The JSON type a field wanted, where a lenient repair may convert to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    Integer,
+    Number,
+}
+
+/// What a lenient decode may repair in the payload, read from a failed strict decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// `field` in the object at `parent` is not in the schema.
+    UnknownField {
+        parent: Vec<PathSegment>,
+        field: String,
+    },
+    /// The value at `path` has the wrong JSON type; `expected` is what was wanted.
+    WrongType {
+        path: Vec<PathSegment>,
+        expected: Expected,
+    },
+}
+
+/// The repairable failure behind `error`, if it is one (see `lenient`).
+pub(crate) fn hint(error: &serde_json::Error, payload: &str) -> Option<Hint> {
+    if error.classify() != Category::Data {
+        return None;
+    }
+    let message = error.to_string();
+    let path = || field_path(payload, error.line(), error.column()).segments;
+    if let Some(field) = quoted_after(&message, "unknown field ") {
+        let mut parent = path();
+        // Reported right after the key: the path ends in the unknown field itself.
+        if matches!(parent.last(), Some(PathSegment::Key(k)) if k == field) {
+            parent.pop();
+        }
+        return Some(Hint::UnknownField {
+            parent,
+            field: field.to_owned(),
+        });
+    }
+    let rest = message.strip_prefix("invalid type: ")?;
+    let (_, expected) = rest.split_once(", expected ")?;
+    let expected = match expected.split(" at line").next().unwrap_or(expected) {
+        e if e.starts_with('i') || e.starts_with('u') && e[1..].chars().all(char::is_numeric) => {
+            Expected::Integer
+        }
+        "f64" | "f32" => Expected::Number,
+        _ => return None,
+    };
+    Some(Hint::WrongType {
+        path: path(),
+        expected,
+    })
 }
 
 /// Scans `payload` up to serde_json's error position (1-based line, byte column = bytes
@@ -277,5 +341,22 @@ fn field_path(payload: &str, line: usize, column: usize) -> FieldPath {
     FieldPath {
         full: render(&segments),
         parent: render(&segments[..segments.len().saturating_sub(1)]),
+        segments: segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Key(key) => PathSegment::Key(unescaped(key)),
+                Segment::Index(index) => PathSegment::Index(*index),
+            })
+            .collect(),
+    }
+}
+
+/// A key as scanned from the payload (between its quotes, escapes still in it) as the JSON
+/// string it denotes.
+fn unescaped(raw: &str) -> String {
+    if raw.contains('\\') {
+        serde_json::from_str(&format!("\"{raw}\"")).unwrap_or_else(|_| raw.to_owned())
+    } else {
+        raw.to_owned()
     }
 }

@@ -5,6 +5,7 @@
 //! - `action`: the `Action` trait, `decode_payload`, `ChargePointRequest` (what a charger may send).
 //! - `messages`: one file per action, request + response, exactly per the official schemas.
 //! - `types`: shared field types (bounded strings, timestamps, enums, composite values).
+//! - `lenient`: `Strictness`, the deviation rules lenient mode accepts, and the decode loop.
 //! - `wire`, `decode` (private): serde plumbing and serde-error → OCPP-error mapping.
 //!
 //! No I/O, no async, no state: sessions, timeouts and queues live elsewhere.
@@ -13,6 +14,7 @@ pub mod action;
 mod decode;
 pub mod error;
 pub mod frame;
+pub mod lenient;
 pub mod messages;
 pub mod types;
 mod wire;
@@ -23,5 +25,7 @@ mod tests;
 pub use action::*;
 pub use error::*;
 pub use frame::*;
+pub use lenient::{Decoded, Deviation, Rule, Strictness};
 pub use messages::*;
 pub use types::*;
+pub use wire::WireEnum;

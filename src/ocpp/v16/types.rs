@@ -14,7 +14,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use super::wire::{json_object, present, property_violation, wire_enum};
+use super::lenient::{self, Rule};
+use super::wire::{WireEnum, json_object, other_case, present, property_violation, wire_enum};
 
 // ---------------------------------------------------------------------------------------------
 // Bounded strings
@@ -116,8 +117,17 @@ pub(crate) fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String,
         fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
             charger_text(&v).map(|()| v)
         }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(number_as_string(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(number_as_string(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(number_as_string(v))
+        }
     }
-    deserializer.deserialize_string(TextVisitor)
+    string_or_lenient_any(deserializer, TextVisitor)
 }
 
 /// [`text`] for an optional field (see `wire::present` for why not `Option`'s own).
@@ -188,26 +198,65 @@ impl<const N: usize> Serialize for CiString<N> {
 impl<'de, const N: usize> Deserialize<'de> for CiString<N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BoundedVisitor<const N: usize>;
+        impl<const N: usize> BoundedVisitor<N> {
+            fn check<E: de::Error>(v: &str) -> Result<(), E> {
+                if !fits::<N>(v) {
+                    let len = v.chars().count();
+                    if !(lenient::is_lenient() && len <= lenient::STORAGE_CAP) {
+                        return Err(property_violation(format_args!("string longer than {N}")));
+                    }
+                    lenient::note(Rule::StringTooLong, || {
+                        format!("{len} characters where at most {N} are allowed")
+                    });
+                }
+                charger_text(v)
+            }
+        }
         impl<const N: usize> Visitor<'_> for BoundedVisitor<N> {
             type Value = CiString<N>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<CiString<N>, E> {
-                if !fits::<N>(v) {
-                    return Err(property_violation(format_args!("string longer than {N}")));
-                }
-                charger_text(v).map(|()| CiString(v.to_owned()))
+                Self::check(v).map(|()| CiString(v.to_owned()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<CiString<N>, E> {
-                if !fits::<N>(&v) {
-                    return Err(property_violation(format_args!("string longer than {N}")));
-                }
-                charger_text(&v).map(|()| CiString(v))
+                Self::check(&v).map(|()| CiString(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CiString<N>, E> {
+                self.visit_string(number_as_string(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CiString<N>, E> {
+                self.visit_string(number_as_string(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<CiString<N>, E> {
+                self.visit_string(number_as_string(v))
             }
         }
-        deserializer.deserialize_string(BoundedVisitor::<N>)
+        string_or_lenient_any(deserializer, BoundedVisitor::<N>)
     }
+}
+
+/// Strings are read as strings; in a lenient decode, a JSON number too (its visitor turns it
+/// into text via [`number_as_string`]). serde_json only hands a number to a visitor through
+/// `deserialize_any`.
+fn string_or_lenient_any<'de, D: Deserializer<'de>, V: Visitor<'de>>(
+    deserializer: D,
+    visitor: V,
+) -> Result<V::Value, D::Error> {
+    if lenient::is_lenient() {
+        deserializer.deserialize_any(visitor)
+    } else {
+        deserializer.deserialize_string(visitor)
+    }
+}
+
+/// A JSON number where a string is wanted (only reached in lenient mode), as its decimal text.
+fn number_as_string(n: impl fmt::Display) -> String {
+    lenient::note(Rule::NumberAsString, || {
+        "a number where a string is wanted".into()
+    });
+    n.to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +315,34 @@ impl Timestamp {
         PrimitiveDateTime::parse(text, without_offset)
             .map(|local| Timestamp::from(local.assume_utc()))
             .map_err(|_| TimestampError)
+    }
+
+    /// The shapes chargers in the field send besides RFC 3339: a space for the `T`, an offset
+    /// without its colon (`+0100`), a lower-case `t`/`z`. Lenient mode only.
+    fn parse_loose(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() < 19 || !text.is_char_boundary(10) || !text.is_char_boundary(11) {
+            return None;
+        }
+        let mut fixed = String::with_capacity(text.len() + 1);
+        fixed.push_str(&text[..10]);
+        fixed.push('T');
+        fixed.push_str(&text[11..]);
+        if fixed.ends_with('z') {
+            fixed.pop();
+            fixed.push('Z');
+        }
+        // "+hhmm" at the end → "+hh:mm".
+        let bytes = fixed.as_bytes();
+        let n = bytes.len();
+        if n >= 5
+            && matches!(bytes[n - 5], b'+' | b'-')
+            && bytes[n - 4..].iter().all(u8::is_ascii_digit)
+            && n - 5 >= 19
+        {
+            fixed.insert(n - 2, ':');
+        }
+        Timestamp::parse(&fixed).ok()
     }
 
     /// Formats by hand into a stack buffer: Heartbeat answers do this tens of thousands of
@@ -354,9 +431,26 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("a date-time string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                let at = Timestamp::parse(v).map_err(property_violation)?;
+                let at = match Timestamp::parse(v) {
+                    Ok(at) => at,
+                    Err(e) => match lenient::is_lenient().then(|| Timestamp::parse_loose(v)) {
+                        Some(Some(at)) => {
+                            lenient::note(Rule::TimestampFormat, || {
+                                "a date-time that is not RFC 3339".into()
+                            });
+                            at
+                        }
+                        _ => return Err(property_violation(e)),
+                    },
+                };
                 if REPORTABLE.contains(&at.0) {
                     Ok(at)
+                } else if lenient::is_lenient() {
+                    // A clock that was never set: what the charger meant is "now".
+                    lenient::note(Rule::TimestampOutOfRange, || {
+                        format!("year {} read as the time of arrival", at.0.year())
+                    });
+                    Ok(Timestamp::now())
                 } else {
                     Err(property_violation(
                         "date-time outside 2000-01-01T00:00:00Z..2100-01-01T00:00:00Z",
@@ -784,6 +878,71 @@ wire_enum! {
     }
 }
 
+/// A meter value qualifier (measurand, unit, …): one of the schema's values, or, read in
+/// lenient mode, whatever the charger sent (meters in the field report measurands and units the
+/// 1.6 schemas never listed). Strict mode refuses the unknown ones as the schemas do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Open<T> {
+    Known(T),
+    /// As given, at most [`lenient::STORAGE_CAP`] characters.
+    Unknown(String),
+}
+
+impl<T: WireEnum> Open<T> {
+    pub fn known(&self) -> Option<T> {
+        match self {
+            Open::Known(value) => Some(*value),
+            Open::Unknown(_) => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Open::Known(value) => value.wire(),
+            Open::Unknown(text) => text,
+        }
+    }
+}
+
+impl<T> From<T> for Open<T> {
+    fn from(value: T) -> Self {
+        Open::Known(value)
+    }
+}
+
+impl<T: WireEnum> Serialize for Open<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de, T: WireEnum> Deserialize<'de> for Open<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OpenVisitor<T>(std::marker::PhantomData<T>);
+        impl<T: WireEnum> Visitor<'_> for OpenVisitor<T> {
+            type Value = Open<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Open<T>, E> {
+                if let Some(known) = T::from_wire(v).or_else(|| other_case(v, T::ALL, T::wire)) {
+                    return Ok(Open::Known(known));
+                }
+                if lenient::is_lenient() && !v.is_empty() && fits::<{ lenient::STORAGE_CAP }>(v) {
+                    charger_text(v)?;
+                    lenient::note(Rule::UnknownEnumValue, || {
+                        format!("\"{}\" kept as given", super::decode::shorten(v))
+                    });
+                    return Ok(Open::Unknown(v.to_owned()));
+                }
+                // serde's own wording, which `decode` maps to PropertyConstraintViolation.
+                Err(E::custom(format_args!("unknown variant `{v}`")))
+            }
+        }
+        deserializer.deserialize_str(OpenVisitor(std::marker::PhantomData))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Composite values
 // ---------------------------------------------------------------------------------------------
@@ -839,37 +998,37 @@ pub struct SampledValue {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub context: Option<ReadingContext>,
+    pub context: Option<Open<ReadingContext>>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub format: Option<ValueFormat>,
+    pub format: Option<Open<ValueFormat>>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub measurand: Option<Measurand>,
+    pub measurand: Option<Open<Measurand>>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub phase: Option<Phase>,
+    pub phase: Option<Open<Phase>>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub location: Option<Location>,
+    pub location: Option<Open<Location>>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub unit: Option<UnitOfMeasure>,
+    pub unit: Option<Open<UnitOfMeasure>>,
 }
 
 impl SampledValue {
@@ -886,25 +1045,51 @@ impl SampledValue {
         }
     }
 
-    pub fn context_or_default(&self) -> ReadingContext {
-        self.context.unwrap_or(ReadingContext::SamplePeriodic)
+    // The `*_or_default` accessors give the spec default for an absent qualifier and `None`
+    // for one the schema does not know (read in lenient mode): such a sample means something
+    // we cannot interpret, so it is never taken for the default.
+
+    pub fn context_or_default(&self) -> Option<ReadingContext> {
+        or_default(&self.context, ReadingContext::SamplePeriodic)
     }
 
-    pub fn format_or_default(&self) -> ValueFormat {
-        self.format.unwrap_or(ValueFormat::Raw)
+    pub fn format_or_default(&self) -> Option<ValueFormat> {
+        or_default(&self.format, ValueFormat::Raw)
     }
 
-    pub fn measurand_or_default(&self) -> Measurand {
-        self.measurand
-            .unwrap_or(Measurand::EnergyActiveImportRegister)
+    pub fn measurand_or_default(&self) -> Option<Measurand> {
+        or_default(&self.measurand, Measurand::EnergyActiveImportRegister)
     }
 
-    pub fn location_or_default(&self) -> Location {
-        self.location.unwrap_or(Location::Outlet)
+    pub fn location_or_default(&self) -> Option<Location> {
+        or_default(&self.location, Location::Outlet)
     }
 
-    pub fn unit_or_default(&self) -> UnitOfMeasure {
-        self.unit.unwrap_or(UnitOfMeasure::Wh)
+    pub fn unit_or_default(&self) -> Option<UnitOfMeasure> {
+        or_default(&self.unit, UnitOfMeasure::Wh)
+    }
+
+    /// A lenient decode's reading of a decimal comma: `"1,8"` (digits, one comma, digits, and
+    /// no point) becomes `"1.8"`. True when it changed the value.
+    pub(crate) fn mend_decimal_comma(&mut self) -> bool {
+        let value = self.value.trim();
+        let Some((whole, fraction)) = value.split_once(',') else {
+            return false;
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let whole_digits = whole.strip_prefix('-').unwrap_or(whole);
+        if !(digits(whole_digits) && digits(fraction)) {
+            return false;
+        }
+        self.value = format!("{whole}.{fraction}");
+        true
+    }
+}
+
+fn or_default<T: WireEnum>(qualifier: &Option<Open<T>>, default: T) -> Option<T> {
+    match qualifier {
+        None => Some(default),
+        Some(open) => open.known(),
     }
 }
 

@@ -8,6 +8,8 @@ use std::fmt::Display;
 
 use serde::de::{self, Deserialize, Deserializer};
 
+use super::lenient::{self, Rule};
+
 /// Prefix of a custom serde error meaning "PropertyConstraintViolation" (a field's value is
 /// out of bounds: too long, not a date-time, not a multiple of 0.1, a value the schema's
 /// enum for this message leaves out).
@@ -19,10 +21,47 @@ pub(crate) const OCCURRENCE_TAG: &str = "occurrence constraint: ";
 /// `deserialize_with` for every optional field: absent → `None` (with `#[serde(default)]`),
 /// present → must be a valid value. serde's own `Option` would also read `null` as `None`,
 /// but the schemas type these fields as string/integer/…, and `null` is none of them.
+///
+/// In a lenient decode, `null` is read as absent (and noted): chargers built on libraries that
+/// serialise every field write `null` for the ones they do not use.
 pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
+    if lenient::is_lenient() {
+        let value = Option::<T>::deserialize(deserializer)?;
+        if value.is_none() {
+            lenient::note(Rule::NullOptional, || "null for an optional field".into());
+        }
+        Ok(value)
+    } else {
+        T::deserialize(deserializer).map(Some)
+    }
+}
+
+/// In a lenient decode, the value of `all` spelled like `text` but for letter case (noted).
+pub(crate) fn other_case<T: Copy>(text: &str, all: &[T], wire: fn(T) -> &'static str) -> Option<T> {
+    if !lenient::is_lenient() {
+        return None;
+    }
+    let found = all
+        .iter()
+        .copied()
+        .find(|v| wire(*v).eq_ignore_ascii_case(text))?;
+    lenient::note(Rule::EnumCase, || {
+        format!(
+            "\"{}\" read as \"{}\"",
+            super::decode::shorten(text),
+            wire(found)
+        )
+    });
+    Some(found)
+}
+
+/// What every [`wire_enum!`] type offers generic code (`types::Open`).
+pub trait WireEnum: Copy + 'static {
+    const ALL: &'static [Self];
+    fn wire(self) -> &'static str;
+    fn from_wire(text: &str) -> Option<Self>;
 }
 
 /// Marks a tagged message that already names its field (see [`field_violation`]).
@@ -85,6 +124,16 @@ macro_rules! wire_enum {
             }
         }
 
+        impl $crate::ocpp::v16::wire::WireEnum for $name {
+            const ALL: &'static [Self] = $name::ALL;
+            fn wire(self) -> &'static str {
+                self.as_str()
+            }
+            fn from_wire(text: &str) -> Option<Self> {
+                $name::parse(text)
+            }
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
@@ -106,7 +155,9 @@ macro_rules! wire_enum {
                         f.write_str("a string")
                     }
                     fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<$name, E> {
-                        $name::parse(v).ok_or_else(|| E::unknown_variant(v, &[$($wire),+]))
+                        $name::parse(v)
+                            .or_else(|| $crate::ocpp::v16::wire::other_case(v, $name::ALL, $name::as_str))
+                            .ok_or_else(|| E::unknown_variant(v, &[$($wire),+]))
                     }
                 }
                 deserializer.deserialize_str(WireVisitor)

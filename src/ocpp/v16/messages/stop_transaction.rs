@@ -7,6 +7,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ocpp::v16::action::Action;
+use crate::ocpp::v16::lenient::{self, Rule};
 use crate::ocpp::v16::types::{IdTagInfo, IdToken, MeterValue, Reason, Timestamp, UnitOfMeasure};
 use crate::ocpp::v16::wire::{PROPERTY_TAG, field_violation, json_object, present};
 
@@ -43,10 +44,26 @@ fn transaction_data<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Vec<MeterValue>>, D::Error> {
     // Like `wire::present`: absent is handled by `default`, so present means an array.
-    let data = Vec::<MeterValue>::deserialize(deserializer)?;
+    let data = if lenient::is_lenient() {
+        match Option::<Vec<MeterValue>>::deserialize(deserializer)? {
+            Some(data) => data,
+            None => {
+                lenient::note(Rule::NullOptional, || "transactionData: null".into());
+                return Ok(None);
+            }
+        }
+    } else {
+        Vec::<MeterValue>::deserialize(deserializer)?
+    };
     for (i, value) in data.iter().enumerate() {
         for (j, sample) in value.sampled_value.iter().enumerate() {
-            if sample.unit == Some(UnitOfMeasure::Hertz) {
+            if sample.unit == Some(UnitOfMeasure::Hertz.into()) {
+                if lenient::is_lenient() {
+                    lenient::note(Rule::UnknownEnumValue, || {
+                        format!("transactionData[{i}].sampledValue[{j}].unit: \"Hertz\" kept")
+                    });
+                    continue;
+                }
                 let field = format_args!("transactionData[{i}].sampledValue[{j}].unit");
                 return Err(field_violation(
                     PROPERTY_TAG,

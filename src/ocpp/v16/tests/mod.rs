@@ -8,6 +8,7 @@
 mod decoding;
 mod enums;
 mod frames;
+mod lenient;
 mod properties;
 mod samples;
 mod schema;

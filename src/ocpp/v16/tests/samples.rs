@@ -55,12 +55,12 @@ fn id_tag_info_full() -> IdTagInfo {
 fn sampled_value_full() -> SampledValue {
     SampledValue {
         value: "1234.5".into(),
-        context: Some(ReadingContext::SamplePeriodic),
-        format: Some(ValueFormat::Raw),
-        measurand: Some(Measurand::EnergyActiveImportRegister),
-        phase: Some(Phase::L1N),
-        location: Some(Location::Outlet),
-        unit: Some(UnitOfMeasure::KWh),
+        context: Some(ReadingContext::SamplePeriodic.into()),
+        format: Some(ValueFormat::Raw.into()),
+        measurand: Some(Measurand::EnergyActiveImportRegister.into()),
+        phase: Some(Phase::L1N.into()),
+        location: Some(Location::Outlet.into()),
+        unit: Some(UnitOfMeasure::KWh.into()),
     }
 }
 
