@@ -76,7 +76,6 @@ impl Application {
             store: central.store.clone(),
             central: central.clone(),
             operator,
-            customers: Default::default(),
             pages: pages.clone(),
             hub: Arc::new(PageHub::default()),
         });

@@ -123,17 +123,18 @@ impl FromRequestParts<Arc<Api>> for Principal {
             return Ok(Principal::Operator);
         }
         let digest = token_digest(token);
-        if let Some(customer) = api.customers.get(&digest) {
+        let cache = &api.central.customers_by_token;
+        if let Some(customer) = cache.get(&digest) {
             return Ok(Principal::Customer(customer.clone()));
         }
         match api.store.customer_by_token(&digest).await {
             Ok(Some(customer)) => {
                 // Bounded by the number of customers with live tokens; cleared as a whole if a
                 // flood of them ever outgrows it.
-                if api.customers.len() >= 100_000 {
-                    api.customers.clear();
+                if cache.len() >= 100_000 {
+                    cache.clear();
                 }
-                api.customers.insert(digest, customer.clone());
+                cache.insert(digest, customer.clone());
                 Ok(Principal::Customer(customer))
             }
             Ok(None) => Err(ApiError::Unauthorized("the bearer token is not valid")),

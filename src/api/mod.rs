@@ -31,12 +31,30 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub central: Arc<Central>,
     pub operator: OperatorToken,
-    /// Customers by token digest. Customers are never changed or deleted once created, so an
-    /// entry cannot go stale; it saves two reads on every customer request.
-    pub customers: dashmap::DashMap<String, crate::domain::customer::Customer>,
     /// The my-page read model, and where its changes are announced.
     pub pages: Arc<dyn crate::booking::mypage::pages::PageStore>,
     pub hub: Arc<crate::booking::mypage::projector::PageHub>,
+}
+
+impl Api {
+    /// 409 naming `idTag` when the tag is known but may not charge now (Blocked, Expired): it
+    /// can neither book nor be started remotely. Checked before the write, from the tag cache
+    /// every CustomerUpdated event refreshes; the charger's own StartTransaction is judged
+    /// again in the ledger's write transaction.
+    pub(crate) async fn refuse_unusable_tag(&self, id_tag: &str) -> Result<(), ApiError> {
+        use crate::domain::transaction::Authorization;
+        let Some(auth) = self.central.id_tag_auth(id_tag).await? else {
+            return Ok(());
+        };
+        match auth.verdict(time::OffsetDateTime::now_utc()) {
+            Authorization::Accepted => Ok(()),
+            other => Err(ApiError::Conflict {
+                title: "idTag not accepted",
+                detail: format!("idTag {id_tag} is {}", other.as_str().to_ascii_lowercase()),
+                field: Some("idTag"),
+            }),
+        }
+    }
 }
 
 pub fn router(api: Arc<Api>) -> Router {

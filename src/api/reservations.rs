@@ -184,6 +184,7 @@ async fn place(who: Principal, api: &Api, body: BookRequest) -> Result<Response,
     )?;
     let charger_id = ChargeBoxId::parse(&body.charger_id)
         .map_err(|_| ApiError::invalid("chargerId", "no such charger"))?;
+    api.refuse_unusable_tag(&placed.id_tag).await?;
     let reservation = api
         .store
         .book(&NewReservation {

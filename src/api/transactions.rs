@@ -148,6 +148,7 @@ async fn remote_start(
         id_tag,
     } = decide_remote_start(caller, ask, record.connectors, &current, now, grace)?;
     let token = CiString::new(id_tag.as_str()).map_err(|e| ApiError::invalid("idTag", e))?;
+    api.refuse_unusable_tag(&id_tag).await?;
     // Registered before the call: chargers often send StartTransaction before their answer.
     let mut wait = api.central.starts.wait(&charger, connector, &id_tag);
     let answer = api

@@ -230,6 +230,13 @@ impl Dispatcher {
                     self.remove(id);
                 }
             }
+            // A tag blocked, expired or removed, a token rotated: chargers must hear about it at
+            // their next Authorize and the old token stop at once, not when a cache is rebuilt.
+            kind::CUSTOMER_UPDATED => {
+                if let Some(customer) = e.customer_id {
+                    self.central.forget_customer(customer);
+                }
+            }
             kind::RESERVATION_ACK_CHANGED => {
                 if let Some(r) = e.reservation()
                     && let Some(known) = self.booked.get_mut(&r.id)

@@ -15,6 +15,7 @@ use super::live::ChargerLive;
 use crate::booking::store::StoreError;
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ConnectorStatus};
+use crate::domain::customer::TagAuth;
 use crate::domain::reservation::ChargerAck;
 use crate::domain::transaction::{
     Authorization, MeterReadings, StartPolicy, StartRequest, StopOutcome, StopRequest,
@@ -22,6 +23,24 @@ use crate::domain::transaction::{
 };
 use crate::ocpp::v16::{self as ocpp, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
 use crate::telemetry::Escaped;
+
+/// The idTagInfo for a tag: its verdict now (or `status` when the ledger already gave one), its
+/// expiry and its parent, so chargers that cache authorizations learn them. An unknown tag is
+/// Invalid.
+fn tag_info(auth: Option<&TagAuth>, status: Option<Authorization>) -> IdTagInfo {
+    let Some(auth) = auth else {
+        return IdTagInfo::new(authorization(status.unwrap_or(Authorization::Invalid)));
+    };
+    let verdict = status.unwrap_or_else(|| auth.verdict(OffsetDateTime::now_utc()));
+    IdTagInfo {
+        status: authorization(verdict),
+        expiry_date: auth.expires_at.map(Timestamp::from),
+        parent_id_tag: auth
+            .parent_id_tag
+            .as_deref()
+            .and_then(|p| IdToken::new(p).ok()),
+    }
+}
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
 pub(crate) async fn answer(
@@ -75,15 +94,11 @@ pub(crate) async fn answer(
             );
             reply(message_id, &StatusNotificationResponse {})
         }
-        Req::Authorize(a) => match central.customer_of_id_tag(a.id_tag.as_str()).await {
-            Ok(customer) => reply(
+        Req::Authorize(a) => match central.id_tag_auth(a.id_tag.as_str()).await {
+            Ok(auth) => reply(
                 message_id,
                 &AuthorizeResponse {
-                    id_tag_info: IdTagInfo::new(if customer.is_some() {
-                        AuthorizationStatus::Accepted
-                    } else {
-                        AuthorizationStatus::Invalid
-                    }),
+                    id_tag_info: tag_info(auth.as_ref(), None),
                 },
             ),
             Err(e) => ledger_unavailable(message_id, "Authorize", &e),
@@ -154,10 +169,12 @@ async fn start_transaction(
                     central.starts.started(t);
                 }
             }
+            // The ledger's verdict is the answer's status; expiry and parent come from the tag.
+            let auth = central.id_tag_auth(&t.id_tag).await.ok().flatten();
             reply(
                 message_id,
                 &StartTransactionResponse {
-                    id_tag_info: IdTagInfo::new(authorization(t.authorization)),
+                    id_tag_info: tag_info(auth.as_ref(), Some(t.authorization)),
                     transaction_id: t.id,
                 },
             )
@@ -208,9 +225,8 @@ async fn stop_transaction(
     // The idTagInfo judges the idTag that stopped, so a repeat gets the same answer.
     let id_tag_info = match stop.id_tag {
         None => None,
-        Some(tag) => match central.customer_of_id_tag(tag.as_str()).await {
-            Ok(Some(_)) => Some(IdTagInfo::new(AuthorizationStatus::Accepted)),
-            Ok(None) => Some(IdTagInfo::new(AuthorizationStatus::Invalid)),
+        Some(tag) => match central.id_tag_auth(tag.as_str()).await {
+            Ok(auth) => Some(tag_info(auth.as_ref(), None)),
             // The stop is committed; the verdict on the tag is optional in the answer.
             Err(_) => None,
         },

@@ -32,6 +32,8 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::booking::store::{Store, StoreError};
+use crate::domain::customer::{Customer, TagAuth};
+use crate::domain::transaction::Authorization;
 use crate::settings::Settings;
 
 /// What every session and the upgrade handler share.
@@ -50,9 +52,15 @@ pub struct Central {
     pub(crate) signal_inbox: Mutex<Option<mpsc::UnboundedReceiver<dispatcher::Signal>>>,
     /// Remote starts waiting for the charger's StartTransaction.
     pub starts: waiters::StartWaiters,
-    /// idTag (lower case) → customer. Customers and their idTags are never changed or removed,
-    /// so a hit can never be stale; misses are not cached (the customer may be created next).
-    id_tags: DashMap<String, i64>,
+    /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
+    /// CustomerUpdated event is applied (block, expiry, removal), on every node that follows
+    /// the log; misses are not cached (the customer may be created next). Expiry is judged at
+    /// answer time from the cached `expires_at`, so it needs no event.
+    id_tags: DashMap<String, TagAuth>,
+    /// Customers by token digest, for REST's customer sign-in: saves two reads on every
+    /// customer request. Kept here, beside `id_tags`, because the same CustomerUpdated event
+    /// (a rename, a new token, a tag change) must drop both.
+    pub customers_by_token: DashMap<String, Customer>,
 }
 
 impl Central {
@@ -74,6 +82,7 @@ impl Central {
             signal_inbox: Mutex::new(Some(inbox)),
             starts: Default::default(),
             id_tags: DashMap::new(),
+            customers_by_token: DashMap::new(),
         }
     }
 
@@ -87,17 +96,35 @@ impl Central {
         time::Duration::try_from(self.settings.early_start_grace).unwrap_or(time::Duration::ZERO)
     }
 
-    /// The customer owning an idTag (case-insensitive), from the cache when known.
-    pub async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
+    /// The owner and standing of an idTag (case-insensitive), from the cache when known.
+    pub async fn id_tag_auth(&self, id_tag: &str) -> Result<Option<TagAuth>, StoreError> {
         let key = id_tag.to_ascii_lowercase();
-        if let Some(customer) = self.id_tags.get(&key) {
-            return Ok(Some(*customer));
+        if let Some(auth) = self.id_tags.get(&key) {
+            return Ok(Some(auth.clone()));
         }
-        let customer = self.store.customer_of_id_tag(&key).await?;
-        if let Some(c) = customer {
-            self.id_tags.insert(key, c);
+        let auth = self.store.id_tag_auth(&key).await?;
+        if let Some(a) = &auth {
+            self.id_tags.insert(key, a.clone());
         }
-        Ok(customer)
+        Ok(auth)
+    }
+
+    /// The customer owning an idTag that may charge now (Accepted, not expired).
+    pub async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        Ok(self
+            .id_tag_auth(id_tag)
+            .await?
+            .filter(|a| a.verdict(now) == Authorization::Accepted)
+            .map(|a| a.customer_id))
+    }
+
+    /// Forgets what is cached of a customer that changed (the next lookup reads the ledger):
+    /// its tags' standing and its token.
+    pub fn forget_customer(&self, customer_id: i64) {
+        self.id_tags
+            .retain(|_, auth| auth.customer_id != customer_id);
+        self.customers_by_token.retain(|_, c| c.id != customer_id);
     }
 }
 

@@ -8,6 +8,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::domain::transaction::Authorization;
+
 /// OCPP's IdToken: at most 20 characters. The only constructor is [`IdTag::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdTag(String);
@@ -48,6 +50,80 @@ impl IdTag {
     }
 }
 
+crate::domain::reservation::wire_enum! {
+    /// What the operator decided about one idTag. Expiry is not a status: a tag past its
+    /// `expires_at` is answered Expired whatever it says here.
+    TagStatus {
+        Accepted = "ACCEPTED",
+        Blocked = "BLOCKED",
+    }
+}
+
+/// One idTag as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRecord {
+    pub id_tag: String,
+    pub status: TagStatus,
+    /// After this instant the tag is answered Expired.
+    pub expires_at: Option<OffsetDateTime>,
+    /// A fleet or group card's parent idTag, reported to chargers in idTagInfo.
+    pub parent_id_tag: Option<String>,
+}
+
+impl TagRecord {
+    /// A new tag as customers are created with: accepted, no expiry, no parent.
+    pub fn new(tag: &IdTag) -> Self {
+        TagRecord {
+            id_tag: tag.as_str().to_owned(),
+            status: TagStatus::Accepted,
+            expires_at: None,
+            parent_id_tag: None,
+        }
+    }
+}
+
+/// What Authorize, StartTransaction and StopTransaction need to know of a known idTag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagAuth {
+    pub customer_id: i64,
+    pub status: TagStatus,
+    pub expires_at: Option<OffsetDateTime>,
+    pub parent_id_tag: Option<String>,
+}
+
+impl TagAuth {
+    /// The verdict at `now`: Blocked wins over Expired (an operator's block is the stronger
+    /// statement), Expired once `expires_at` has passed.
+    pub fn verdict(&self, now: OffsetDateTime) -> Authorization {
+        match self.status {
+            TagStatus::Blocked => Authorization::Blocked,
+            TagStatus::Accepted if self.expires_at.is_some_and(|at| at <= now) => {
+                Authorization::Expired
+            }
+            TagStatus::Accepted => Authorization::Accepted,
+        }
+    }
+}
+
+/// One change to a customer; each is one write and one CustomerUpdated event.
+#[derive(Debug, Clone)]
+pub enum CustomerChange {
+    Rename(String),
+    AddTag(TagRecord),
+    /// `None` leaves a field as it is; `Some(None)` clears an optional one.
+    UpdateTag {
+        key: String,
+        status: Option<TagStatus>,
+        expires_at: Option<Option<OffsetDateTime>>,
+        parent_id_tag: Option<Option<String>>,
+    },
+    RemoveTag {
+        key: String,
+    },
+    /// The new token's [`token_digest`].
+    RotateToken(String),
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCustomer {
     pub name: String,
@@ -62,6 +138,8 @@ pub struct Customer {
     pub name: String,
     /// In the order given at creation; the first is the default for bookings.
     pub id_tags: Vec<String>,
+    /// The same tags with their status, expiry and parent, in the same order.
+    pub tags: Vec<TagRecord>,
     pub created_at: OffsetDateTime,
 }
 
@@ -89,6 +167,26 @@ mod tests {
             let ok = !s.is_empty() && s.chars().count() <= 20 && s.bytes().all(|b| b.is_ascii_graphic());
             prop_assert_eq!(IdTag::parse(&s).is_ok(), ok);
         }
+    }
+
+    #[test]
+    fn blocked_beats_expired_and_expiry_is_inclusive() {
+        let now = OffsetDateTime::now_utc();
+        let mut auth = TagAuth {
+            customer_id: 1,
+            status: TagStatus::Accepted,
+            expires_at: None,
+            parent_id_tag: None,
+        };
+        assert_eq!(auth.verdict(now), Authorization::Accepted);
+        auth.expires_at = Some(now);
+        assert_eq!(auth.verdict(now), Authorization::Expired);
+        auth.expires_at = Some(now + time::Duration::seconds(1));
+        assert_eq!(auth.verdict(now), Authorization::Accepted);
+        auth.status = TagStatus::Blocked;
+        assert_eq!(auth.verdict(now), Authorization::Blocked);
+        auth.expires_at = Some(now);
+        assert_eq!(auth.verdict(now), Authorization::Blocked);
     }
 
     #[test]

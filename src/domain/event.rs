@@ -13,6 +13,7 @@ crate::domain::reservation::wire_enum! {
         ChargerUpdated = "ChargerUpdated",
         ChargerDeleted = "ChargerDeleted",
         CustomerCreated = "CustomerCreated",
+        CustomerUpdated = "CustomerUpdated",
         ReservationBooked = "ReservationBooked",
         ReservationCancelled = "ReservationCancelled",
         ReservationExpired = "ReservationExpired",
@@ -32,6 +33,7 @@ pub mod kind {
     pub const CHARGER_UPDATED: EventKind = EventKind::ChargerUpdated;
     pub const CHARGER_DELETED: EventKind = EventKind::ChargerDeleted;
     pub const CUSTOMER_CREATED: EventKind = EventKind::CustomerCreated;
+    pub const CUSTOMER_UPDATED: EventKind = EventKind::CustomerUpdated;
     pub const RESERVATION_BOOKED: EventKind = EventKind::ReservationBooked;
     pub const RESERVATION_CANCELLED: EventKind = EventKind::ReservationCancelled;
     pub const RESERVATION_EXPIRED: EventKind = EventKind::ReservationExpired;
@@ -88,7 +90,19 @@ pub mod data {
     }
 
     pub fn customer(c: &Customer) -> Value {
-        json!({"id": c.id, "name": c.name, "idTags": c.id_tags})
+        let tags: Vec<Value> = c
+            .tags
+            .iter()
+            .map(|t| {
+                json!({
+                    "idTag": t.id_tag,
+                    "status": t.status.as_str(),
+                    "expiryDate": t.expires_at.map(rfc3339),
+                    "parentIdTag": t.parent_id_tag,
+                })
+            })
+            .collect();
+        json!({"id": c.id, "name": c.name, "idTags": c.id_tags, "tags": tags})
     }
 
     pub fn reservation(r: &Reservation) -> Value {

@@ -110,6 +110,7 @@ mod tests {
             id: 7,
             name: "Ada".into(),
             id_tags: vec!["TAG-A".into(), "TAG-B".into()],
+            tags: Vec::new(),
             created_at: datetime!(2026-01-01 0:00 UTC),
         }
     }

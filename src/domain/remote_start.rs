@@ -111,6 +111,7 @@ mod tests {
             id,
             name: format!("c{id}"),
             id_tags: tags.iter().map(|t| t.to_string()).collect(),
+            tags: Vec::new(),
             created_at: NOW,
         }
     }

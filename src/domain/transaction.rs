@@ -82,6 +82,8 @@ pub struct StartPolicy {
 pub struct StartContext {
     /// The customer owning the idTag, if any.
     pub customer_id: Option<i64>,
+    /// Set when the owner's tag may not start now: Blocked, or Expired.
+    pub tag_refusal: Option<Authorization>,
     /// The reservation named by `reservationId`, if the charger sent one and it exists.
     pub named: Option<Reservation>,
     /// Live reservations on this charger + connector whose slot, widened by the early grace,
@@ -123,6 +125,16 @@ pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy
             reason: "unknown idTag",
         };
     };
+    if let Some(status) = ctx.tag_refusal {
+        return StartDecision::Refuse {
+            status,
+            reason: if status == Authorization::Blocked {
+                "the idTag is blocked"
+            } else {
+                "the idTag has expired"
+            },
+        };
+    }
     let usable = |r: &Reservation| {
         r.customer_id == customer
             && r.charger_id == req.charger_id
@@ -345,6 +357,24 @@ mod tests {
         early_grace: Duration::minutes(10),
         allow_walk_in: true,
     };
+
+    #[test]
+    fn a_blocked_or_expired_tag_is_refused_as_such_even_on_its_own_reservation() {
+        for status in [Authorization::Blocked, Authorization::Expired] {
+            let d = decide_start(
+                &start(datetime!(2026-01-01 10:30 UTC), None),
+                &StartContext {
+                    tag_refusal: Some(status),
+                    ..ctx(1)
+                },
+                &POLICY,
+            );
+            assert!(
+                matches!(d, StartDecision::Refuse { status: s, .. } if s == status),
+                "{d:?}"
+            );
+        }
+    }
 
     #[test]
     fn unknown_id_tag_is_invalid() {

@@ -24,3 +24,4 @@ mod openapi;
 mod operations;
 mod rest_hardening;
 mod store_conformance;
+mod tag_lifecycle;

@@ -18,7 +18,9 @@ use echarging::domain::ChargeBoxId;
 use echarging::domain::charger::{
     BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger,
 };
-use echarging::domain::customer::{Customer, IdTag, NewCustomer, token_digest};
+use echarging::domain::customer::{
+    Customer, CustomerChange, IdTag, NewCustomer, TagAuth, TagRecord, TagStatus, token_digest,
+};
 use echarging::domain::event::{Event, EventKind, data, kind};
 use echarging::domain::instant::EARLIEST;
 use echarging::domain::reservation::{
@@ -92,6 +94,7 @@ conformance!(
     id_tag_charging_elsewhere_is_concurrent,
     race_one_id_tag_on_eight_chargers_charges_once,
     implausible_meter_readings_are_not_energy,
+    tags_change_over_their_life_and_starts_follow,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -1044,15 +1047,16 @@ fn of_kind(events: &[Event], k: EventKind) -> Vec<&Event> {
 async fn walk_in_start_recorded_with_customer(store: Arc<dyn Store>) {
     add_charger(&store, "CB-1", 2).await;
     let ada = add_customer(&store, "Ada", &["Tag-A"]).await;
+    let owner = |auth: Option<TagAuth>| auth.map(|a| a.customer_id);
     assert_eq!(
-        store.customer_of_id_tag("tag-a").await.unwrap(),
+        owner(store.id_tag_auth("tag-a").await.unwrap()),
         Some(ada.id)
     );
     assert_eq!(
-        store.customer_of_id_tag("TAG-A").await.unwrap(),
+        owner(store.id_tag_auth("TAG-A").await.unwrap()),
         Some(ada.id)
     );
-    assert_eq!(store.customer_of_id_tag("nobody").await.unwrap(), None);
+    assert_eq!(store.id_tag_auth("nobody").await.unwrap(), None);
 
     let req = start_req("CB-1", 2, "tag-a", at(10 * H), None);
     let out = start(&store, &req).await;
@@ -2326,4 +2330,117 @@ async fn shrinking_never_strands_a_live_reservation(store: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn tags_change_over_their_life_and_starts_follow(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    let ada = add_customer(&store, "Ada", &["Tag-A"]).await;
+    let head = *store.head().borrow();
+    let auth = store.id_tag_auth("tag-a").await.unwrap().unwrap();
+    assert_eq!((auth.status, auth.expires_at), (TagStatus::Accepted, None));
+
+    // Add a fleet card with an expiry; a taken tag conflicts and writes nothing.
+    let expiry = at(9 * H);
+    let added = store
+        .change_customer(
+            ada.id,
+            &CustomerChange::AddTag(TagRecord {
+                id_tag: "Van-7".into(),
+                status: TagStatus::Accepted,
+                expires_at: Some(expiry),
+                parent_id_tag: Some("FLEET".into()),
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(added.id_tags, ["Tag-A", "Van-7"]);
+    assert_eq!(added.tags[1].expires_at, Some(expiry));
+    let bo = add_customer(&store, "Bo", &["Tag-B"]).await;
+    let taken = store
+        .change_customer(
+            bo.id,
+            &CustomerChange::AddTag(TagRecord {
+                id_tag: "VAN-7".into(),
+                status: TagStatus::Accepted,
+                expires_at: None,
+                parent_id_tag: None,
+            }),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+
+    // Block it: the ledger's own start rules refuse it as Blocked.
+    let blocked = store
+        .change_customer(
+            ada.id,
+            &CustomerChange::UpdateTag {
+                key: "tag-a".into(),
+                status: Some(TagStatus::Blocked),
+                expires_at: None,
+                parent_id_tag: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(blocked.tags[0].status, TagStatus::Blocked);
+    let out = start(&store, &start_req("CB-1", 1, "TAG-A", at(10 * H), None)).await;
+    assert_eq!(out.transaction.authorization, Authorization::Blocked);
+    assert_eq!(out.transaction.customer_id, None);
+    // One whose expiry has passed is refused as Expired (and `Some(None)` clears the parent).
+    store
+        .change_customer(
+            ada.id,
+            &CustomerChange::UpdateTag {
+                key: "van-7".into(),
+                status: None,
+                expires_at: Some(Some(OffsetDateTime::now_utc() - Duration::minutes(1))),
+                parent_id_tag: Some(None),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let auth = store.id_tag_auth("VAN-7").await.unwrap().unwrap();
+    assert_eq!(auth.parent_id_tag, None);
+    let out = start(&store, &start_req("CB-1", 2, "VAN-7", at(10 * H), None)).await;
+    assert_eq!(out.transaction.authorization, Authorization::Expired);
+
+    // A tag of another customer, or no such customer: nothing changes.
+    let not_theirs = store
+        .change_customer(
+            bo.id,
+            &CustomerChange::RemoveTag {
+                key: "van-7".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(not_theirs, None);
+    assert_eq!(
+        store
+            .change_customer(999_999, &CustomerChange::Rename("X".into()))
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .change_customer(
+            ada.id,
+            &CustomerChange::RemoveTag {
+                key: "van-7".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.id_tags, ["Tag-A"]);
+    assert_eq!(store.id_tag_auth("van-7").await.unwrap(), None);
+
+    // Every change is a CustomerUpdated event of that customer.
+    let events = store.events_after(head, 100).await.unwrap();
+    let updated = of_kind(&events, EventKind::CustomerUpdated);
+    assert_eq!(updated.len(), 4);
+    assert!(updated.iter().all(|e| e.customer_id == Some(ada.id)));
 }

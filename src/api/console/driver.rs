@@ -64,7 +64,7 @@ fn frame<'a>(title: &'a str, s: &'a DriverSession, stream: Option<String>) -> Fr
 
 async fn customer_of(c: &Console, token: &str) -> Result<Option<Customer>, Response> {
     let digest = token_digest(token);
-    if let Some(cu) = c.api.customers.get(&digest) {
+    if let Some(cu) = c.api.central.customers_by_token.get(&digest) {
         return Ok(Some(cu.clone()));
     }
     c.api

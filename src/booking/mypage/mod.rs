@@ -95,10 +95,12 @@ pub enum PageChange {
 /// reservation) and refused starts are not bookings and do not appear.
 pub fn change_of(event: &Event) -> Option<PageChange> {
     match event.kind {
-        kind::CUSTOMER_CREATED => Some(PageChange::Customer(PageCustomer {
-            id: event.data.get("id")?.as_i64()?,
-            name: event.data.get("name")?.as_str()?.to_owned(),
-        })),
+        kind::CUSTOMER_CREATED | kind::CUSTOMER_UPDATED => {
+            Some(PageChange::Customer(PageCustomer {
+                id: event.data.get("id")?.as_i64()?,
+                name: event.data.get("name")?.as_str()?.to_owned(),
+            }))
+        }
         kind::RESERVATION_BOOKED
         | kind::RESERVATION_CANCELLED
         | kind::RESERVATION_EXPIRED

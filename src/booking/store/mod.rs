@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
-use crate::domain::customer::{Customer, NewCustomer};
+use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
@@ -151,7 +151,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Reservation, CancelError>;
 
     /// The customer owning `id_tag` (compared case-insensitively).
-    async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError>;
+    /// The owner and standing of an idTag (compared case-insensitively).
+    async fn id_tag_auth(&self, id_tag: &str) -> Result<Option<TagAuth>, StoreError>;
+    /// One change to a customer or its tags, with a CustomerUpdated event; `None` when there
+    /// is no such customer or (for tag changes) no such tag of this customer; `Conflict` when
+    /// an added idTag belongs to someone already.
+    async fn change_customer(
+        &self,
+        id: i64,
+        change: &CustomerChange,
+    ) -> Result<Option<Customer>, StoreError>;
 
     /// Record a StartTransaction, decided by [`super::transaction::decide_start`] on facts read in
     /// the same write transaction, committed before it returns. Accepted with a reservation:

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ChargerRecord, ConnectorStatus, NewCharger};
-use crate::domain::customer::Customer;
+use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::try_from_millis;
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
@@ -142,7 +142,9 @@ impl Dialect {
 
 pub(crate) const LEDGER_ID: &str = "SELECT ledger_id FROM ledger_meta WHERE id = 1";
 pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
-pub(crate) const CUSTOMER_OF_ID_TAG: &str = "SELECT customer_id FROM id_tags WHERE id_tag_key = $1";
+/// A customer's next tag position (tags keep the order they were given in).
+pub(crate) const NEXT_TAG_POSITION: &str =
+    "SELECT COALESCE(MAX(position) + 1, 0) FROM id_tags WHERE customer_id = $1";
 
 /// Typed reads of a row's columns by name, the same for both backends. Integers that are
 /// 32-bit in PostgreSQL are 64-bit in SQLite: [`Columns::int32`] checks the narrowing.
@@ -391,12 +393,63 @@ pub(crate) fn event(r: &impl Columns) -> Result<Event, StoreError> {
 }
 
 /// A customer row (`id`, `name`, `created_at`) with its idTags, read by the caller.
-pub(crate) fn customer(r: &impl Columns, id_tags: Vec<String>) -> Result<Customer, StoreError> {
+pub(crate) fn customer(r: &impl Columns, tags: Vec<TagRecord>) -> Result<Customer, StoreError> {
     Ok(Customer {
         id: r.int("id")?,
         name: r.text("name")?,
-        id_tags,
+        id_tags: tags.iter().map(|t| t.id_tag.clone()).collect(),
+        tags,
         created_at: r.instant("created_at")?,
+    })
+}
+
+/// A tag row: `id_tag`, `status`, `expires_at` (Unix ms), `parent_id_tag`.
+pub(crate) fn tag(r: &impl Columns) -> Result<TagRecord, StoreError> {
+    Ok(TagRecord {
+        id_tag: r.text("id_tag")?,
+        status: tag_status(&r.text("status")?)?,
+        expires_at: r.opt_instant("expires_at")?,
+        parent_id_tag: r.opt_text("parent_id_tag")?,
+    })
+}
+
+/// What the charger-facing answers need of a tag row (`customer_id` and [`tag`]'s columns).
+pub(crate) fn tag_auth(r: &impl Columns) -> Result<TagAuth, StoreError> {
+    let t = tag(r)?;
+    Ok(TagAuth {
+        customer_id: r.int("customer_id")?,
+        status: t.status,
+        expires_at: t.expires_at,
+        parent_id_tag: t.parent_id_tag,
+    })
+}
+
+/// Why a known tag may not start now (Blocked, Expired), from its `status` and `expires_at`
+/// columns; `None` when it may (or is unknown: the start rules answer that).
+pub(crate) fn tag_refusal(
+    status: Option<&str>,
+    expires_ms: Option<i64>,
+) -> Result<Option<Authorization>, StoreError> {
+    let Some(status) = status else {
+        return Ok(None);
+    };
+    let auth = TagAuth {
+        customer_id: 0,
+        status: tag_status(status)?,
+        expires_at: expires_ms.and_then(try_from_millis),
+        parent_id_tag: None,
+    };
+    Ok(match auth.verdict(OffsetDateTime::now_utc()) {
+        Authorization::Accepted => None,
+        refused => Some(refused),
+    })
+}
+
+pub(crate) fn tag_status(text: &str) -> Result<TagStatus, StoreError> {
+    TagStatus::parse(text).ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("unknown idTag status {text:?}").into(),
+        ))
     })
 }
 

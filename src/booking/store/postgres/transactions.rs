@@ -21,6 +21,17 @@ use crate::domain::transaction::{
     TransactionFilter, TransactionStatus, plausible_wh,
 };
 
+/// The tag's owner, status and expiry, the charger's connectors, the connector's running
+/// transaction, whether the tag charges elsewhere.
+type StartFacts = (
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i32>,
+    Option<i32>,
+    bool,
+);
+
 pub(super) async fn start_transaction(
     tx: &mut PgConnection,
     req: &StartRequest,
@@ -70,24 +81,22 @@ pub(super) async fn start_transaction(
     .bind(connector)
     .execute(&mut *tx)
     .await?;
-    let (customer_id, connectors, running, busy_elsewhere): (
-        Option<i64>,
-        Option<i32>,
-        Option<i32>,
-        bool,
-    ) = sqlx::query_as(
-        "SELECT (SELECT customer_id FROM id_tags WHERE id_tag_key = $1), \
+    let (customer_id, tag_status, tag_expires, connectors, running, busy_elsewhere): StartFacts =
+        sqlx::query_as(
+            "SELECT (SELECT customer_id FROM id_tags WHERE id_tag_key = $1), \
+         (SELECT status FROM id_tags WHERE id_tag_key = $1), \
+         (SELECT ts_to_ms(expires_at) FROM id_tags WHERE id_tag_key = $1), \
          (SELECT connectors FROM chargers WHERE id = $2), \
          (SELECT id FROM transactions WHERE charger_id = $2 AND connector_id = $3 \
          AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1), \
          EXISTS (SELECT 1 FROM transactions WHERE lower(id_tag) = $1 AND status = 'ACTIVE' \
          AND NOT (charger_id = $2 AND connector_id = $3))",
-    )
-    .bind(&tag_key)
-    .bind(charger)
-    .bind(connector)
-    .fetch_one(&mut *tx)
-    .await?;
+        )
+        .bind(&tag_key)
+        .bind(charger)
+        .bind(connector)
+        .fetch_one(&mut *tx)
+        .await?;
     // The facts, locked: a concurrent start for the same reservation waits here until this
     // one commits, and then reads the reservation as CHARGING_STARTED.
     let (named, on_connector) = lock_reservations(
@@ -101,6 +110,7 @@ pub(super) async fn start_transaction(
     .await?;
     let ctx = StartContext {
         customer_id,
+        tag_refusal: rows::tag_refusal(tag_status.as_deref(), tag_expires)?,
         named: named.clone(),
         on_connector: on_connector.clone(),
         connectors: connectors.and_then(|n| u32::try_from(n).ok()),

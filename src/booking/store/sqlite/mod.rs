@@ -42,7 +42,7 @@ use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
-use crate::domain::customer::{Customer, NewCustomer};
+use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
 use crate::domain::transaction::{
@@ -307,8 +307,20 @@ impl Store for SqliteStore {
         customers::customer_by_token(&self.pool, token_digest).await
     }
 
-    async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
-        customers::customer_of_id_tag(&self.pool, id_tag).await
+    async fn id_tag_auth(&self, id_tag: &str) -> Result<Option<TagAuth>, StoreError> {
+        customers::id_tag_auth(&self.pool, id_tag).await
+    }
+
+    async fn change_customer(
+        &self,
+        id: i64,
+        change: &CustomerChange,
+    ) -> Result<Option<Customer>, StoreError> {
+        let change = change.clone();
+        self.write(move |tx| {
+            Box::pin(async move { customers::change_customer(tx, id, &change).await })
+        })
+        .await
     }
 
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {

@@ -17,6 +17,18 @@ use crate::domain::transaction::{
     TransactionFilter, TransactionStatus, plausible_wh,
 };
 
+/// The first query of a start: repeat, the tag's owner, status and expiry, the charger's
+/// connectors, the connector's running transaction, whether the tag charges elsewhere.
+type StartFacts = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    bool,
+);
+
 pub(super) async fn start_transaction(
     conn: &mut SqliteConnection,
     req: &StartRequest,
@@ -30,16 +42,12 @@ pub(super) async fn start_transaction(
     // repeat check, the idTag's owner, the charger's connectors, the connector's running
     // transaction and whether the idTag charges elsewhere come in one query, the named
     // reservation and the connector's live ones in another.
-    let (repeat, customer_id, connectors, running, busy_elsewhere): (
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        bool,
-    ) = sqlx::query_as(
+    let (repeat, customer_id, tag_status, tag_expires, connectors, running, busy_elsewhere): StartFacts = sqlx::query_as(
         "SELECT (SELECT id FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
          AND started_at = $3 AND meter_start_wh = $4 AND id_tag = $5), \
          (SELECT customer_id FROM id_tags WHERE id_tag_key = $6), \
+         (SELECT status FROM id_tags WHERE id_tag_key = $6), \
+         (SELECT expires_at FROM id_tags WHERE id_tag_key = $6), \
          (SELECT connectors FROM chargers WHERE id = $1), \
          (SELECT id FROM transactions WHERE charger_id = $1 AND connector_id = $2 \
          AND status = 'ACTIVE' ORDER BY id DESC LIMIT 1), \
@@ -100,6 +108,7 @@ pub(super) async fn start_transaction(
     }
     let ctx = StartContext {
         customer_id,
+        tag_refusal: rows::tag_refusal(tag_status.as_deref(), tag_expires)?,
         named: named.clone(),
         on_connector: on_connector.clone(),
         connectors: connectors.and_then(|n| u32::try_from(n).ok()),

@@ -1,0 +1,273 @@
+//! Customers and their cards over their life: an operator blocks, expires, re-parents and
+//! removes idTags and rotates tokens over REST; chargers hear it at their next Authorize,
+//! StartTransaction or StopTransaction, and a blocked tag can neither book nor be started
+//! remotely.
+
+use std::time::Duration;
+
+use echarging_sim::Charger;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::schema::assert_server_frames_valid;
+use crate::support::*;
+
+async fn authorize(charger: &mut Charger, tag: &str) -> Value {
+    charger
+        .call_result("Authorize", json!({"idTag": tag}))
+        .await
+        .unwrap()["idTagInfo"]
+        .clone()
+}
+
+async fn change(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = app.api(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Authorize until it answers `status`, failing after `within`.
+async fn authorize_until(
+    charger: &mut Charger,
+    tag: &str,
+    status: &str,
+    within: Duration,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let info = authorize(charger, tag).await;
+        if info["status"] == status {
+            return info;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {info} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_tag_is_refused_everywhere_within_a_second_and_unblocked_again() {
+    let app = spawn_app().await;
+    let mut charger = app.booted_charger("TAGS-1").await;
+    let ada = create_customer(&app, "Ada", &["ADA-CARD", "ADA-APP"]).await;
+    // Warm the cache: the block must not wait for it to age.
+    assert_eq!(
+        authorize(&mut charger, "ada-card").await["status"],
+        "Accepted"
+    );
+
+    let (status, view) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/Ada-Card", ada.id),
+        Some(json!({"status": "BLOCKED"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["tags"][0]["status"], "BLOCKED");
+    assert_eq!(view["tags"][0]["authorization"], "Blocked");
+    authorize_until(&mut charger, "ADA-CARD", "Blocked", Duration::from_secs(1)).await;
+    // The other card is untouched.
+    assert_eq!(
+        authorize(&mut charger, "ADA-APP").await["status"],
+        "Accepted"
+    );
+
+    // It cannot book, nor be started remotely …
+    let start = now() + time::Duration::hours(1);
+    let r = as_customer(&app, &ada, Method::POST, "/api/v1/reservations")
+        .json(
+            &json!({"chargerId": "TAGS-1", "idTag": "ADA-CARD", "start": rfc(start),
+            "end": rfc(start + time::Duration::hours(1))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["field"], "idTag", "{problem}");
+    let r = app
+        .api(Method::POST, "/api/v1/chargers/TAGS-1/remote-start")
+        .json(&json!({"connectorId": 1, "idTag": "ADA-CARD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    // … and a charger that starts anyway (offline authorization) is told Blocked, and the
+    // start is recorded as refused, charged to nobody.
+    let answer = charger
+        .call_result(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "ADA-CARD", "meterStart": 0,
+                "timestamp": rfc(now())}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["idTagInfo"]["status"], "Blocked", "{answer}");
+    let tx = answer["transactionId"].as_i64().unwrap();
+    let t = poll_until(&app, &format!("/api/v1/transactions/{tx}"), |t| {
+        t["status"] == "REFUSED"
+    })
+    .await;
+    assert_eq!(t["customerId"], Value::Null);
+
+    let (status, _) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/ADA-CARD", ada.id),
+        Some(json!({"status": "ACCEPTED"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    authorize_until(&mut charger, "ADA-CARD", "Accepted", Duration::from_secs(1)).await;
+    assert_server_frames_valid(&charger);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiry_and_fleet_parents_reach_the_charger_in_id_tag_info() {
+    let app = spawn_app().await;
+    let mut charger = app.booted_charger("TAGS-2").await;
+    let fleet = create_customer(&app, "Fleet Ltd", &["FLEET-1"]).await;
+    let later = rfc(now() + time::Duration::days(30));
+    let (status, view) = change(
+        &app,
+        Method::POST,
+        &format!("/api/v1/customers/{}/id-tags", fleet.id),
+        Some(json!({"idTag": "VAN-7", "parentIdTag": "FLEET-1", "expiryDate": later})),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["idTags"], json!(["FLEET-1", "VAN-7"]));
+    let info = authorize(&mut charger, "VAN-7").await;
+    assert_eq!(info["status"], "Accepted");
+    assert_eq!(info["parentIdTag"], "FLEET-1");
+    assert!(info["expiryDate"].is_string(), "{info}");
+
+    let past = rfc(now() - time::Duration::minutes(1));
+    let (status, _) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/VAN-7", fleet.id),
+        Some(json!({"expiryDate": past})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let info = authorize_until(&mut charger, "VAN-7", "Expired", Duration::from_secs(1)).await;
+    assert_eq!(info["parentIdTag"], "FLEET-1");
+    // `null` clears it.
+    let (status, view) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/VAN-7", fleet.id),
+        Some(json!({"expiryDate": null, "parentIdTag": null})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["tags"][1]["expiryDate"], Value::Null);
+    let info = authorize_until(&mut charger, "VAN-7", "Accepted", Duration::from_secs(1)).await;
+    assert_eq!(info.get("parentIdTag"), None);
+
+    // A tag that is someone else's cannot be added; a bad date names its field.
+    let other = create_customer(&app, "Other", &["OTHER-1"]).await;
+    let (status, _) = change(
+        &app,
+        Method::POST,
+        &format!("/api/v1/customers/{}/id-tags", other.id),
+        Some(json!({"idTag": "van-7"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, problem) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/VAN-7", fleet.id),
+        Some(json!({"expiryDate": "soon"})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("expiryDate"))
+    );
+    let (status, _) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}/id-tags/VAN-7", other.id),
+        Some(json!({"status": "BLOCKED"})),
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "another customer's tag is not theirs to change"
+    );
+    assert_server_frames_valid(&charger);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn removing_a_tag_renaming_and_rotating_the_token() {
+    let app = spawn_app().await;
+    let mut charger = app.booted_charger("TAGS-3").await;
+    let bo = create_customer(&app, "Bo", &["BO-1", "BO-2"]).await;
+    assert_eq!(authorize(&mut charger, "BO-2").await["status"], "Accepted");
+    let (status, view) = change(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/customers/{}/id-tags/BO-2", bo.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["idTags"], json!(["BO-1"]));
+    authorize_until(&mut charger, "BO-2", "Invalid", Duration::from_secs(1)).await;
+
+    let (status, view) = change(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/customers/{}", bo.id),
+        Some(json!({"name": "Bo Diddley"})),
+    )
+    .await;
+    assert_eq!((status, view["name"].as_str()), (200, Some("Bo Diddley")));
+
+    // The customer signs in with its token (cached), then the operator rotates it.
+    let me = |token: &str| {
+        app.http
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(me(&bo.token).await.unwrap().status(), 200);
+    let (status, view) = change(
+        &app,
+        Method::POST,
+        &format!("/api/v1/customers/{}/token", bo.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let fresh = view["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        me(&bo.token).await.unwrap().status(),
+        401,
+        "old token dead at once"
+    );
+    let page: Value = me(&fresh).await.unwrap().json().await.unwrap();
+    assert_eq!(page["customer"]["name"], "Bo Diddley");
+    // The token is not shown anywhere else.
+    let (_, shown) = change(
+        &app,
+        Method::GET,
+        &format!("/api/v1/customers/{}", bo.id),
+        None,
+    )
+    .await;
+    assert_eq!(shown.get("token"), None);
+    app.shutdown().await;
+}
