@@ -155,7 +155,8 @@ fn describe() {
     describe_counter!(
         OCPP_CALLS,
         "CALLs the central system made to chargers, by action and outcome (result, callerror, \
-         timeout, offline, disconnected, bad_response, queue_full, breaker_open, encode_error)"
+         timeout, offline, not_booted, disconnected, bad_response, queue_full, breaker_open, \
+         encode_error)"
     );
     describe_histogram!(
         OCPP_CALL_DURATION,

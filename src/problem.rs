@@ -6,7 +6,7 @@
 //! Internal details go to the log, never into a response.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -129,6 +129,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|e| Problem::new(e.status(), "Unreadable body").detail(e.body_text()))?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// An optional JSON body (`Option<ApiJson<T>>`): an empty body is `None`; any other is read
+/// as [`ApiJson`] reads it, so a body must still be sent as JSON.
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Problem> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|ct| ct.to_str().ok())
+            .is_some_and(is_json_media_type);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), "Unreadable body").detail(e.body_text()))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if !json {
+            return Err(
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+                    .detail("send the body as application/json (Content-Type)"),
+            );
+        }
+        parse_json(&bytes).map(|v| Some(ApiJson(v)))
     }
 }
 

@@ -20,6 +20,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// What happens to a charger that connects with a chargeBoxId nobody registered (api.md
+/// `unknown_chargers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownChargers {
+    /// 404 at the WebSocket upgrade, as for any unknown URL.
+    #[default]
+    Reject,
+    /// The socket is accepted, its BootNotification answered Pending and the charger listed
+    /// (`state = pending`) for the operator to accept or reject.
+    Pending,
+    /// The charger is registered (accepted, one connector, no password) on its first Boot.
+    Accept,
+}
+
 /// The validated settings of one server process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,6 +88,8 @@ pub struct Settings {
     pub remote_start_wait: Duration,
     /// How literally to read what chargers send (see `ocpp::v16::lenient`).
     pub ocpp_strictness: Strictness,
+    /// What to do with a charger whose chargeBoxId is not registered.
+    pub unknown_chargers: UnknownChargers,
 }
 
 impl Settings {
@@ -107,6 +123,7 @@ impl Settings {
             allow_walk_in: true,
             remote_start_wait: Duration::from_secs(10),
             ocpp_strictness: Strictness::Lenient,
+            unknown_chargers: UnknownChargers::Reject,
         }
     }
 
@@ -254,6 +271,10 @@ struct CliValues {
     /// strict (refuse what the schemas refuse) [default: lenient]
     #[arg(long, env = "ECHARGING_OCPP_STRICTNESS", global = true)]
     ocpp_strictness: Option<String>,
+    /// Unregistered chargers: reject (404), pending (listed for the operator) or accept
+    /// [default: reject]
+    #[arg(long, env = "ECHARGING_UNKNOWN_CHARGERS", global = true)]
+    unknown_chargers: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -523,6 +544,14 @@ fn resolve(
     {
         s.ocpp_strictness = v;
     }
+    if let Some(v) = parse!(unknown_chargers, |p: &Pick| match p.value.trim() {
+        "reject" => Ok(UnknownChargers::Reject),
+        "pending" => Ok(UnknownChargers::Pending),
+        "accept" => Ok(UnknownChargers::Accept),
+        _ => Err(p.fail("expected reject, pending or accept")),
+    }) {
+        s.unknown_chargers = v;
+    }
     Ok(s)
 }
 
@@ -609,6 +638,33 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/ech"));
         let s = parse(&["--database-url", "postgres://u@h/db"]).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn unknown_chargers_is_one_of_three_words() {
+        assert_eq!(
+            parse(&[]).unwrap().unknown_chargers,
+            UnknownChargers::Reject
+        );
+        for (word, want) in [
+            ("reject", UnknownChargers::Reject),
+            ("pending", UnknownChargers::Pending),
+            ("accept", UnknownChargers::Accept),
+        ] {
+            let s = parse(&["--unknown-chargers", word]).unwrap();
+            assert_eq!(s.unknown_chargers, want);
+        }
+        let err = parse(&["--unknown-chargers", "maybe"]).unwrap_err();
+        assert_eq!(
+            err,
+            "invalid setting unknown_chargers = \"maybe\" (from --unknown-chargers): expected \
+             reject, pending or accept"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echarging.toml");
+        std::fs::write(&path, "unknown_chargers = \"pending\"\n").unwrap();
+        let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(s.unknown_chargers, UnknownChargers::Pending);
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! `/api/v1/chargers`: operators register, list, inspect, update and delete chargers. Answers
-//! join what the store holds with the live sessions: `online`, `lastSeen`, boot info and
-//! connector status are as fresh as the last frame, even before they are written behind.
+//! `/api/v1/chargers`: operators register, list, inspect, update and delete chargers, and accept
+//! or reject the ones that arrived unknown (`unknown_chargers = pending`). Answers join what the
+//! store holds with the live sessions: `online`, `lastSeen`, boot info and connector status are
+//! as fresh as the last frame, even before they are written behind.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -20,8 +21,12 @@ use crate::booking::store::Page;
 use crate::central::breaker::BreakerState;
 use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger};
+use crate::domain::charger::{
+    ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger, RegistrationState,
+};
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
+use crate::ocpp::v16::messages::TriggerMessage;
+use crate::ocpp::v16::types::MessageTrigger;
 use crate::problem::{ApiJson, Problem};
 
 const MAX_NAME_LEN: usize = 100;
@@ -32,6 +37,8 @@ pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/chargers", get(list).post(create))
         .route("/chargers/{id}", get(show).patch(update).delete(remove))
+        .route("/chargers/{id}/accept", post(accept))
+        .route("/chargers/{id}/reject", post(reject))
 }
 
 /// A charger to register. Unknown members are refused (422).
@@ -75,6 +82,27 @@ pub(super) struct UpdateCharger {
     password: Option<Option<String>>,
 }
 
+/// What an operator may set when accepting a charger: members left out stay as they are (an
+/// unknown charger arrives with one connector, no name and no password). Unknown members are
+/// refused (422). The body may be left out altogether.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct AcceptCharger {
+    /// A label for people, at most 100 characters; blank means none.
+    #[serde(default)]
+    #[schema(max_length = 100, example = "Car park level 2, bay 4")]
+    name: Option<String>,
+    /// How many connectors the charger has (connector ids 1..=n).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100, example = 2)]
+    connectors: Option<u32>,
+    /// A password for the charger (16–40 printable ASCII characters): from its next connection
+    /// on it must use HTTP Basic auth. Give it the same value (OCPP AuthorizationKey) first.
+    #[serde(default)]
+    #[schema(min_length = 16, max_length = 40)]
+    password: Option<String>,
+}
+
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -93,6 +121,10 @@ struct ListQuery {
     limit: Option<u32>,
     /// Only chargers that are (or are not) connected now.
     online: Option<bool>,
+    /// Only chargers in this registration state (`pending`: unknown chargers waiting for the
+    /// operator).
+    #[param(inline)]
+    state: Option<RegistrationState>,
 }
 
 /// The circuit breaker in front of the central system's calls to a charger: after repeated
@@ -140,6 +172,10 @@ pub struct ChargerView {
     /// The charge box id.
     #[schema(example = "CP-0001")]
     id: String,
+    /// `accepted` (in service), `pending` (it connected unknown and waits for the operator to
+    /// accept it) or `rejected`. Only an accepted charger is bookable or sent commands; the
+    /// others' BootNotification is answered Pending or Rejected.
+    state: RegistrationState,
     name: Option<String>,
     /// Number of connectors (ids 1..=n).
     connectors: u32,
@@ -233,6 +269,7 @@ impl Api {
             online,
             breaker,
             id: record.id.to_string(),
+            state: record.state,
             name: record.name,
             connectors: record.connectors,
             password_protected: record.password_hash.is_some(),
@@ -365,7 +402,8 @@ async fn create(
     tag = "chargers",
     operation_id = "listChargers",
     summary = "List chargers",
-    description = "Operator only. Ordered by id; page with `after` (the last id seen) and `limit`.",
+    description = "Operator only. Ordered by id; page with `after` (the last id seen) and \
+        `limit`; `state=pending` lists the unknown chargers waiting to be accepted.",
     params(ListQuery),
     responses(
         (status = 200, description = "The chargers", body = Vec<ChargerView>),
@@ -401,6 +439,7 @@ async fn list(
         .chargers(&Page {
             after: q.after,
             limit,
+            state: q.state,
         })
         .await?;
     let views = records
@@ -554,4 +593,135 @@ async fn remove(
     api.central.live.forget(&id);
     api.central.sessions.forget(&id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers/{id}/accept",
+    tag = "chargers",
+    operation_id = "acceptCharger",
+    summary = "Accept a charger into service",
+    description = "Operator only. For a charger that arrived unknown (`pending`) or was \
+        rejected; optionally names it, sets its connectors and a password. Its next \
+        BootNotification is answered Accepted; when it is connected now it is sent \
+        TriggerMessage(BootNotification) at once, so it comes into service without waiting for \
+        its interval. Accepting an accepted charger changes only what the body sets. Appends \
+        `ChargerAccepted`.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body(content = Option<AcceptCharger>, description = "Optional"),
+    responses(
+        (status = 200, description = "The charger, now accepted", body = ChargerView),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Fewer `connectors` would leave live reservations on a \
+            removed connector", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body is sent, but not as JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A member is unknown or invalid (`field` names it)",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn accept(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    body: Option<ApiJson<AcceptCharger>>,
+) -> Result<Json<ChargerView>, ApiError> {
+    let id = path_id(&raw)?;
+    let body = body.map(|ApiJson(b)| b).unwrap_or_default();
+    let patch = ChargerPatch {
+        name: body.name.map(|n| validate_name(Some(n))).transpose()?,
+        connectors: body.connectors.map(validate_connectors).transpose()?,
+        password_hash: body
+            .password
+            .as_deref()
+            .map(hash_password)
+            .transpose()?
+            .map(Some),
+    };
+    if let Some(n) = patch.connectors {
+        refuse_orphaning(&api, &id, n).await?;
+    }
+    let Some(record) = api
+        .store
+        .set_charger_registration(&id, RegistrationState::Accepted, &patch)
+        .await?
+    else {
+        return Err(ApiError::NoSuchCharger(raw));
+    };
+    tracing::info!(charger = %id, "charger accepted by the operator");
+    if api.central.sessions.is_online(&id) && !api.central.sessions.is_booted(&id) {
+        // Not awaited: the operator's answer does not hang on the charger. A charger that
+        // ignores it still comes into service at its next Boot.
+        let central = api.central.clone();
+        let charger = id.clone();
+        tokio::spawn(async move {
+            let trigger = TriggerMessage {
+                requested_message: MessageTrigger::BootNotification,
+                connector_id: None,
+            };
+            match central.sessions.call(&charger, &trigger).await {
+                Ok(answer) => tracing::info!(
+                    charger = %charger,
+                    status = answer.status.as_str(),
+                    "TriggerMessage(BootNotification) answered"
+                ),
+                Err(e) => tracing::warn!(
+                    charger = %charger,
+                    failure = e.label(),
+                    "TriggerMessage(BootNotification) failed; it comes in at its next Boot"
+                ),
+            }
+        });
+    }
+    Ok(Json(api.view(record)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers/{id}/reject",
+    tag = "chargers",
+    operation_id = "rejectCharger",
+    summary = "Reject a charger",
+    description = "Operator only. The charger stays listed (`state: rejected`, so it is not \
+        recorded again as pending) and keeps being let in at the upgrade, but every \
+        BootNotification is answered Rejected with the heartbeat interval as its wait, and it is \
+        sent no command and cannot be booked. When connected its socket is closed (1008), so it \
+        boots again and is told. Accept it later to bring it in, or delete it. Appends \
+        `ChargerRejected`.",
+    params(("id" = String, Path, description = "The charge box id")),
+    responses(
+        (status = 200, description = "The charger, now rejected", body = ChargerView),
+        (status = 404, description = "No such charger",
+            body = Problem, content_type = "application/problem+json"),
+        (
+            status = 409,
+            description = "The charger has live reservations (BOOKED or CHARGING_STARTED); cancel \
+                them first",
+            body = Problem, content_type = "application/problem+json"
+        )
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn reject(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<Json<ChargerView>, ApiError> {
+    let id = path_id(&raw)?;
+    let Some(record) = api
+        .store
+        .set_charger_registration(&id, RegistrationState::Rejected, &ChargerPatch::default())
+        .await?
+    else {
+        return Err(ApiError::NoSuchCharger(raw));
+    };
+    tracing::info!(charger = %id, "charger rejected by the operator");
+    // No command may reach it from now on, even before its socket is gone.
+    api.central.sessions.unboot(&id);
+    api.central.sessions.disconnect(&id, EndReason::Rejected);
+    Ok(Json(api.view(record)))
 }

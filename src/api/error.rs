@@ -171,13 +171,14 @@ impl FieldErrors {
     }
 }
 
-/// A call the charger did not answer, as HTTP: offline is a state conflict, silence a gateway
+/// A call the charger did not answer, as HTTP: offline or not booted is a state conflict, silence a gateway
 /// timeout, a breaker or a full queue a 503 to retry later, a broken answer a bad gateway.
 fn charger_status(failure: &CallFailure) -> (StatusCode, &'static str) {
     match failure {
         CallFailure::Offline | CallFailure::Disconnected => {
             (StatusCode::CONFLICT, "Charger not connected")
         }
+        CallFailure::NotBooted => (StatusCode::CONFLICT, "Charger not booted"),
         CallFailure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Charger did not answer"),
         CallFailure::BreakerOpen | CallFailure::QueueFull => {
             (StatusCode::SERVICE_UNAVAILABLE, "Charger not answering")
@@ -238,6 +239,11 @@ impl From<BookError> for ApiError {
             BookError::UnknownConnector(c) => {
                 ApiError::invalid("connectorId", format!("the charger has no connector {c}"))
             }
+            e @ BookError::NotInService(..) => ApiError::Conflict {
+                title: "Charger not in service",
+                detail: e.to_string(),
+                field: Some("chargerId"),
+            },
             BookError::UnknownCustomer(id) => {
                 ApiError::invalid("customerId", format!("no customer {id}"))
             }
@@ -307,6 +313,7 @@ mod tests {
         let cases = [
             (CallFailure::Offline, 409),
             (CallFailure::Disconnected, 409),
+            (CallFailure::NotBooted, 409),
             (CallFailure::Timeout, 504),
             (CallFailure::BreakerOpen, 503),
             (CallFailure::QueueFull, 503),

@@ -127,7 +127,8 @@ impl From<Reservation> for ReservationView {
             status = 409,
             description = "The slot overlaps a live reservation on that connector (or no \
                 connector is free for it); `conflict` holds the taken slot's start and end, never \
-                its holder",
+                its holder. Or the charger is not in service (`pending` or `rejected`: an \
+                operator must accept it first; `field` is `chargerId`)",
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 415, description = "The body is not sent as JSON",

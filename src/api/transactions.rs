@@ -94,7 +94,9 @@ pub(super) struct RemoteStopAnswer {
         (status = 200, description = "The charger's answer", body = RemoteStartAnswer),
         (status = 404, description = "No such charger, or (customer) no current reservation of \
             yours on it", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The charger is not connected",
+        (status = 409, description = "The charger is not connected, or is connected but not \
+            booted (no BootNotification answered Accepted on this connection: not yet, or it is \
+            pending or rejected); answered at once, nothing is sent",
             body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
@@ -194,7 +196,8 @@ async fn remote_start(
         (status = 404, description = "No such charger or transaction on it, or not yours",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The transaction is not running, or the charger is not \
-            connected", body = Problem, content_type = "application/problem+json"),
+            connected or not booted (answered at once, nothing is sent)",
+            body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not valid JSON",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON",

@@ -13,6 +13,11 @@ use crate::ocpp::v16::ErrorCode;
 pub enum CallFailure {
     #[error("charger is offline")]
     Offline,
+    /// Connected, but no BootNotification was answered Accepted on this connection (it has not
+    /// booted yet, or it is pending or rejected): OCPP lets the central system send it nothing
+    /// but TriggerMessage(BootNotification). Refused at once, never queued.
+    #[error("not booted: the charger has had no BootNotification accepted on this connection")]
+    NotBooted,
     #[error("too many calls already waiting for this charger")]
     QueueFull,
     #[error("charger did not answer within the call timeout")]
@@ -44,6 +49,7 @@ impl CallFailure {
             CallFailure::CallError { .. } => "callerror",
             CallFailure::Timeout => "timeout",
             CallFailure::Offline => "offline",
+            CallFailure::NotBooted => "not_booted",
             CallFailure::Disconnected => "disconnected",
             CallFailure::BadResponse { .. } => "bad_response",
             CallFailure::QueueFull => "queue_full",

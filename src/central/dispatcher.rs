@@ -5,8 +5,9 @@
 //! answer as the reservation's `chargerAck`, sends CancelReservation for a cancelled reservation
 //! the charger may hold, and expires BOOKED reservations whose slot ended unused.
 //!
-//! Bookings never wait for it (fault isolation): a charger that is offline keeps its
-//! reservations PENDING and gets them after its next BootNotification; one that does not answer
+//! Bookings never wait for it (fault isolation): a charger that is offline, or connected but
+//! not booted Accepted, keeps its reservations PENDING and gets them after its next accepted
+//! BootNotification (the Booted signal); one that does not answer
 //! is retried later. After a restart the agenda is rebuilt from the ledger (BOOKED reservations
 //! and cancellations still owed) and the log is followed from its head. Re-sending is harmless:
 //! a ReserveNow with the same reservationId replaces the charger's copy (OCPP 1.6 §5.13).
@@ -31,8 +32,8 @@ use crate::telemetry::Escaped;
 /// What sessions tell the dispatcher.
 #[derive(Debug, Clone)]
 pub enum Signal {
-    /// A charger sent BootNotification: it gets every current reservation again (a rebooted
-    /// charger may have lost them) and any cancellation it is owed.
+    /// A charger's BootNotification was answered Accepted: it gets every current reservation
+    /// again (a rebooted charger may have lost them) and any cancellation it is owed.
     Booted(ChargeBoxId),
     /// A connector reported Available: a current reservation it could not take before
     /// (Occupied, Faulted, Unavailable) is offered again.
@@ -299,8 +300,10 @@ impl Dispatcher {
         let Some(r) = self.booked.get(&id) else {
             return;
         };
-        if self.sending.contains(&id) || !self.central.sessions.is_online(&r.charger_id) {
-            return; // offline: its next BootNotification brings it back here
+        // Offline, or connected but not booted Accepted (not yet, or pending/rejected): its
+        // next accepted BootNotification brings it back here.
+        if self.sending.contains(&id) || !self.central.sessions.is_booted(&r.charger_id) {
+            return;
         }
         let Ok(id_tag) = CiString::new(r.id_tag.as_str()) else {
             error!(reservation = id, "idTag does not fit OCPP; not sent");
@@ -358,7 +361,7 @@ impl Dispatcher {
         let Some(r) = self.owed_cancels.get(&id) else {
             return;
         };
-        if self.cancelling.contains(&id) || !self.central.sessions.is_online(&r.charger_id) {
+        if self.cancelling.contains(&id) || !self.central.sessions.is_booted(&r.charger_id) {
             return;
         }
         let charger = r.charger_id.clone();
@@ -399,7 +402,9 @@ impl Dispatcher {
                     None
                     | Some(CallFailure::CallError { .. } | CallFailure::BadResponse { .. }) => {}
                     // Gone: its next BootNotification brings the reservation back.
-                    Some(CallFailure::Offline | CallFailure::Disconnected) => {}
+                    Some(
+                        CallFailure::Offline | CallFailure::Disconnected | CallFailure::NotBooted,
+                    ) => {}
                     Some(other) => {
                         warn!(reservation = id, failure = %Escaped(&other.to_string()), "ReserveNow failed; retrying later");
                         self.upcoming

@@ -1,7 +1,9 @@
-//! What the central system answers to each request a charger sends. Boot, Heartbeat and
-//! StatusNotification update the in-memory live state (written behind, never per frame) and
-//! wake the dispatcher; the transaction messages go to the ledger and are committed before the
-//! answer, so an acknowledged transaction survives a crash. A ledger that cannot be reached is
+//! What the central system answers to each request a charger sends. Heartbeat and
+//! StatusNotification update the in-memory live state (written behind, never per frame);
+//! BootNotification reads the charger's registration state from the ledger (and records an
+//! unknown charger, per `unknown_chargers`), answers with it, and only an Accepted one marks the
+//! connection booted and wakes the dispatcher; the transaction messages go to the ledger and are
+//! committed before the answer, so an acknowledged transaction survives a crash. A ledger that cannot be reached is
 //! answered with an InternalError CALLERROR, which makes the charger retry: never a false
 //! Accepted. Every arm answers: nothing drops the socket.
 
@@ -14,7 +16,7 @@ use super::dispatcher::Signal;
 use super::live::ChargerLive;
 use crate::booking::store::StoreError;
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{BootInfo, ConnectorStatus};
+use crate::domain::charger::{BootInfo, ConnectorStatus, RegistrationState};
 use crate::domain::customer::TagAuth;
 use crate::domain::reservation::ChargerAck;
 use crate::domain::transaction::{
@@ -22,6 +24,7 @@ use crate::domain::transaction::{
     TransactionStatus,
 };
 use crate::ocpp::v16::{self as ocpp, ChargePointRequest as Req, ErrorCode, messages::*, types::*};
+use crate::settings::UnknownChargers;
 use crate::telemetry::Escaped;
 
 /// The idTagInfo for a tag: its verdict now (or `status` when the ledger already gave one), its
@@ -46,25 +49,14 @@ fn tag_info(auth: Option<&TagAuth>, status: Option<Authorization>) -> IdTagInfo 
 pub(crate) async fn answer(
     central: &Central,
     id: &ChargeBoxId,
+    connection: u64,
     live: &ChargerLive,
     message_id: &str,
     request: Req,
 ) -> String {
     match request {
         Req::BootNotification(boot) => {
-            info!(vendor = %Escaped(&boot.charge_point_vendor), model = %Escaped(&boot.charge_point_model), "boot");
-            central.live.record_boot(id, live, boot_info(boot));
-            // Reservations waiting for this charger go out after this answer: the session
-            // writes it before it takes the next queued CALL.
-            central.signal(Signal::Booted(id.clone()));
-            reply(
-                message_id,
-                &BootNotificationResponse {
-                    status: RegistrationStatus::Accepted,
-                    current_time: Timestamp::now(),
-                    interval: central.settings.heartbeat_interval.as_secs() as i32,
-                },
-            )
+            boot_notification(central, id, connection, live, message_id, boot).await
         }
         Req::Heartbeat(_) => reply(
             message_id,
@@ -125,6 +117,89 @@ pub(crate) async fn answer(
             reply(message_id, &FirmwareStatusNotificationResponse {})
         }
     }
+}
+
+/// A BootNotification is answered with the charger's registration state (api.md
+/// `unknown_chargers`): Accepted lets it into service on this connection and wakes the
+/// dispatcher; Pending and Rejected tell it to ask again after the interval (OCPP 1.6 §4.2), and
+/// it is sent nothing meanwhile (see `Sessions::call`). An unregistered charger only gets here
+/// when `unknown_chargers` let its socket in, and its first Boot records it. What it said is
+/// kept whatever the answer, so the operator sees who is asking. The state is read from the
+/// ledger (Boot is rare; an operator's verdict must hold at once, on every node): when the
+/// ledger cannot answer, neither does this (InternalError, the charger retries), never a false
+/// Accepted.
+async fn boot_notification(
+    central: &Central,
+    id: &ChargeBoxId,
+    connection: u64,
+    live: &ChargerLive,
+    message_id: &str,
+    boot: BootNotification,
+) -> String {
+    info!(vendor = %Escaped(&boot.charge_point_vendor), model = %Escaped(&boot.charge_point_model), "boot");
+    let info = boot_info(boot);
+    let state = match central.store.charger_registration(id).await {
+        Ok(Some(state)) => Ok(state),
+        Ok(None) => match central.settings.unknown_chargers {
+            // Deleted while connected (the delete closes the socket): not in service.
+            UnknownChargers::Reject => Ok(RegistrationState::Rejected),
+            UnknownChargers::Pending => {
+                record_unknown(central, id, RegistrationState::Pending, &info).await
+            }
+            UnknownChargers::Accept => {
+                record_unknown(central, id, RegistrationState::Accepted, &info).await
+            }
+        },
+        Err(e) => Err(e),
+    };
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => return ledger_unavailable(message_id, "BootNotification", &e),
+    };
+    central.live.record_boot(id, live, info);
+    let accepted = state == RegistrationState::Accepted;
+    central.sessions.set_booted(id, connection, accepted);
+    if accepted {
+        // Reservations waiting for this charger go out after this answer: the session
+        // writes it before it takes the next queued CALL.
+        central.signal(Signal::Booted(id.clone()));
+    } else {
+        info!(
+            state = state.as_str(),
+            "boot not accepted: the charger is not in service"
+        );
+    }
+    reply(
+        message_id,
+        &BootNotificationResponse {
+            status: match state {
+                RegistrationState::Accepted => RegistrationStatus::Accepted,
+                RegistrationState::Pending => RegistrationStatus::Pending,
+                RegistrationState::Rejected => RegistrationStatus::Rejected,
+            },
+            current_time: Timestamp::now(),
+            interval: central.settings.heartbeat_interval.as_secs() as i32,
+        },
+    )
+}
+
+/// An unknown charger's first Boot, recorded in `state` (or as the ledger already has it).
+async fn record_unknown(
+    central: &Central,
+    id: &ChargeBoxId,
+    state: RegistrationState,
+    info: &BootInfo,
+) -> Result<RegistrationState, StoreError> {
+    let now = OffsetDateTime::now_utc();
+    let recorded = central
+        .store
+        .record_unknown_charger(id, state, info, now)
+        .await?;
+    info!(
+        state = recorded.as_str(),
+        "unknown charger booted; recorded"
+    );
+    Ok(recorded)
 }
 
 async fn start_transaction(

@@ -3,7 +3,8 @@
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), and the [`dispatcher`] that carries the ledger's reservations to the chargers.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
-//! transaction messages, which must be durable before they are answered.
+//! transaction messages, which must be durable before they are answered, and BootNotification,
+//! whose answer is the charger's registration state as the ledger holds it.
 
 pub mod breaker;
 pub mod calls;

@@ -1,8 +1,10 @@
 //! The registry of live charger sessions: charge box id → a handle to the one task that owns
-//! that charger's socket. Everything else reaches a charger only through here. Map guards are
-//! never held across an `.await`: a handle's sender is cloned out first.
+//! that charger's socket. Everything else reaches a charger only through here, so this is where
+//! a charger that has not booted Accepted on its connection is refused every call but
+//! TriggerMessage(BootNotification) (OCPP 1.6 §4.2). Map guards are never held across an
+//! `.await`: a handle's sender is cloned out first.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -12,6 +14,8 @@ use super::breaker::{BreakerSettings, BreakerState, CallEnd};
 use super::calls::{CallFailure, QueuedCall};
 use crate::domain::ChargeBoxId;
 use crate::ocpp::v16::Action;
+use crate::ocpp::v16::messages::TriggerMessage;
+use crate::ocpp::v16::types::MessageTrigger;
 
 /// Why a session was told to end from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +24,8 @@ pub enum EndReason {
     Replaced,
     /// The operator deleted the charger.
     Deregistered,
+    /// The operator rejected the charger: it must boot again, and is told Rejected.
+    Rejected,
 }
 
 pub(crate) struct SessionHandle {
@@ -27,6 +33,9 @@ pub(crate) struct SessionHandle {
     pub calls: mpsc::Sender<Box<QueuedCall>>,
     pub end: CancellationToken,
     pub end_reason: std::sync::Arc<std::sync::OnceLock<EndReason>>,
+    /// Whether a BootNotification was answered Accepted on this connection. Until then only
+    /// TriggerMessage(BootNotification) is sent; the dispatcher waits for the Booted signal.
+    pub booted: AtomicBool,
 }
 
 impl SessionHandle {
@@ -110,6 +119,30 @@ impl Sessions {
         self.live.contains_key(id)
     }
 
+    /// Connected and booted Accepted on this connection: the charger takes commands.
+    pub fn is_booted(&self, id: &ChargeBoxId) -> bool {
+        self.live
+            .get(id)
+            .is_some_and(|h| h.booted.load(Ordering::Acquire))
+    }
+
+    /// Record how connection `connection`'s BootNotification was answered. A no-op when a
+    /// newer connection took the charger's place meanwhile: its own Boot decides for it.
+    pub(crate) fn set_booted(&self, id: &ChargeBoxId, connection: u64, booted: bool) {
+        if let Some(h) = self.live.get(id)
+            && h.connection == connection
+        {
+            h.booted.store(booted, Ordering::Release);
+        }
+    }
+
+    /// Take a charger out of service on its current connection (the operator rejected it).
+    pub(crate) fn unboot(&self, id: &ChargeBoxId) {
+        if let Some(h) = self.live.get(id) {
+            h.booted.store(false, Ordering::Release);
+        }
+    }
+
     pub fn online_count(&self) -> usize {
         self.live.len()
     }
@@ -132,6 +165,11 @@ impl Sessions {
         id: &ChargeBoxId,
         request: &A,
     ) -> Result<A::Response, CallFailure> {
+        // Before the breaker: a refusal that sends nothing says nothing about the charger.
+        if !self.may_send(id, request) {
+            crate::metrics::call_finished(A::NAME, CallFailure::NotBooted.label());
+            return Err(CallFailure::NotBooted);
+        }
         let admitted = match self.breakers.get_mut(id) {
             Some(mut b) => b.admit(std::time::Instant::now()),
             None => true,
@@ -175,6 +213,23 @@ impl Sessions {
             None => {}
         }
         result
+    }
+
+    /// Whether `request` may go to the charger now: always once it booted Accepted on this
+    /// connection, before that only TriggerMessage(BootNotification), the one call OCPP allows
+    /// to a charger that is not (yet) accepted. An offline charger passes: the send then says
+    /// `Offline`.
+    fn may_send<A: Action>(&self, id: &ChargeBoxId, request: &A) -> bool {
+        let booted = match self.live.get(id) {
+            Some(h) => h.booted.load(Ordering::Acquire),
+            None => return true,
+        };
+        booted
+            || (A::NAME == TriggerMessage::NAME
+                && serde_json::to_value(request).is_ok_and(|v| {
+                    v.get("requestedMessage").and_then(|m| m.as_str())
+                        == Some(MessageTrigger::BootNotification.as_str())
+                }))
     }
 
     async fn call_unguarded<A: Action>(

@@ -100,6 +100,7 @@ pub(crate) async fn run(socket: WebSocket, id: ChargeBoxId, central: Arc<Central
             calls,
             end: end.clone(),
             end_reason: end_reason.clone(),
+            booted: Default::default(),
         },
     );
     let registered = Registered {
@@ -218,6 +219,10 @@ impl Session {
                         Some(EndReason::Deregistered) => Ending {
                             close: Some((close_code::POLICY, "charger deregistered")),
                             why: "deregistered",
+                        },
+                        Some(EndReason::Rejected) => Ending {
+                            close: Some((close_code::POLICY, "charger rejected by the operator")),
+                            why: "rejected",
                         },
                         _ => Ending {
                             close: Some((close_code::NORMAL, "replaced by a newer connection")),
@@ -388,7 +393,14 @@ impl Session {
                 for deviation in &decoded.deviations {
                     note_deviation(&self.central, &self.id, &self.live, action, deviation);
                 }
-                let answer = inbound::answer(&self.central, &self.id, &self.live, &id, request);
+                let answer = inbound::answer(
+                    &self.central,
+                    &self.id,
+                    self.connection,
+                    &self.live,
+                    &id,
+                    request,
+                );
                 let reply = guarded(answer, &id, action).await;
                 return (Cow::Borrowed(action), Some(reply));
             }
@@ -739,6 +751,7 @@ mod tests {
                 calls,
                 end: CancellationToken::new(),
                 end_reason: Default::default(),
+                booted: Default::default(),
             },
         );
         assert!(central.sessions.is_online(&id));

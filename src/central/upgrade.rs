@@ -1,7 +1,8 @@
 //! `GET /ocpp/{chargeBoxId}`: the gate every charger passes. Order matters: an unknown id is 404
-//! and a wrong or missing password 401 before any WebSocket is made; only then is the
-//! subprotocol checked, and a client that offers none of ours gets the handshake without the
-//! header and an immediate close (OCPP-J 1.6 §3.1.2), then the session task takes the socket.
+//! (unless `unknown_chargers` lets it in, password-less, for its Boot to be judged) and a wrong
+//! or missing password 401 before any WebSocket is made; only then is the subprotocol checked,
+//! and a client that offers none of ours gets the handshake without the header and an
+//! immediate close (OCPP-J 1.6 §3.1.2), then the session task takes the socket.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use super::{Central, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::ocpp::v16::{Deviation, Rule, Strictness};
 use crate::problem::Problem;
+use crate::settings::UnknownChargers;
 use crate::telemetry::Escaped;
 
 /// The only subprotocol we speak.
@@ -31,7 +33,9 @@ pub const OCPP16: &str = "ocpp1.6";
     summary = "OCPP 1.6J WebSocket (for chargers)",
     description = "The WebSocket upgrade a charger opens (`ws://HOST/ocpp/{chargeBoxId}`), \
         offering subprotocol `ocpp1.6`; OCPP-J frames then flow both ways. Checked in order: an \
-        unregistered chargeBoxId is 404, then a charger registered with a password needs HTTP \
+        unregistered chargeBoxId is 404 (unless the server runs with `unknown_chargers` \
+        `pending` or `accept`: then it gets its WebSocket, and its BootNotification is answered \
+        Pending or registers it), then a charger registered with a password needs HTTP \
         Basic auth (username = chargeBoxId) or gets 401, both before any WebSocket is made. A \
         client offering no `ocpp1.6` subprotocol gets the 101 without the subprotocol header and \
         an immediate close (1002). A second connection for the same chargeBoxId replaces the \
@@ -60,7 +64,8 @@ pub const OCPP16: &str = "ocpp1.6";
             headers(("WWW-Authenticate" = String,
                 description = "`Basic realm=\"echarging\", charset=\"UTF-8\"`")),
             body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No charger is registered with this chargeBoxId",
+        (status = 404, description = "No charger is registered with this chargeBoxId (with \
+            `unknown_chargers = reject`, the default)",
             body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The charger registry cannot be read right now; retry shortly",
             body = Problem, content_type = "application/problem+json")
@@ -113,7 +118,12 @@ async fn gate(
     };
     let credentials = match central.store.charger_credentials(&id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return not_registered(&raw_id),
+        // api.md `unknown_chargers`: pending or accept let an unknown charger in, without a
+        // password; its BootNotification then decides (see `inbound`).
+        Ok(None) if central.settings.unknown_chargers == UnknownChargers::Reject => {
+            return not_registered(&raw_id);
+        }
+        Ok(None) => None,
         Err(e) => {
             warn!(error = %e, "charger lookup failed");
             return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable")

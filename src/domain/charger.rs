@@ -10,6 +10,19 @@ use crate::domain::ChargeBoxId;
 /// The most connectors one charger may declare; real hardware has 1–4.
 pub const MAX_CONNECTORS: u32 = 100;
 
+crate::domain::reservation::wire_enum! {
+    /// Whether the operator lets a charger into service (api.md `unknown_chargers`). Chargers an
+    /// operator registers are `accepted`; an unknown charger that connects is recorded `pending`
+    /// (or `accepted` in accept mode) by its first BootNotification, and the operator accepts or
+    /// rejects it. Its BootNotification is answered with the OCPP RegistrationStatus of the same
+    /// name; only an accepted charger is bookable or sent commands.
+    RegistrationState {
+        Accepted = "accepted",
+        Pending = "pending",
+        Rejected = "rejected",
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCharger {
     pub id: ChargeBoxId,
@@ -61,6 +74,7 @@ pub struct ConnectorStatus {
 #[derive(Debug, Clone)]
 pub struct ChargerRecord {
     pub id: ChargeBoxId,
+    pub state: RegistrationState,
     pub name: Option<String>,
     pub connectors: u32,
     pub password_hash: Option<String>,

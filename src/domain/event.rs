@@ -12,6 +12,9 @@ crate::domain::reservation::wire_enum! {
         ChargerRegistered = "ChargerRegistered",
         ChargerUpdated = "ChargerUpdated",
         ChargerDeleted = "ChargerDeleted",
+        ChargerPending = "ChargerPending",
+        ChargerAccepted = "ChargerAccepted",
+        ChargerRejected = "ChargerRejected",
         CustomerCreated = "CustomerCreated",
         CustomerUpdated = "CustomerUpdated",
         ReservationBooked = "ReservationBooked",
@@ -32,6 +35,12 @@ pub mod kind {
     pub const CHARGER_REGISTERED: EventKind = EventKind::ChargerRegistered;
     pub const CHARGER_UPDATED: EventKind = EventKind::ChargerUpdated;
     pub const CHARGER_DELETED: EventKind = EventKind::ChargerDeleted;
+    /// An unknown charger booted and waits for the operator (`unknown_chargers = pending`).
+    pub const CHARGER_PENDING: EventKind = EventKind::ChargerPending;
+    /// The operator accepted a pending or rejected charger.
+    pub const CHARGER_ACCEPTED: EventKind = EventKind::ChargerAccepted;
+    /// The operator rejected a charger: its BootNotification is answered Rejected.
+    pub const CHARGER_REJECTED: EventKind = EventKind::ChargerRejected;
     pub const CUSTOMER_CREATED: EventKind = EventKind::CustomerCreated;
     pub const CUSTOMER_UPDATED: EventKind = EventKind::CustomerUpdated;
     pub const RESERVATION_BOOKED: EventKind = EventKind::ReservationBooked;
@@ -83,10 +92,28 @@ pub mod data {
     pub fn charger(c: &ChargerRecord) -> Value {
         json!({
             "id": c.id.as_str(),
+            "state": c.state.as_str(),
             "name": c.name,
             "connectors": c.connectors,
             "passwordProtected": c.password_hash.is_some(),
         })
+    }
+
+    /// A charger that arrived unknown: what [`charger`] shows plus what its Boot said, so the
+    /// operator following the log sees who is knocking.
+    pub fn unknown_charger(c: &ChargerRecord) -> Value {
+        let mut v = charger(c);
+        if let (Some(boot), Some(map)) = (&c.boot, v.as_object_mut()) {
+            map.insert("vendor".into(), json!(boot.vendor));
+            map.insert("model".into(), json!(boot.model));
+            map.insert("serialNumber".into(), json!(boot.serial_number));
+            map.insert(
+                "chargeBoxSerialNumber".into(),
+                json!(boot.charge_box_serial_number),
+            );
+            map.insert("firmwareVersion".into(), json!(boot.firmware_version));
+        }
+        v
     }
 
     pub fn customer(c: &Customer) -> Value {

@@ -407,8 +407,14 @@ async fn a_second_connection_replaces_the_first() {
     assert_eq!(app.central.sessions.online_count(), 1);
     assert_eq!(app.charger_view("CP-DUP").await["online"], true);
 
-    // Calls now go to the new socket.
+    // Calls now go to the new socket, once it has booted there: a connection is judged by its
+    // own Boot.
     let id = ChargeBoxId::parse("CP-DUP").unwrap();
+    assert_eq!(
+        app.central.sessions.call(&id, &ocpp::ClearCache {}).await,
+        Err(CallFailure::NotBooted)
+    );
+    assert_eq!(second.boot().await.unwrap()["status"], "Accepted");
     let central = app.central.clone();
     let call = tokio::spawn(async move { central.sessions.call(&id, &ocpp::ClearCache {}).await });
     let (msg_id, action, _) = second.next_call(WAIT).await.unwrap();

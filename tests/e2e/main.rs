@@ -25,3 +25,4 @@ mod operations;
 mod rest_hardening;
 mod store_conformance;
 mod tag_lifecycle;
+mod unknown_chargers;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use echarging::booking::store::{self, BookError, CancelError, Page, Store, StoreError};
 use echarging::domain::ChargeBoxId;
 use echarging::domain::charger::{
-    BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger,
+    BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger, RegistrationState,
 };
 use echarging::domain::customer::{
     Customer, CustomerChange, IdTag, NewCustomer, TagAuth, TagRecord, TagStatus, token_digest,
@@ -57,6 +57,7 @@ macro_rules! conformance {
 
 conformance!(
     charger_crud_and_events,
+    unknown_chargers_pending_accepted_rejected,
     shrinking_never_strands_a_live_reservation,
     customers_with_id_tags,
     duplicate_id_tag_conflicts_and_writes_nothing,
@@ -272,6 +273,7 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
     let page = |after: Option<&str>, limit| Page {
         after: after.map(str::to_string),
         limit,
+        state: None,
     };
     let first: Vec<String> = store
         .chargers(&page(None, 2))
@@ -2443,4 +2445,183 @@ async fn tags_change_over_their_life_and_starts_follow(store: Arc<dyn Store>) {
     let updated = of_kind(&events, EventKind::CustomerUpdated);
     assert_eq!(updated.len(), 4);
     assert!(updated.iter().all(|e| e.customer_id == Some(ada.id)));
+}
+
+/// Unknown chargers (api.md `unknown_chargers`): the first Boot records one pending (or accepted)
+/// with what it said, once, whoever races; the state is listed, filtered and paged; a pending or
+/// rejected charger cannot be booked; the operator's verdicts are events, accept applies its
+/// patch, and reject is refused while live reservations hold the charger.
+async fn unknown_chargers_pending_accepted_rejected(store: Arc<dyn Store>) {
+    let boot = BootInfo {
+        vendor: "Schneider Electric".into(),
+        model: "EVlink".into(),
+        charge_box_serial_number: Some("EVB1A22P4RI3N3ERS2G5XX1234567".into()),
+        firmware_version: Some("3.4.0.2".into()),
+        ..Default::default()
+    };
+    let booted = at(-5);
+    assert_eq!(store.charger_registration(&cb("UK-1")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .record_unknown_charger(&cb("UK-1"), RegistrationState::Pending, &boot, booted)
+            .await
+            .unwrap(),
+        RegistrationState::Pending
+    );
+    // Recorded once: a second Boot (or another node's) finds it, whatever it asks for.
+    assert_eq!(
+        store
+            .record_unknown_charger(&cb("UK-1"), RegistrationState::Accepted, &boot, booted)
+            .await
+            .unwrap(),
+        RegistrationState::Pending
+    );
+    assert_eq!(
+        store.charger_registration(&cb("UK-1")).await.unwrap(),
+        Some(RegistrationState::Pending)
+    );
+    let pending = store.charger(&cb("UK-1")).await.unwrap().unwrap();
+    assert_eq!(pending.state, RegistrationState::Pending);
+    assert_eq!(pending.connectors, 1);
+    assert!(pending.password_hash.is_none());
+    assert_eq!(pending.boot.as_ref(), Some(&boot));
+    assert_eq!(pending.last_boot_at, Some(booted));
+
+    // Accept mode registers it at once; operator-registered chargers are accepted.
+    assert_eq!(
+        store
+            .record_unknown_charger(&cb("UK-2"), RegistrationState::Accepted, &boot, booted)
+            .await
+            .unwrap(),
+        RegistrationState::Accepted
+    );
+    add_charger(&store, "UK-3", 2).await;
+    assert_eq!(
+        store.charger_registration(&cb("UK-3")).await.unwrap(),
+        Some(RegistrationState::Accepted)
+    );
+    let in_state = |state, after: Option<&str>, limit| Page {
+        after: after.map(str::to_string),
+        limit,
+        state,
+    };
+    let listed = |list: Vec<echarging::domain::charger::ChargerRecord>| {
+        list.iter().map(|c| c.id.to_string()).collect::<Vec<_>>()
+    };
+    let accepted = store
+        .chargers(&in_state(Some(RegistrationState::Accepted), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(listed(accepted), ["UK-2", "UK-3"]);
+    let accepted = store
+        .chargers(&in_state(
+            Some(RegistrationState::Accepted),
+            Some("UK-2"),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed(accepted), ["UK-3"]);
+    let pending_list = store
+        .chargers(&in_state(Some(RegistrationState::Pending), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(listed(pending_list), ["UK-1"]);
+    assert_eq!(
+        listed(store.chargers(&in_state(None, None, 10)).await.unwrap()),
+        ["UK-1", "UK-2", "UK-3"]
+    );
+
+    // A pending charger is not bookable, with or without a connector named.
+    let ada = add_customer(&store, "Ada", &["UK-ADA"]).await;
+    for connector in [Some(1), None] {
+        match store
+            .book(&booking("UK-1", connector, &ada, slot(10, 70)))
+            .await
+        {
+            Err(BookError::NotInService(id, RegistrationState::Pending)) => {
+                assert_eq!(id, cb("UK-1"))
+            }
+            other => panic!("booking a pending charger: {other:?}"),
+        }
+    }
+
+    // The operator accepts it with a name and two connectors: bookable on connector 2.
+    let patch = ChargerPatch {
+        name: Some(Some("Bay 7".into())),
+        connectors: Some(2),
+        password_hash: None,
+    };
+    let accepted = store
+        .set_charger_registration(&cb("UK-1"), RegistrationState::Accepted, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.state, RegistrationState::Accepted);
+    assert_eq!(accepted.name.as_deref(), Some("Bay 7"));
+    assert_eq!(accepted.connectors, 2);
+    assert_eq!(accepted.boot.as_ref(), Some(&boot), "what it said is kept");
+    let r = book(&store, booking("UK-1", Some(2), &ada, slot(10, 70))).await;
+
+    // Rejecting is refused while that reservation is live, and allowed once it is cancelled.
+    let none = ChargerPatch::default();
+    match store
+        .set_charger_registration(&cb("UK-1"), RegistrationState::Rejected, &none)
+        .await
+    {
+        Err(StoreError::Conflict(text)) => assert!(text.contains("live reservation"), "{text}"),
+        other => panic!("rejecting a booked charger: {other:?}"),
+    }
+    store.cancel_reservation(r.id, None).await.unwrap();
+    let rejected = store
+        .set_charger_registration(&cb("UK-1"), RegistrationState::Rejected, &none)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rejected.state, RegistrationState::Rejected);
+    assert_eq!(rejected.connectors, 2);
+    match store
+        .book(&booking("UK-1", Some(1), &ada, slot(100, 160)))
+        .await
+    {
+        Err(BookError::NotInService(_, RegistrationState::Rejected)) => {}
+        other => panic!("booking a rejected charger: {other:?}"),
+    }
+    assert!(
+        store
+            .set_charger_registration(&cb("UK-NONE"), RegistrationState::Accepted, &none)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Each step is in the log, the charger's state in its data.
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    let of_uk1: Vec<(EventKind, String)> = events
+        .iter()
+        .filter(|e| e.charger_id.as_ref() == Some(&cb("UK-1")))
+        .filter(|e| e.reservation_id.is_none())
+        .map(|e| (e.kind, e.data["state"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(
+        of_uk1,
+        [
+            (kind::CHARGER_PENDING, "pending".to_string()),
+            (kind::CHARGER_ACCEPTED, "accepted".to_string()),
+            (kind::CHARGER_REJECTED, "rejected".to_string()),
+        ]
+    );
+    let first = &of_kind(&events, kind::CHARGER_PENDING)[0].data;
+    assert_eq!(first["vendor"], "Schneider Electric");
+    assert_eq!(
+        first["chargeBoxSerialNumber"],
+        "EVB1A22P4RI3N3ERS2G5XX1234567"
+    );
+    let uk2: Vec<EventKind> = events
+        .iter()
+        .filter(|e| e.charger_id.as_ref() == Some(&cb("UK-2")))
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(uk2, [kind::CHARGER_REGISTERED]);
 }

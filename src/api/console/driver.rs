@@ -29,6 +29,7 @@ use super::{CsrfOnly, SignInForm};
 use crate::booking::mypage::PageEntry;
 use crate::booking::store::{BookError, CancelError, Page};
 use crate::domain::ChargeBoxId;
+use crate::domain::charger::RegistrationState;
 use crate::domain::customer::{Customer, token_digest};
 use crate::domain::reservation::{
     InvalidSlot, NewReservation, ReservationFilter, ReservationStatus, TimeSlot,
@@ -204,6 +205,8 @@ async fn render(
         .chargers(&Page {
             after: None,
             limit: PICKER,
+            // Drivers can book only chargers in service.
+            state: Some(RegistrationState::Accepted),
         })
         .await
     {
@@ -580,6 +583,10 @@ async fn place(
             Err(bad(&format!("The charger has no connector {n}.")))
         }
         Err(BookError::UnknownCustomer(_)) => Err(bad("Your account is not known.")),
+        Err(BookError::NotInService(..)) => Err((
+            StatusCode::CONFLICT,
+            "That charger is not in service yet; pick another.".into(),
+        )),
         Err(BookError::Overlap(taken)) => Err((
             StatusCode::CONFLICT,
             format!(

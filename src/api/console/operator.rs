@@ -178,6 +178,7 @@ async fn all_chargers(c: &Console) -> Result<Vec<ChargerRecord>, StoreError> {
             .chargers(&Page {
                 after: after.clone(),
                 limit: 10_000,
+                state: None,
             })
             .await?;
         let done = batch.len() < 10_000;
@@ -684,6 +685,7 @@ fn back(id: &ChargeBoxId, action: &str, answer: &str) -> Response {
 fn failure_word(f: &CallFailure) -> &'static str {
     match f {
         CallFailure::Offline | CallFailure::Disconnected => "offline",
+        CallFailure::NotBooted => "not booted",
         CallFailure::Timeout => "timeout",
         CallFailure::BreakerOpen | CallFailure::QueueFull => "busy",
         CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => "refused",

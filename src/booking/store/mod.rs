@@ -17,7 +17,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{
@@ -54,6 +56,9 @@ pub enum BookError {
     UnknownCharger(ChargeBoxId),
     #[error("charger has no connector {0}")]
     UnknownConnector(u32),
+    /// The charger is registered but not accepted into service (pending or rejected).
+    #[error("charger {0} is {1}; only an accepted charger can be booked")]
+    NotInService(ChargeBoxId, RegistrationState),
     /// The slot overlaps a live reservation; these are the conflicting slot's times (never who
     /// holds it).
     #[error("the slot overlaps another reservation from {} to {}", .0.start(), .0.end())]
@@ -88,11 +93,13 @@ impl From<sqlx::Error> for CancelError {
     }
 }
 
-/// How chargers are paged through: ordered by id, starting after `after`.
+/// How chargers are paged through: ordered by id, starting after `after`, only those in
+/// `state` when it is given.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub after: Option<String>,
     pub limit: u32,
+    pub state: Option<RegistrationState>,
 }
 
 /// Every write that changes the ledger appends its event (see `booking::event`) in the same
@@ -110,16 +117,44 @@ pub trait Store: Send + Sync + 'static {
     fn can_write(&self) -> bool;
 
     async fn insert_charger(&self, new: &NewCharger) -> Result<ChargerRecord, StoreError>;
+    /// An unknown charger's first BootNotification (`unknown_chargers` pending or accept): it is
+    /// recorded in `state` with one connector, no password and what its Boot said (`at`),
+    /// appending `ChargerPending` (or `ChargerRegistered` when accepted). When the id was
+    /// registered meanwhile (by the operator, or another node's Boot) nothing is written: the
+    /// stored state is returned.
+    async fn record_unknown_charger(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
+        boot: &BootInfo,
+        at: OffsetDateTime,
+    ) -> Result<RegistrationState, StoreError>;
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError>;
     /// The hot lookup of every WebSocket upgrade: `None` when unregistered, else the password hash.
     async fn charger_credentials(
         &self,
         id: &ChargeBoxId,
     ) -> Result<Option<Option<String>>, StoreError>;
+    /// What every BootNotification asks: the charger's registration state, `None` when it is
+    /// not registered.
+    async fn charger_registration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<RegistrationState>, StoreError>;
     async fn chargers(&self, page: &Page) -> Result<Vec<ChargerRecord>, StoreError>;
     async fn update_charger(
         &self,
         id: &ChargeBoxId,
+        patch: &ChargerPatch,
+    ) -> Result<Option<ChargerRecord>, StoreError>;
+    /// The operator's verdict on a charger: `Accepted`, with `patch` applied as by
+    /// [`Store::update_charger`], or `Rejected` (`Conflict` while it has live reservations, as
+    /// for deletion). Appends `ChargerAccepted` or `ChargerRejected`; `None` when there is no
+    /// such charger.
+    async fn set_charger_registration(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
         patch: &ChargerPatch,
     ) -> Result<Option<ChargerRecord>, StoreError>;
     /// `false` when there was no such charger; `Conflict` while it has live reservations.

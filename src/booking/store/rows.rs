@@ -6,7 +6,9 @@
 use time::OffsetDateTime;
 
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{BootInfo, ChargerRecord, ConnectorStatus, NewCharger};
+use crate::domain::charger::{
+    BootInfo, ChargerRecord, ConnectorStatus, NewCharger, RegistrationState,
+};
 use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::try_from_millis;
@@ -62,6 +64,14 @@ impl Dialect {
     pub fn chargers_after(&self) -> String {
         format!(
             "SELECT {} FROM chargers WHERE id > $1 ORDER BY id LIMIT $2",
+            self.charger_columns
+        )
+    }
+
+    /// [`Dialect::chargers_after`] narrowed to one registration state, `$3`.
+    pub fn chargers_in_state_after(&self) -> String {
+        format!(
+            "SELECT {} FROM chargers WHERE id > $1 AND state = $3 ORDER BY id LIMIT $2",
             self.charger_columns
         )
     }
@@ -145,6 +155,14 @@ pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers
 /// A customer's next tag position (tags keep the order they were given in).
 pub(crate) const NEXT_TAG_POSITION: &str =
     "SELECT COALESCE(MAX(position) + 1, 0) FROM id_tags WHERE customer_id = $1";
+
+/// A charger's registration state, read by every BootNotification.
+pub(crate) const CHARGER_REGISTRATION: &str = "SELECT state FROM chargers WHERE id = $1";
+
+/// Reads a stored registration state.
+pub(crate) fn registration_state(text: &str) -> Result<RegistrationState, StoreError> {
+    RegistrationState::parse(text).ok_or_else(|| decode("state", text).into())
+}
 
 /// Typed reads of a row's columns by name, the same for both backends. Integers that are
 /// 32-bit in PostgreSQL are 64-bit in SQLite: [`Columns::int32`] checks the narrowing.
@@ -248,8 +266,10 @@ pub(crate) fn charger(r: &impl Columns) -> Result<ChargerRecord, StoreError> {
         }),
         None => None,
     };
+    let state = r.text("state")?;
     Ok(ChargerRecord {
         id: ChargeBoxId::parse(&id).map_err(|e| decode(&format!("charger id {id:?}"), e))?,
+        state: RegistrationState::parse(&state).ok_or_else(|| decode("state", &state))?,
         name: r.opt_text("name")?,
         connectors: r.unsigned("connectors")?,
         password_hash: r.opt_text("password_hash")?,
@@ -266,6 +286,7 @@ pub(crate) fn charger(r: &impl Columns) -> Result<ChargerRecord, StoreError> {
 pub(crate) fn registered(new: &NewCharger, at: OffsetDateTime) -> ChargerRecord {
     ChargerRecord {
         id: new.id.clone(),
+        state: RegistrationState::Accepted,
         name: new.name.clone(),
         connectors: new.connectors,
         password_hash: new.password_hash.clone(),
@@ -276,6 +297,51 @@ pub(crate) fn registered(new: &NewCharger, at: OffsetDateTime) -> ChargerRecord 
         created_at: at,
         updated_at: at,
     }
+}
+
+/// An unknown charger as its first BootNotification records it: one connector, no password.
+pub(crate) fn unknown(
+    id: &ChargeBoxId,
+    state: RegistrationState,
+    boot: &BootInfo,
+    booted_at: OffsetDateTime,
+    at: OffsetDateTime,
+) -> ChargerRecord {
+    ChargerRecord {
+        id: id.clone(),
+        state,
+        name: None,
+        connectors: 1,
+        password_hash: None,
+        boot: Some(boot.clone()),
+        last_boot_at: Some(booted_at),
+        last_seen_at: Some(booted_at),
+        connector_status: Vec::new(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// The event a registration state change appends.
+pub(crate) fn verdict_kind(state: RegistrationState) -> crate::domain::event::EventKind {
+    use crate::domain::event::kind;
+    match state {
+        RegistrationState::Accepted => kind::CHARGER_ACCEPTED,
+        RegistrationState::Pending => kind::CHARGER_PENDING,
+        RegistrationState::Rejected => kind::CHARGER_REJECTED,
+    }
+}
+
+/// Live reservations (BOOKED or CHARGING_STARTED) of charger `$1`: deleting or rejecting a
+/// charger is refused while there are any.
+pub(crate) const LIVE_RESERVATIONS: &str = "SELECT count(*) FROM reservations WHERE charger_id = $1 \
+     AND status IN ('BOOKED', 'CHARGING_STARTED')";
+
+/// The refusal of a delete or reject while `live` reservations hold the charger.
+pub(crate) fn held(id: &ChargeBoxId, live: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "charger {id} has {live} live reservation(s); cancel them first"
+    ))
 }
 
 /// The columns of [`connector_status`], `charger_id` first.

@@ -9,8 +9,10 @@ use super::events::append_event;
 use super::{CHARGER_COLUMNS, D, Written, is_unique_violation, pg_opt_text, pg_text};
 use crate::booking::store::{Page, StoreError, rows};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
-use crate::domain::event::{data, kind};
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+};
+use crate::domain::event::{EventKind, data, kind};
 use crate::domain::instant::{from_millis, to_millis};
 
 pub(super) async fn insert_charger(
@@ -39,18 +41,7 @@ pub(super) async fn insert_charger(
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    let record = ChargerRecord {
-        id: new.id.clone(),
-        name: new.name.clone(),
-        connectors: new.connectors,
-        password_hash: new.password_hash.clone(),
-        boot: None,
-        last_boot_at: None,
-        last_seen_at: None,
-        connector_status: Vec::new(),
-        created_at: from_millis(now),
-        updated_at: from_millis(now),
-    };
+    let record = rows::registered(new, from_millis(now));
     let seq = append_event(
         tx,
         kind::CHARGER_REGISTERED,
@@ -63,11 +54,98 @@ pub(super) async fn insert_charger(
     Ok((record, Some(seq)))
 }
 
+/// The state the charger is in after its first Boot: `state` when this inserted it, else what
+/// was stored already (another node's Boot or the operator may have won the race).
+pub(super) async fn record_unknown_charger(
+    tx: &mut PgConnection,
+    id: &ChargeBoxId,
+    state: RegistrationState,
+    boot: &BootInfo,
+    at: OffsetDateTime,
+) -> Result<Written<RegistrationState>, StoreError> {
+    let now = to_millis(OffsetDateTime::now_utc());
+    let inserted = sqlx::query(
+        "INSERT INTO chargers (id, state, connectors, vendor, model, serial_number, \
+         charge_box_serial_number, firmware_version, iccid, imsi, meter_type, \
+         meter_serial_number, last_boot_at, last_seen_at, created_at, updated_at) \
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, ms_to_ts($12), ms_to_ts($12), \
+         ms_to_ts($13), ms_to_ts($13)) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.as_str())
+    .bind(state.as_str())
+    .bind(pg_text(&boot.vendor))
+    .bind(pg_text(&boot.model))
+    .bind(pg_opt_text(&boot.serial_number))
+    .bind(pg_opt_text(&boot.charge_box_serial_number))
+    .bind(pg_opt_text(&boot.firmware_version))
+    .bind(pg_opt_text(&boot.iccid))
+    .bind(pg_opt_text(&boot.imsi))
+    .bind(pg_opt_text(&boot.meter_type))
+    .bind(pg_opt_text(&boot.meter_serial_number))
+    .bind(to_millis(at))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let stored: String = sqlx::query_scalar(rows::CHARGER_REGISTRATION)
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        return Ok((rows::registration_state(&stored)?, None));
+    }
+    let record = rows::unknown(id, state, boot, at, from_millis(now));
+    let (kind, data) = match state {
+        RegistrationState::Accepted => (kind::CHARGER_REGISTERED, data::charger(&record)),
+        _ => (kind::CHARGER_PENDING, data::unknown_charger(&record)),
+    };
+    let seq = append_event(tx, kind, Some(id.as_str()), None, None, &data).await?;
+    Ok((state, Some(seq)))
+}
+
 /// Whether there was such a charger.
 pub(super) async fn update_charger(
     tx: &mut PgConnection,
     id: &ChargeBoxId,
     patch: &ChargerPatch,
+) -> Result<Written<bool>, StoreError> {
+    patch_charger(tx, id, patch, None, kind::CHARGER_UPDATED).await
+}
+
+/// Whether there was such a charger.
+pub(super) async fn set_charger_registration(
+    tx: &mut PgConnection,
+    id: &ChargeBoxId,
+    state: RegistrationState,
+    patch: &ChargerPatch,
+) -> Result<Written<bool>, StoreError> {
+    if state == RegistrationState::Rejected {
+        // As for deletion: FOR UPDATE waits for bookings in flight (they hold KEY SHARE) and
+        // makes later ones wait, then find the charger rejected; the count cannot go stale.
+        let exists = sqlx::query("SELECT 1 FROM chargers WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok((false, None));
+        }
+        let live: i64 = sqlx::query_scalar(rows::LIVE_RESERVATIONS)
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        if live > 0 {
+            return Err(rows::held(id, live));
+        }
+    }
+    patch_charger(tx, id, patch, Some(state), rows::verdict_kind(state)).await
+}
+
+/// Apply `patch` (and `state`), appending `kind` with the charger as it then stands.
+async fn patch_charger(
+    tx: &mut PgConnection,
+    id: &ChargeBoxId,
+    patch: &ChargerPatch,
+    state: Option<RegistrationState>,
+    kind: EventKind,
 ) -> Result<Written<bool>, StoreError> {
     if let Some(n) = patch.connectors {
         // FOR UPDATE waits for bookings in flight (they hold the row FOR KEY SHARE) and makes
@@ -100,6 +178,9 @@ pub(super) async fn update_charger(
     if let Some(hash) = &patch.password_hash {
         q.push(", password_hash = ").push_bind(hash.clone());
     }
+    if let Some(state) = state {
+        q.push(", state = ").push_bind(state.as_str());
+    }
     q.push(" WHERE id = ").push_bind(id.as_str());
     q.push(format!(" RETURNING {CHARGER_COLUMNS}"));
     let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
@@ -108,7 +189,7 @@ pub(super) async fn update_charger(
     let record = rows::charger(&row)?;
     let seq = append_event(
         tx,
-        kind::CHARGER_UPDATED,
+        kind,
         Some(id.as_str()),
         None,
         None,
@@ -129,17 +210,12 @@ pub(super) async fn delete_charger(
         .fetch_optional(&mut *tx)
         .await?
         .is_some();
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM reservations WHERE charger_id = $1 \
-         AND status IN ('BOOKED', 'CHARGING_STARTED')",
-    )
-    .bind(id.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    let live: i64 = sqlx::query_scalar(rows::LIVE_RESERVATIONS)
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
     if live > 0 {
-        return Err(StoreError::Conflict(format!(
-            "charger {id} has {live} live reservation(s); cancel them first"
-        )));
+        return Err(rows::held(id, live));
     }
     if !exists {
         return Ok((false, None));
@@ -262,12 +338,29 @@ pub(super) async fn charger_credentials(
     })
 }
 
-pub(super) async fn chargers(pool: &PgPool, page: &Page) -> Result<Vec<ChargerRecord>, StoreError> {
-    let rows = sqlx::query(&D.chargers_after())
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(i64::from(page.limit))
-        .fetch_all(pool)
+pub(super) async fn charger_registration(
+    pool: &PgPool,
+    id: &ChargeBoxId,
+) -> Result<Option<RegistrationState>, StoreError> {
+    let state: Option<String> = sqlx::query_scalar(rows::CHARGER_REGISTRATION)
+        .bind(id.as_str())
+        .fetch_optional(pool)
         .await?;
+    state.as_deref().map(rows::registration_state).transpose()
+}
+
+pub(super) async fn chargers(pool: &PgPool, page: &Page) -> Result<Vec<ChargerRecord>, StoreError> {
+    let sql = match page.state {
+        None => D.chargers_after(),
+        Some(_) => D.chargers_in_state_after(),
+    };
+    let mut q = sqlx::query(&sql)
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit));
+    if let Some(state) = page.state {
+        q = q.bind(state.as_str());
+    }
+    let rows = q.fetch_all(pool).await?;
     records(pool, rows).await
 }
 

@@ -28,7 +28,9 @@ use time::OffsetDateTime;
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
@@ -56,7 +58,7 @@ const SERIALIZATION_FAILURE: &str = "40001";
 /// retry meets the winner committed, so one or two suffice; the rest is headroom.
 const ATTEMPTS: u32 = 8;
 
-const CHARGER_COLUMNS: &str = "id, name, connectors, password_hash, vendor, model, serial_number, \
+const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, vendor, model, serial_number, \
      charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
      ts_to_ms(last_boot_at) AS last_boot_at, ts_to_ms(last_seen_at) AS last_seen_at, \
      ts_to_ms(created_at) AS created_at, ts_to_ms(updated_at) AS updated_at";
@@ -257,6 +259,18 @@ impl Store for PgStore {
         in_transaction!(self, |tx| chargers::insert_charger(&mut tx, new))
     }
 
+    async fn record_unknown_charger(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
+        boot: &BootInfo,
+        at: OffsetDateTime,
+    ) -> Result<RegistrationState, StoreError> {
+        in_transaction!(self, |tx| chargers::record_unknown_charger(
+            &mut tx, id, state, boot, at
+        ))
+    }
+
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError> {
         chargers::charger(&self.pool, id).await
     }
@@ -266,6 +280,13 @@ impl Store for PgStore {
         id: &ChargeBoxId,
     ) -> Result<Option<Option<String>>, StoreError> {
         chargers::charger_credentials(&self.pool, id).await
+    }
+
+    async fn charger_registration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<RegistrationState>, StoreError> {
+        chargers::charger_registration(&self.pool, id).await
     }
 
     async fn chargers(&self, page: &Page) -> Result<Vec<ChargerRecord>, StoreError> {
@@ -279,6 +300,21 @@ impl Store for PgStore {
     ) -> Result<Option<ChargerRecord>, StoreError> {
         let updated: Result<bool, StoreError> =
             in_transaction!(self, |tx| chargers::update_charger(&mut tx, id, patch));
+        if !updated? {
+            return Ok(None);
+        }
+        self.charger(id).await
+    }
+
+    async fn set_charger_registration(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
+        patch: &ChargerPatch,
+    ) -> Result<Option<ChargerRecord>, StoreError> {
+        let updated: Result<bool, StoreError> = in_transaction!(self, |tx| {
+            chargers::set_charger_registration(&mut tx, id, state, patch)
+        });
         if !updated? {
             return Ok(None);
         }

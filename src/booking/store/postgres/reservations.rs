@@ -13,6 +13,7 @@ use super::{
 };
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
 use crate::domain::ChargeBoxId;
+use crate::domain::charger::RegistrationState;
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
 use crate::domain::reservation::{
@@ -32,15 +33,21 @@ pub(super) async fn book(
     }
     // KEY SHARE keeps the charger from being deleted until this commits (delete_charger
     // takes the row FOR UPDATE), without blocking telemetry updates of the same row.
-    let connectors: Option<i32> =
-        sqlx::query_scalar("SELECT connectors FROM chargers WHERE id = $1 FOR KEY SHARE")
+    // Rejecting a charger takes it FOR UPDATE too, so its state cannot change under this.
+    let charger: Option<(i32, String)> =
+        sqlx::query_as("SELECT connectors, state FROM chargers WHERE id = $1 FOR KEY SHARE")
             .bind(new.charger_id.as_str())
             .fetch_optional(&mut *tx)
             .await
             .map_err(StoreError::from)?;
-    let Some(connectors) = connectors.map(|n| n as u32) else {
+    let Some((connectors, state)) = charger else {
         return Err(BookError::UnknownCharger(new.charger_id.clone()));
     };
+    let state = rows::registration_state(&state)?;
+    if state != RegistrationState::Accepted {
+        return Err(BookError::NotInService(new.charger_id.clone(), state));
+    }
+    let connectors = connectors as u32;
     let candidates = match new.connector_id {
         Some(c) if c > connectors => return Err(BookError::UnknownConnector(c)),
         Some(c) => c..=c,

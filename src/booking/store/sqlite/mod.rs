@@ -41,7 +41,9 @@ use writer::{WalSync, Writer};
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{ChargerPatch, ChargerRecord, ChargerState, NewCharger};
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
@@ -54,7 +56,7 @@ use crate::settings::sqlite_path;
 /// A value written, and the seq of the last event appended with it (if any).
 type Written<T> = (T, Option<i64>);
 
-const CHARGER_COLUMNS: &str = "id, name, connectors, password_hash, vendor, model, serial_number, \
+const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, vendor, model, serial_number, \
      charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
      last_boot_at, last_seen_at, created_at, updated_at";
 
@@ -232,6 +234,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_unknown_charger(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
+        boot: &BootInfo,
+        at: OffsetDateTime,
+    ) -> Result<RegistrationState, StoreError> {
+        let (id, boot) = (id.clone(), boot.clone());
+        self.write(move |tx| {
+            Box::pin(
+                async move { chargers::record_unknown_charger(tx, &id, state, &boot, at).await },
+            )
+        })
+        .await
+    }
+
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError> {
         chargers::charger(&self.pool, id).await
     }
@@ -241,6 +259,13 @@ impl Store for SqliteStore {
         id: &ChargeBoxId,
     ) -> Result<Option<Option<String>>, StoreError> {
         chargers::charger_credentials(&self.pool, id).await
+    }
+
+    async fn charger_registration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<RegistrationState>, StoreError> {
+        chargers::charger_registration(&self.pool, id).await
     }
 
     async fn chargers(&self, page: &Page) -> Result<Vec<ChargerRecord>, StoreError> {
@@ -256,6 +281,26 @@ impl Store for SqliteStore {
         let updated = self
             .write(move |tx| {
                 Box::pin(async move { chargers::update_charger(tx, &id2, &patch).await })
+            })
+            .await?;
+        if !updated {
+            return Ok(None);
+        }
+        self.charger(id).await
+    }
+
+    async fn set_charger_registration(
+        &self,
+        id: &ChargeBoxId,
+        state: RegistrationState,
+        patch: &ChargerPatch,
+    ) -> Result<Option<ChargerRecord>, StoreError> {
+        let (id2, patch) = (id.clone(), patch.clone());
+        let updated = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    chargers::set_charger_registration(tx, &id2, state, &patch).await
+                })
             })
             .await?;
         if !updated {

@@ -8,7 +8,7 @@ use super::events::append_event;
 use super::{D, RESERVATION_COLUMNS, Written, is_foreign_key_violation, is_overlap};
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::MAX_CONNECTORS;
+use crate::domain::charger::{MAX_CONNECTORS, RegistrationState};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
 use crate::domain::reservation::{
@@ -40,7 +40,8 @@ pub(super) async fn book(
             "INSERT INTO reservations (charger_id, connector_id, customer_id, id_tag, \
              start_ms, end_ms, status, charger_ack, created_at, updated_at) \
              SELECT $1, $2, $3, $4, $5, $6, 'BOOKED', 'PENDING', $7, $7 \
-             FROM chargers WHERE id = $1 AND connectors >= $2 RETURNING id",
+             FROM chargers WHERE id = $1 AND connectors >= $2 AND state = 'accepted' \
+             RETURNING id",
         )
         .bind(new.charger_id.as_str())
         .bind(i64::from(connector))
@@ -67,14 +68,16 @@ pub(super) async fn book(
     }
     let Some((id, connector_id)) = booked else {
         if !overlapped {
-            let connectors: Option<i64> =
-                sqlx::query_scalar("SELECT connectors FROM chargers WHERE id = $1")
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM chargers WHERE id = $1")
                     .bind(new.charger_id.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-            return Err(match connectors {
+            return Err(match state.as_deref().map(rows::registration_state) {
                 None => BookError::UnknownCharger(new.charger_id.clone()),
-                Some(_) => BookError::UnknownConnector(first),
+                Some(Ok(RegistrationState::Accepted)) => BookError::UnknownConnector(first),
+                Some(Ok(state)) => BookError::NotInService(new.charger_id.clone(), state),
+                Some(Err(e)) => BookError::Store(e),
             });
         }
         let conflict = sqlx::query(&D.first_overlap())
