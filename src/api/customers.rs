@@ -345,6 +345,10 @@ async fn apply(
     params(("id" = i64, Path, description = "The customer id")),
     request_body = RenameCustomer,
     responses(
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "The customer as it now stands", body = CustomerView),
         (status = 404, description = "No such customer",
             body = Problem, content_type = "application/problem+json"),
@@ -380,6 +384,10 @@ async fn rename(
     params(("id" = i64, Path, description = "The customer id")),
     request_body = NewTag,
     responses(
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "The customer with the new tag", body = CustomerView),
         (status = 404, description = "No such customer",
             body = Problem, content_type = "application/problem+json"),
@@ -440,6 +448,10 @@ async fn add_tag(
     ),
     request_body = UpdateTag,
     responses(
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "The customer as it now stands", body = CustomerView),
         (status = 404, description = "No such customer, or no such idTag of it",
             body = Problem, content_type = "application/problem+json"),

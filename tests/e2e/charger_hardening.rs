@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
+use echarging::ocpp::v16::Strictness;
 use echarging_sim::{CallOutcome, Charger, ChargerConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -41,7 +42,9 @@ fn start(timestamp: &str, id_tag: &str) -> Value {
 
 #[tokio::test]
 async fn unusable_timestamps_are_refused_naming_the_field_and_the_session_lives_on() {
-    let app = spawn_app_with(|_| {}).await;
+    // Strict mode refuses every instant outside 2000–2100; lenient mode reads one before 2000
+    // as a clock never set (see `lenient`), and refuses the future ones the same way.
+    let app = spawn_app_with(|s| s.ocpp_strictness = Strictness::Strict).await;
     let mut cp = app.booted_charger("CP-TIME").await;
     create_customer(&app, "Ada", &["ADA-TIME"]).await;
     let at = rfc(now());

@@ -9,6 +9,7 @@ use crate::support::schema::assert_server_frames_valid;
 use crate::support::{expect_close, spawn_app, spawn_app_with};
 use echarging::central::CallFailure;
 use echarging::domain::ChargeBoxId;
+use echarging::ocpp::v16::Strictness;
 use echarging::ocpp::v16::{self as ocpp, ErrorCode};
 use echarging_sim::{CallOutcome, Charger, ConnectError, Incoming};
 use serde_json::{Value, json};
@@ -230,7 +231,9 @@ async fn client_without_our_subprotocol_is_closed() {
 
 #[tokio::test]
 async fn malformed_frames_get_the_right_callerror_and_the_session_lives_on() {
-    let app = spawn_app().await;
+    // The spec's table, as strict mode applies it (lenient mode answers some of these as meant:
+    // see `lenient` and `field_corpus`).
+    let app = spawn_app_with(|s| s.ocpp_strictness = Strictness::Strict).await;
     let mut charger = app.booted_charger("CP-BAD").await;
     let long_id = "x".repeat(37);
     let cases: Vec<(String, &str, &str)> = vec![

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("ocpp", &[]),
     ("domain", &[]),
-    ("settings", &[]),
+    // Settings read protocol knobs (`ocpp_strictness`) as the protocol's own types.
+    ("settings", &["ocpp"]),
     ("problem", &[]),
     ("metrics", &["ocpp"]),
     ("telemetry", &["settings"]),

@@ -23,6 +23,11 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/chargers/{id}/reject"),
     ("POST", "/api/v1/customers"),
     ("GET", "/api/v1/customers/{id}"),
+    ("PATCH", "/api/v1/customers/{id}"),
+    ("POST", "/api/v1/customers/{id}/id-tags"),
+    ("PATCH", "/api/v1/customers/{id}/id-tags/{idTag}"),
+    ("DELETE", "/api/v1/customers/{id}/id-tags/{idTag}"),
+    ("POST", "/api/v1/customers/{id}/token"),
     ("GET", "/api/v1/reservations"),
     ("POST", "/api/v1/reservations"),
     ("GET", "/api/v1/reservations/{id}"),
@@ -49,6 +54,15 @@ const PROBED: &[(&str, &str)] = &[
     ("/api/v1/chargers/{id}", "/api/v1/chargers/CP-probe"),
     ("/api/v1/customers", "/api/v1/customers"),
     ("/api/v1/customers/{id}", "/api/v1/customers/1"),
+    (
+        "/api/v1/customers/{id}/id-tags",
+        "/api/v1/customers/1/id-tags",
+    ),
+    (
+        "/api/v1/customers/{id}/id-tags/{idTag}",
+        "/api/v1/customers/1/id-tags/TAG-1",
+    ),
+    ("/api/v1/customers/{id}/token", "/api/v1/customers/1/token"),
     ("/api/v1/reservations", "/api/v1/reservations"),
     ("/api/v1/reservations/{id}", "/api/v1/reservations/1"),
     ("/healthz", "/healthz"),
@@ -380,6 +394,7 @@ async fn key_schemas_match_the_wire_format() {
             "online",
             "breaker",
             "connectorStatus",
+            "deviations",
             "createdAt",
             "updatedAt"
         ])
@@ -410,7 +425,7 @@ async fn key_schemas_match_the_wire_format() {
     assert_eq!(required(&spec, "CreateCustomer"), set(&["name", "idTags"]));
     assert_eq!(
         required(&spec, "CustomerView"),
-        set(&["id", "name", "idTags", "createdAt"])
+        set(&["id", "name", "idTags", "tags", "createdAt"])
     );
     for body in [
         "BookRequest",

@@ -75,7 +75,8 @@ pub enum Rule {
     CommaDecimal,
     /// A date-time in another common shape (space for `T`, offset without colon).
     TimestampFormat,
-    /// A date-time outside 2000–2100 (a clock never set), read as the time it arrived.
+    /// A date-time before 2000 (a clock never set, 1970 on most), read as the time it arrived.
+    /// One after 2100 means nothing and stays refused.
     TimestampOutOfRange,
     /// The WebSocket subprotocol in another letter case (`OCPP1.6`).
     SubprotocolCase,

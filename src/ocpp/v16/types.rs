@@ -445,7 +445,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 };
                 if REPORTABLE.contains(&at.0) {
                     Ok(at)
-                } else if lenient::is_lenient() {
+                } else if lenient::is_lenient() && at.0 < REPORTABLE.start {
                     // A clock that was never set: what the charger meant is "now".
                     lenient::note(Rule::TimestampOutOfRange, || {
                         format!("year {} read as the time of arrival", at.0.year())
