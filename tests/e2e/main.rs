@@ -15,6 +15,7 @@ mod cli;
 mod console;
 mod deployment;
 mod durability;
+mod field_corpus;
 mod layers;
 mod ledger_hardening;
 mod many_chargers;
