@@ -2367,7 +2367,7 @@ async fn transactions_page_by_cursor(store: Arc<dyn Store>) {
         }
     };
     let paged = |f: TransactionFilter| {
-        let list = list.clone();
+        let list = &list;
         async move {
             let mut seen = Vec::new();
             let mut after = None;
