@@ -262,16 +262,15 @@ impl Quirks {
             return;
         };
         let text = text.clone();
-        if self.has(Quirk::NumericMeter)
+        // The decimal comma is a habit of the gauges (power, current) that firmwares print
+        // with a fraction; the register keeps its integer form, as a number with
+        // numeric-meter. Together each value shows one habit.
+        if self.has(Quirk::CommaDecimal) && !register && !text.contains(['.', ',']) {
+            sample["value"] = json!(format!("{text},0"));
+        } else if self.has(Quirk::NumericMeter)
             && let Ok(n) = text.parse::<i64>()
         {
             sample["value"] = json!(n);
-            return;
-        }
-        // The register keeps its integer form: the decimal comma is a habit of the gauges
-        // (power, current) that firmwares print with a fraction.
-        if self.has(Quirk::CommaDecimal) && !register && !text.contains(['.', ',']) {
-            sample["value"] = json!(format!("{text},0"));
         }
     }
 }
@@ -434,6 +433,17 @@ mod tests {
         );
         let samples = p["meterValue"][0]["sampledValue"].as_array().unwrap();
         assert_eq!(samples[0]["value"], "12345");
+        assert_eq!(samples[1]["value"], "7400,0");
+    }
+
+    #[test]
+    fn numeric_and_comma_together_split_the_samples() {
+        let p = Quirks::all().apply(
+            "MeterValues",
+            &messages::meter_values(1, Some(3), 12_345, 7_400, "Sample.Periodic"),
+        );
+        let samples = p["meterValue"][0]["sampledValue"].as_array().unwrap();
+        assert_eq!(samples[0]["value"], json!(12_345));
         assert_eq!(samples[1]["value"], "7400,0");
     }
 
