@@ -40,6 +40,8 @@ pub struct ChargerConfig {
     /// How many text frames, each way, the charger keeps for inspection (`received()`,
     /// `sent()`); 0 keeps none, which is what a load run wants.
     pub keep_frames: usize,
+    /// Append `/` to the endpoint (`/ocpp/{id}/`), as some chargers are configured.
+    pub trailing_slash: bool,
 }
 
 impl ChargerConfig {
@@ -53,15 +55,17 @@ impl ChargerConfig {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(10),
             keep_frames: 10_000,
+            trailing_slash: false,
         }
     }
 
     /// The full URL of this charger's endpoint.
     pub fn endpoint(&self) -> String {
         format!(
-            "{}/{}",
+            "{}/{}{}",
             self.url.trim_end_matches('/'),
-            percent_encode_segment(&self.charge_box_id)
+            percent_encode_segment(&self.charge_box_id),
+            if self.trailing_slash { "/" } else { "" }
         )
     }
 }

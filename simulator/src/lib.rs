@@ -8,7 +8,8 @@
 //! sessions, configuration and the answer to every server request, pure), delivering
 //! transaction messages through `tx_queue` and reconnecting after `backoff`. `load` runs
 //! thousands of stations (`sessions` is the clock of charge mode), timing them with `latency`
-//! and summing up in `report`; `provision`, `progress`, `source_addrs` and `server_rss` serve
+//! and summing up in `report`; `quirks` bends what a station sends the way field chargers do (`--quirks`);
+//! `provision`, `progress`, `source_addrs` and `server_rss` serve
 //! the `echarging-sim` binary. `drivers` books slots over the REST API (closed-loop customers)
 //! and checks that no accepted bookings overlap; `rng` feeds both.
 
@@ -23,6 +24,7 @@ pub mod load;
 pub mod messages;
 pub mod progress;
 pub mod provision;
+pub mod quirks;
 pub mod report;
 pub mod rng;
 pub mod server_rss;
@@ -36,5 +38,6 @@ pub use connect::{ChargerConfig, ConnectError, OCPP16};
 pub use frame::Frame;
 pub use load::{LoadConfig, LoadError, Mode, Provisioning, ReconnectPolicy, SessionPlan};
 pub use provision::{ProvisionError, ensure_chargers, ensure_customers};
+pub use quirks::{Quirk, Quirks};
 pub use report::{ActionStats, Report};
 pub use station::{PlugIn, Station, StationConfig, StationError, StationStats};

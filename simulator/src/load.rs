@@ -21,6 +21,7 @@ use crate::connect::ChargerConfig;
 use crate::latency::{Action, LatencyBatch, LatencyBook};
 use crate::progress;
 use crate::provision::{self, ProvisionError};
+use crate::quirks::{Quirk, Quirks};
 use crate::report::{ActionStats, Report};
 use crate::server_rss;
 use crate::sessions::{Booker, BookingSeat, BookingTally, Site};
@@ -117,6 +118,8 @@ pub struct LoadConfig {
     pub sessions: SessionPlan,
     /// Reconnect dropped chargers with backoff; `None` counts them as failed instead.
     pub reconnect: Option<ReconnectPolicy>,
+    /// Field habits every charger sends with (`--quirks`); none by default.
+    pub quirks: Quirks,
 }
 
 impl LoadConfig {
@@ -141,6 +144,7 @@ impl LoadConfig {
             progress: false,
             sessions: SessionPlan::default(),
             reconnect: Some(ReconnectPolicy::default()),
+            quirks: Quirks::none(),
         }
     }
 
@@ -344,6 +348,12 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         round_trips,
         round_trips_per_second: per_second(round_trips, measured_seconds),
         call_errors: s.call_errors,
+        call_errors_by_action: s.call_errors_by_action,
+        quirks: if ctx.cfg.quirks.is_empty() {
+            String::new()
+        } else {
+            ctx.cfg.quirks.to_string()
+        },
         failures: totals.failures,
         server_calls: s.server_calls,
         actions,
@@ -522,6 +532,7 @@ impl Totals {
         let (t, o) = (&mut self.stats, outcome.stats);
         for (mine, theirs) in [
             (&mut t.call_errors, o.call_errors),
+            (&mut t.call_errors_by_action, o.call_errors_by_action),
             (&mut t.server_calls, o.server_calls),
             (&mut t.bad_server_calls, o.bad_server_calls),
             (&mut t.bad_answers, o.bad_answers),
@@ -619,7 +630,10 @@ async fn setup(
     charger_cfg.connect_timeout = cfg.connect_timeout;
     charger_cfg.call_timeout = cfg.call_timeout;
     charger_cfg.keep_frames = 0;
+    charger_cfg.subprotocols = cfg.quirks.subprotocols(&charger_cfg.subprotocols);
+    charger_cfg.trailing_slash = cfg.quirks.has(Quirk::TrailingSlash);
     let mut station_cfg = StationConfig::new(charger_cfg, cfg.connectors);
+    station_cfg.quirks = cfg.quirks;
     // Each meter starts somewhere different, as installed meters do.
     station_cfg.register_wh = (index as i64 % 997) * 10_000;
     let mut station = Box::new(

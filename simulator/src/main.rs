@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
 use echarging_sim::drivers::{self, BookingConfig};
 use echarging_sim::load::ReconnectPolicy;
 use echarging_sim::source_addrs::parse_source_addrs;
-use echarging_sim::{LoadConfig, Mode, Provisioning};
+use echarging_sim::{LoadConfig, Mode, Provisioning, Quirks};
 
 /// Thousands of virtual OCPP 1.6J chargers against a central system, with a load report.
 ///
@@ -138,6 +138,13 @@ struct Cli {
     /// sessions, startsRefused, ... (book mode: its own report).
     #[arg(long)]
     json: bool,
+    /// Field habits the chargers send with, as a lenient central system must take them: `all`,
+    /// a profile (`schneider`, `meter-firmware`) or a list of long-serial, nulls, extra-fields,
+    /// numeric-meter, string-numbers, measurands, enum-case, comma-decimal, subprotocol-case,
+    /// trailing-slash. Applied to BootNotification, StatusNotification, MeterValues and
+    /// Start/StopTransaction; CALLERRORs they draw are counted per action in the report.
+    #[arg(long, value_parser = parse_quirks, value_name = "LIST|PROFILE")]
+    quirks: Option<Quirks>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,6 +169,10 @@ fn parse_addrs(spec: &str) -> Result<SourceAddrs, String> {
     parse_source_addrs(spec)
         .map(SourceAddrs)
         .map_err(|e| e.to_string())
+}
+
+fn parse_quirks(spec: &str) -> Result<Quirks, String> {
+    Quirks::parse(spec)
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -301,6 +312,7 @@ fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
     cfg.sessions.meter_values = cli.meter_values;
     cfg.sessions.pause = cli.session_pause;
     cfg.sessions.reserve_share = cli.reserve_share;
+    cfg.quirks = cli.quirks.unwrap_or_default();
     cfg.reconnect = (!cli.no_reconnect).then_some(ReconnectPolicy {
         min: cli.reconnect_min,
         max: cli.reconnect_max,
@@ -376,6 +388,19 @@ mod tests {
         );
         let cli = Cli::parse_from(["echarging-sim", "--mode", "charge", "--no-reconnect"]);
         assert_eq!(load_config(&cli).unwrap().reconnect, None);
+    }
+
+    #[test]
+    fn quirks_flag_takes_lists_and_profiles() {
+        use echarging_sim::Quirk;
+        let cfg = load_config(&Cli::parse_from(["echarging-sim"])).unwrap();
+        assert!(cfg.quirks.is_empty(), "no quirks unless asked");
+        let cli = Cli::parse_from(["echarging-sim", "--quirks", "all"]);
+        assert_eq!(load_config(&cli).unwrap().quirks, Quirks::all());
+        let cli = Cli::parse_from(["echarging-sim", "--quirks", "long-serial,comma-decimal"]);
+        let q = load_config(&cli).unwrap().quirks;
+        assert!(q.has(Quirk::LongSerial) && q.has(Quirk::CommaDecimal) && !q.has(Quirk::Nulls));
+        assert!(Cli::try_parse_from(["echarging-sim", "--quirks", "bogus"]).is_err());
     }
 
     #[test]

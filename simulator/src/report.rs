@@ -34,6 +34,12 @@ pub struct Report {
     pub round_trips_per_second: f64,
     /// CALLERROR code → how many answers carried it.
     pub call_errors: BTreeMap<String, u64>,
+    /// `Action: code` → how many answers to that action carried it (absent when none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub call_errors_by_action: BTreeMap<String, u64>,
+    /// The `--quirks` the chargers sent with, as a list (absent when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quirks: String,
     /// Why chargers failed → how many.
     pub failures: BTreeMap<String, u64>,
     /// Server-initiated CALLs answered, by action.
@@ -290,8 +296,17 @@ impl Report {
         if let Some(per) = self.server_rss_per_charger_kib {
             row("server RSS per charger", format!("{per:.2} KiB"));
         }
+        if !self.quirks.is_empty() {
+            row("quirks", self.quirks.clone());
+        }
         if !self.call_errors.is_empty() {
             row("CALLERRORs", join_counts(&self.call_errors));
+        }
+        if !self.call_errors_by_action.is_empty() {
+            row(
+                "CALLERRORs by action",
+                join_counts(&self.call_errors_by_action),
+            );
         }
         if !self.server_calls.is_empty() {
             row("server CALLs answered", join_counts(&self.server_calls));

@@ -22,6 +22,7 @@ use crate::charger::{CallOutcome, Charger, ClientError, Incoming};
 use crate::connect::{ChargerConfig, ConnectError};
 use crate::latency::{Action, LatencyBatch};
 use crate::messages::{self, StopReason};
+use crate::quirks::Quirks;
 use crate::tx_queue::{TxAction, TxQueue};
 
 /// How a station is set up.
@@ -33,6 +34,9 @@ pub struct StationConfig {
     pub register_wh: i64,
     /// Transaction messages kept while they cannot be delivered (see `TxQueue::push`).
     pub tx_queue_capacity: usize,
+    /// Field habits applied to every CALL the station sends (none by default). The connection
+    /// side (subprotocol, trailing slash) is set on `charger` by whoever builds the config.
+    pub quirks: Quirks,
 }
 
 impl StationConfig {
@@ -42,6 +46,7 @@ impl StationConfig {
             connectors,
             register_wh: 0,
             tx_queue_capacity: 1000,
+            quirks: Quirks::none(),
         }
     }
 }
@@ -80,6 +85,8 @@ pub enum PlugIn {
 pub struct StationStats {
     /// CALLERROR answers to our CALLs, by error code.
     pub call_errors: BTreeMap<String, u64>,
+    /// The same CALLERRORs by `Action: code`, to tell which message a server refused.
+    pub call_errors_by_action: BTreeMap<String, u64>,
     /// Requests from the central system answered, by action.
     pub server_calls: BTreeMap<String, u64>,
     /// Requests from the central system that broke their schema, by action.
@@ -122,6 +129,7 @@ enum Reply {
 pub struct Station {
     charger: Charger,
     cfg: ChargerConfig,
+    quirks: Quirks,
     cp: ChargePoint,
     queue: TxQueue,
     follow_ups: VecDeque<FollowUp>,
@@ -145,6 +153,7 @@ impl Station {
             cp: ChargePoint::new(cfg.connectors, cfg.register_wh),
             queue: TxQueue::new(cfg.tx_queue_capacity),
             cfg: cfg.charger,
+            quirks: cfg.quirks,
             follow_ups: VecDeque::new(),
             reboot: false,
             stats: StationStats::default(),
@@ -683,6 +692,15 @@ impl Station {
         payload: &Value,
         since: Instant,
     ) -> Result<Reply, StationError> {
+        // The schema-valid payload is built everywhere else; habits bend it only here, on the
+        // way out, so what the station believes it sent (its state, its queue) stays exact.
+        let quirked;
+        let payload = if self.quirks.is_empty() {
+            payload
+        } else {
+            quirked = self.quirks.apply(action, payload);
+            &quirked
+        };
         // One CALL at a time: any answer still queued belongs to a CALL given up on.
         self.charger.discard_stray_answers();
         let deadline = Instant::now() + self.charger.call_timeout();
@@ -702,6 +720,10 @@ impl Station {
             Ok(CallOutcome::Result(answer)) => Reply::Answered(answer),
             Ok(CallOutcome::Error { code, .. }) => {
                 count(&mut self.stats.call_errors, &code);
+                count(
+                    &mut self.stats.call_errors_by_action,
+                    &format!("{action}: {code}"),
+                );
                 Reply::CallError(code)
             }
             Err(ClientError::Timeout) => {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -266,6 +266,9 @@ struct ListQuery {
     /// Only transactions in this status.
     #[param(value_type = Option<TransactionStatus>)]
     status: Option<String>,
+    /// Paging: only transactions older than this transactionId, i.e. the page after the one
+    /// whose last (oldest) entry it is. The `Link` header of a full page names the next one.
+    after: Option<i32>,
     /// At most this many (default 100), newest first.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -277,10 +280,16 @@ struct ListQuery {
     tag = "charging",
     operation_id = "listTransactions",
     summary = "List transactions",
-    description = "Newest first. Operator only.",
+    description = "Operator only. Newest first (transactionId descending); page with `after` \
+        (the last transactionId seen) and `limit`. A full page carries a `Link` header with \
+        `rel=\"next\"` naming the next page with the same filters; the last page has none. \
+        Transactions started while paging sort before the first page and do not shift later \
+        pages.",
     params(ListQuery),
     responses(
-        (status = 200, description = "Transactions", body = [Transaction]),
+        (status = 200, description = "Transactions", body = [Transaction],
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, \
+                present when this page is full"))),
         (status = 422, description = "A query parameter is unknown, of the wrong type, or out \
             of range", body = Problem, content_type = "application/problem+json")
     ),
@@ -290,7 +299,7 @@ async fn list(
     _: Operator,
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Transaction>>, ApiError> {
+) -> Result<(HeaderMap, Json<Vec<Transaction>>), ApiError> {
     let Query(q) = query.map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid query").detail(e.body_text())
     })?;
@@ -315,19 +324,53 @@ async fn list(
         // An id that cannot exist matches nothing.
         Some(raw) => match ChargeBoxId::parse(raw) {
             Ok(id) => Some(id),
-            Err(_) => return Ok(Json(Vec::new())),
+            Err(_) => return Ok((HeaderMap::new(), Json(Vec::new()))),
         },
     };
     let found = api
         .store
         .transactions(&TransactionFilter {
-            charger_id,
+            charger_id: charger_id.clone(),
             customer_id: q.customer_id,
             status,
+            after: q.after,
             limit,
         })
         .await?;
-    Ok(Json(found))
+    let mut headers = HeaderMap::new();
+    // A full page may have more behind it; a short one is the last. (A full last page costs the
+    // client one more request that answers an empty list.)
+    if let Some(last) = found.last().filter(|_| found.len() == limit as usize) {
+        let next = next_page(charger_id.as_ref(), q.customer_id, status, last.id, limit);
+        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok((headers, Json(found)))
+}
+
+/// The relative URL of the page after `last`, with the same filters. Every part is URL-safe as
+/// it stands: a ChargeBoxId holds unreserved characters only, the rest are numbers and enum
+/// names.
+fn next_page(
+    charger_id: Option<&ChargeBoxId>,
+    customer_id: Option<i64>,
+    status: Option<TransactionStatus>,
+    last: i32,
+    limit: u32,
+) -> String {
+    let mut url = String::from("/api/v1/transactions?");
+    if let Some(c) = charger_id {
+        url.push_str(&format!("chargerId={c}&"));
+    }
+    if let Some(c) = customer_id {
+        url.push_str(&format!("customerId={c}&"));
+    }
+    if let Some(s) = status {
+        url.push_str(&format!("status={}&", s.as_str()));
+    }
+    url.push_str(&format!("after={last}&limit={limit}"));
+    url
 }
 
 #[utoipa::path(

@@ -296,6 +296,9 @@ pub struct TransactionFilter {
     pub charger_id: Option<ChargeBoxId>,
     pub customer_id: Option<i64>,
     pub status: Option<TransactionStatus>,
+    /// Paging cursor: only transactions listed after this id. Lists are newest first (id
+    /// descending), so the next page holds the ids below it.
+    pub after: Option<i32>,
     pub limit: u32,
 }
 

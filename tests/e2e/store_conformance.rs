@@ -96,6 +96,7 @@ conformance!(
     race_one_id_tag_on_eight_chargers_charges_once,
     implausible_meter_readings_are_not_energy,
     tags_change_over_their_life_and_starts_follow,
+    transactions_page_by_cursor,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -2624,4 +2625,133 @@ async fn unknown_chargers_pending_accepted_rejected(store: Arc<dyn Store>) {
         .map(|e| e.kind)
         .collect();
     assert_eq!(uk2, [kind::CHARGER_REGISTERED]);
+}
+
+/// `after` pages newest first: each page holds the ids below the cursor, filters apply within the
+/// page, and transactions written between pages do not shift the later ones.
+async fn transactions_page_by_cursor(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    let ada = add_customer(&store, "Ada", &["Tag-A"]).await;
+    let mut all = Vec::new();
+    let mut ada_ids = Vec::new();
+    for n in 0..25 {
+        let tag = if n % 5 == 0 { "Tag-A" } else { "NOBODY" };
+        let out = start(
+            &store,
+            &start_req("CB-1", 1 + n % 2, tag, at(10 + i64::from(n)), None),
+        )
+        .await;
+        if n % 5 == 0 {
+            store
+                .stop_transaction(&stop_req(
+                    "CB-1",
+                    out.transaction.id,
+                    2000,
+                    11 + i64::from(n),
+                ))
+                .await
+                .unwrap();
+            ada_ids.push(out.transaction.id);
+        }
+        all.push(out.transaction.id);
+    }
+    all.reverse();
+    ada_ids.reverse();
+    let list = |f: TransactionFilter| {
+        let store = store.clone();
+        async move {
+            let found = store.transactions(&f).await.unwrap();
+            found.iter().map(|t| t.id).collect::<Vec<_>>()
+        }
+    };
+    let paged = |f: TransactionFilter| {
+        let list = &list;
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = list(TransactionFilter { after, ..f.clone() }).await;
+                let Some(&last) = page.last() else { break };
+                seen.extend(page);
+                after = Some(last);
+            }
+            seen
+        }
+    };
+    let by10 = TransactionFilter {
+        limit: 10,
+        ..TransactionFilter::default()
+    };
+    assert_eq!(list(by10.clone()).await, all[..10]);
+    assert_eq!(
+        list(TransactionFilter {
+            after: Some(all[9]),
+            ..by10.clone()
+        })
+        .await,
+        all[10..20]
+    );
+    assert_eq!(
+        list(TransactionFilter {
+            after: Some(all[19]),
+            ..by10.clone()
+        })
+        .await,
+        all[20..]
+    );
+    assert_eq!(
+        list(TransactionFilter {
+            after: Some(all[24]),
+            ..by10.clone()
+        })
+        .await,
+        Vec::<i32>::new()
+    );
+    assert_eq!(paged(by10.clone()).await, all);
+    // A cursor need not be a listed id; any i32 is a position.
+    assert_eq!(
+        list(TransactionFilter {
+            after: Some(i32::MAX),
+            ..by10.clone()
+        })
+        .await,
+        all[..10]
+    );
+    assert_eq!(
+        list(TransactionFilter {
+            after: Some(i32::MIN),
+            ..by10.clone()
+        })
+        .await,
+        Vec::<i32>::new()
+    );
+    // Filters hold on every page.
+    let ada_by2 = TransactionFilter {
+        customer_id: Some(ada.id),
+        status: Some(TransactionStatus::Ended),
+        limit: 2,
+        ..TransactionFilter::default()
+    };
+    assert_eq!(paged(ada_by2).await, ada_ids);
+    let refused_by3 = TransactionFilter {
+        status: Some(TransactionStatus::Refused),
+        charger_id: Some(cb("CB-1")),
+        limit: 3,
+        ..TransactionFilter::default()
+    };
+    let refused = paged(refused_by3).await;
+    assert_eq!(refused.len(), 20);
+    assert!(refused.iter().all(|id| !ada_ids.contains(id)));
+    // A start between pages goes before page one; the next page is unchanged.
+    let first = list(by10.clone()).await;
+    let late = start(&store, &start_req("CB-1", 2, "NOBODY", at(100), None)).await;
+    assert!(late.transaction.id > all[0]);
+    assert_eq!(
+        list(TransactionFilter {
+            after: first.last().copied(),
+            ..by10
+        })
+        .await,
+        all[10..20]
+    );
 }

@@ -443,6 +443,11 @@ pub(super) async fn transactions(
         filter.customer_id,
         filter.status.map(|s| s.as_str()),
     );
+    // Keyset paging: ids are unique, so `id < after` resumes exactly where the last page
+    // ended, however many rows are written meanwhile.
+    if let Some(after) = filter.after {
+        q.push(" AND id < ").push_bind(i64::from(after));
+    }
     q.push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::from(filter.limit));
     let rows = q.build().fetch_all(pool).await?;
