@@ -5,6 +5,7 @@
 //! - `action`: the `Action` trait, `decode_payload`, `ChargePointRequest` (what a charger may send).
 //! - `messages`: one file per action, request + response, exactly per the official schemas.
 //! - `types`: shared field types (bounded strings, timestamps, enums, composite values).
+//! - `uri`: the `"format": "uri"` strings (firmware and diagnostics locations).
 //! - `wire`, `decode` (private): serde plumbing and serde-error → OCPP-error mapping.
 //!
 //! No I/O, no async, no state: sessions, timeouts and queues live elsewhere.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod frame;
 pub mod messages;
 pub mod types;
+pub mod uri;
 mod wire;
 
 #[cfg(test)]
@@ -25,3 +27,4 @@ pub use error::*;
 pub use frame::*;
 pub use messages::*;
 pub use types::*;
+pub use uri::{Uri, UriError};
