@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod chargers;
+mod commands;
 pub mod console;
 mod customers;
 pub mod error;
@@ -47,6 +48,7 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(customers::routes())
                 .merge(reservations::routes())
                 .merge(transactions::routes())
+                .merge(commands::routes())
                 .merge(mypage::routes())
                 .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )

@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use super::commands::{self, ToolboxSchemas};
 use super::{chargers, customers, mypage, reservations, transactions};
 use crate::api::ops;
 use crate::central::upgrade;
@@ -71,6 +72,11 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::remote_stop,
         transactions::list,
         transactions::show,
+        commands::send_any,
+        commands::reset,
+        commands::unlock,
+        commands::availability,
+        commands::trigger,
         mypage::me,
         mypage::customer_page,
         mypage::events,
@@ -96,6 +102,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::RemoteStartAnswer,
         transactions::RemoteStopRequest,
         transactions::RemoteStopAnswer,
+        commands::OcppRequest,
+        commands::OcppAnswer,
         crate::domain::transaction::Transaction,
         crate::domain::transaction::TransactionStatus,
         crate::domain::transaction::Authorization,
@@ -108,7 +116,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         ops::Health,
         ops::Readiness,
     )),
-    modifiers(&SecuritySchemes, &CommonRestResponses),
+    modifiers(&SecuritySchemes, &CommonRestResponses, &ToolboxSchemas),
     tags(
         (name = "chargers",
             description = "Register and inspect chargers, with their live state (operator only)"),
@@ -116,6 +124,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         (name = "reservations", description = "Book, list and cancel connector time slots"),
         (name = "charging",
             description = "Remote start and stop, and the transactions chargers report"),
+        (name = "toolbox",
+            description = "Any OCPP command to any charger, and typed conveniences (operator only)"),
         (name = "my page",
             description = "The customer's read model: bookings with live charging, and its stream"),
         (name = "operations",
