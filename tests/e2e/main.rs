@@ -23,3 +23,4 @@ mod openapi;
 mod operations;
 mod rest_hardening;
 mod store_conformance;
+mod toolbox;
