@@ -70,6 +70,9 @@ pub struct Settings {
     pub allow_walk_in: bool,
     /// How long a remote start waits for the charger's StartTransaction to report its id.
     pub remote_start_wait: Duration,
+    /// Whether a charger's configuration is read (GetConfiguration) after the first Boot this
+    /// process accepts from it.
+    pub read_configuration_on_boot: bool,
 }
 
 impl Settings {
@@ -102,6 +105,7 @@ impl Settings {
             early_start_grace: Duration::from_secs(10 * 60),
             allow_walk_in: true,
             remote_start_wait: Duration::from_secs(10),
+            read_configuration_on_boot: true,
         }
     }
 
@@ -245,6 +249,9 @@ struct CliValues {
     /// How long remote start waits for the transaction id [default: 10s]
     #[arg(long, env = "ECHARGING_REMOTE_START_WAIT", global = true)]
     remote_start_wait: Option<String>,
+    /// Read each charger's configuration after its first Boot: true or false [default: true]
+    #[arg(long, env = "ECHARGING_READ_CONFIGURATION_ON_BOOT", global = true)]
+    read_configuration_on_boot: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -508,6 +515,16 @@ fn resolve(
     }
     if let Some(v) = parse!(remote_start_wait, duration(Duration::ZERO, true)) {
         s.remote_start_wait = v;
+    }
+    if let Some(v) = parse!(
+        read_configuration_on_boot,
+        |p: &Pick| match p.value.trim() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(p.fail("expected true or false")),
+        }
+    ) {
+        s.read_configuration_on_boot = v;
     }
     Ok(s)
 }

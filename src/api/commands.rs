@@ -26,6 +26,7 @@ use utoipa::{Modify, PartialSchema, ToSchema};
 use super::Api;
 use super::ApiError;
 use super::auth::Operator;
+use crate::central::configuration;
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::ChargerRecord;
 use crate::ocpp::v16::messages::*;
@@ -131,7 +132,9 @@ pub(super) struct OcppAnswer {
         UnlockConnector, UpdateFirmware. The body must match that action's official schema \
         (components `Ocpp{Action}`; answers `Ocpp{Action}Response`); it is checked before \
         anything is sent. A CALLERROR from the charger is 502 with its code and description. \
-        ReserveNow, CancelReservation and remote start/stop sent this way bypass the ledger. \
+        A ChangeConfiguration the charger accepts updates its configuration snapshot and is \
+        logged (`ConfigurationChanged`). ReserveNow, CancelReservation and remote start/stop \
+        sent this way bypass the ledger. \
         Operator only.",
     params(
         ("id" = String, Path, description = "The charge box id"),
@@ -171,7 +174,16 @@ async fn send_any(
         return Err(unknown_action(&action));
     }
     let record = charger(&api, &raw).await?;
-    let response = dispatch(&api, &record.id, &action, &body.to_string()).await?;
+    let body = body.to_string();
+    let response = if action == ChangeConfiguration::NAME {
+        // The one action whose answer the server keeps: the configuration snapshot.
+        let request = decode::<ChangeConfiguration>(&body)?;
+        let answer = api.central.sessions.call(&record.id, &request).await?;
+        configuration::record_change(&api.central, &record.id, &request, &answer).await;
+        serde_json::to_value(answer).map_err(ApiError::internal)?
+    } else {
+        dispatch(&api, &record.id, &action, &body).await?
+    };
     Ok(Json(OcppAnswer {
         status: 200,
         response,

@@ -6,6 +6,7 @@
 pub mod auth;
 mod chargers;
 mod commands;
+mod configuration;
 pub mod console;
 mod customers;
 pub mod error;
@@ -49,6 +50,7 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(reservations::routes())
                 .merge(transactions::routes())
                 .merge(commands::routes())
+                .merge(configuration::routes())
                 .merge(mypage::routes())
                 .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )

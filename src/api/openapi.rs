@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::commands::{self, ToolboxSchemas};
-use super::{chargers, customers, mypage, reservations, transactions};
+use super::{chargers, configuration, customers, mypage, reservations, transactions};
 use crate::api::ops;
 use crate::central::upgrade;
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
@@ -77,6 +77,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         commands::unlock,
         commands::availability,
         commands::trigger,
+        configuration::show,
+        configuration::refresh,
         mypage::me,
         mypage::customer_page,
         mypage::events,
@@ -104,6 +106,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::RemoteStopAnswer,
         commands::OcppRequest,
         commands::OcppAnswer,
+        configuration::ConfigurationView,
+        configuration::ConfigurationKeyView,
         crate::domain::transaction::Transaction,
         crate::domain::transaction::TransactionStatus,
         crate::domain::transaction::Authorization,

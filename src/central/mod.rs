@@ -1,12 +1,14 @@
 //! Charger connections: the WebSocket upgrade with subprotocol and auth checks ([`upgrade`]),
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
-//! ([`inbound`]), and the [`dispatcher`] that carries the ledger's reservations to the chargers.
+//! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
+//! each charger's [`configuration`] snapshot.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered.
 
 pub mod breaker;
 pub mod calls;
+pub mod configuration;
 pub mod dispatcher;
 mod inbound;
 pub mod live;
@@ -50,6 +52,8 @@ pub struct Central {
     pub(crate) signal_inbox: Mutex<Option<mpsc::UnboundedReceiver<dispatcher::Signal>>>,
     /// Remote starts waiting for the charger's StartTransaction.
     pub starts: waiters::StartWaiters,
+    /// Whose configuration this process has read (see [`configuration`]).
+    pub configurations: configuration::Configurations,
     /// idTag (lower case) → customer. Customers and their idTags are never changed or removed,
     /// so a hit can never be stale; misses are not cached (the customer may be created next).
     id_tags: DashMap<String, i64>,
@@ -73,6 +77,7 @@ impl Central {
             signals,
             signal_inbox: Mutex::new(Some(inbox)),
             starts: Default::default(),
+            configurations: Default::default(),
             id_tags: DashMap::new(),
         }
     }

@@ -21,6 +21,7 @@ crate::domain::reservation::wire_enum! {
         TransactionRefused = "TransactionRefused",
         MeterValuesRecorded = "MeterValuesRecorded",
         TransactionStopped = "TransactionStopped",
+        ConfigurationChanged = "ConfigurationChanged",
     }
 }
 
@@ -40,6 +41,7 @@ pub mod kind {
     pub const TRANSACTION_REFUSED: EventKind = EventKind::TransactionRefused;
     pub const METER_VALUES_RECORDED: EventKind = EventKind::MeterValuesRecorded;
     pub const TRANSACTION_STOPPED: EventKind = EventKind::TransactionStopped;
+    pub const CONFIGURATION_CHANGED: EventKind = EventKind::ConfigurationChanged;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +86,19 @@ pub mod data {
             "name": c.name,
             "connectors": c.connectors,
             "passwordProtected": c.password_hash.is_some(),
+        })
+    }
+
+    /// A configuration key the server changed on a charger (ChangeConfiguration accepted).
+    pub fn configuration_change(
+        charger: &crate::domain::ChargeBoxId,
+        c: &crate::domain::configuration::ConfigurationChange,
+    ) -> Value {
+        json!({
+            "chargerId": charger.as_str(),
+            "key": c.key,
+            "value": c.value,
+            "status": c.status,
         })
     }
 
