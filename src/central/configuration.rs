@@ -14,6 +14,7 @@ use super::{CallFailure, Central};
 use crate::booking::store::StoreError;
 use crate::domain::ChargeBoxId;
 use crate::domain::configuration::{ConfigurationChange, ConfigurationKey, ConfigurationSnapshot};
+use crate::domain::instant::{from_millis, to_millis};
 use crate::ocpp::v16::messages::{
     ChangeConfiguration, ChangeConfigurationResponse, GetConfiguration, GetConfigurationResponse,
 };
@@ -43,7 +44,9 @@ pub async fn refresh(
         .sessions
         .call(id, &GetConfiguration::default())
         .await?;
-    let snapshot = snapshot_of(answer, OffsetDateTime::now_utc());
+    // To the millisecond, as the ledger keeps instants: the answer equals what is read back.
+    let now = from_millis(to_millis(OffsetDateTime::now_utc()));
+    let snapshot = snapshot_of(answer, now);
     central.store.save_configuration(id, &snapshot).await?;
     Ok(snapshot)
 }

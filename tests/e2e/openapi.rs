@@ -34,6 +34,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/chargers/{id}/unlock"),
     ("POST", "/api/v1/chargers/{id}/availability"),
     ("POST", "/api/v1/chargers/{id}/trigger"),
+    ("GET", "/api/v1/chargers/{id}/configuration"),
+    ("POST", "/api/v1/chargers/{id}/configuration/refresh"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/me/events"),
     ("GET", "/api/v1/customers/{id}/mypage"),
@@ -96,6 +98,14 @@ const PROBED: &[(&str, &str)] = &[
     (
         "/api/v1/chargers/{id}/trigger",
         "/api/v1/chargers/CP-probe/trigger",
+    ),
+    (
+        "/api/v1/chargers/{id}/configuration",
+        "/api/v1/chargers/CP-probe/configuration",
+    ),
+    (
+        "/api/v1/chargers/{id}/configuration/refresh",
+        "/api/v1/chargers/CP-probe/configuration/refresh",
     ),
     ("/api/v1/events", "/api/v1/events"),
     ("/api/v1", "/api/v1"),

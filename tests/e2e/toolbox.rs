@@ -1,8 +1,9 @@
 //! The operator's toolbox against a real WebSocket charger: any OCPP command through
 //! `POST /chargers/{id}/ocpp/{Action}` and the typed conveniences reach the charger exactly as
 //! sent and bring its answer back; a CALLERROR is 502, an offline charger 409, a silent one 504,
-//! a bad body 422 naming the field (and nothing is sent). Every answer matches the OpenAPI
-//! document and every frame the server sent validates against the official schemas.
+//! a bad body 422 naming the field (and nothing is sent). The configuration is read after the
+//! first Boot and kept in step with accepted changes. Every answer matches the OpenAPI document
+//! and every frame the server sent validates against the official schemas.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::openapi::{Contract, fetch_spec};
 use crate::support::schema::assert_server_frames_valid;
-use crate::support::{TestApp, spawn_app, spawn_app_with};
+use crate::support::{TestApp, poll_until, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(5);
 const ANY: &str = "/api/v1/chargers/{id}/ocpp/{action}";
@@ -369,5 +370,137 @@ async fn a_charger_that_never_answers_is_504() {
     assert_eq!(r.status(), 504);
     contract.answer("POST", ANY, r).await;
     assert_server_frames_valid(&cp);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_configuration_is_read_after_the_first_boot_and_kept_in_step() {
+    let app = spawn_app_with(|s| s.read_configuration_on_boot = true).await;
+    let contract = Contract {
+        spec: fetch_spec(&app).await,
+    };
+    let show = "/api/v1/chargers/{id}/configuration";
+    let path = "/api/v1/chargers/CP-CFG/configuration";
+    app.register_charger("CP-CFG", 2, None).await;
+    let r = app.api(Method::GET, path).send().await.unwrap();
+    let never = contract.answer("GET", show, r).await;
+    assert_eq!(
+        never,
+        json!({"fetchedAt": null, "keys": [], "unknownKeys": []})
+    );
+
+    let mut cp = app.connect("CP-CFG").await;
+    assert_eq!(cp.boot().await.unwrap()["status"], "Accepted");
+    let (id, action, payload) = cp
+        .next_call(WAIT)
+        .await
+        .expect("GetConfiguration after Boot");
+    assert_eq!(action, "GetConfiguration");
+    assert_eq!(payload, json!({}), "all keys");
+    let keys = json!([
+        {"key": "HeartbeatInterval", "readonly": false, "value": "300"},
+        {"key": "NumberOfConnectors", "readonly": true, "value": "2"},
+        {"key": "AuthorizationKey", "readonly": false}
+    ]);
+    cp.reply(&id, json!({"configurationKey": keys}))
+        .await
+        .unwrap();
+    let read = poll_until(&app, path, |v| v["fetchedAt"].is_string()).await;
+    assert_eq!(
+        read["keys"],
+        json!([
+            {"key": "HeartbeatInterval", "value": "300", "readonly": false},
+            {"key": "NumberOfConnectors", "value": "2", "readonly": true},
+            {"key": "AuthorizationKey", "value": null, "readonly": false}
+        ])
+    );
+    let r = app.api(Method::GET, path).send().await.unwrap();
+    contract.answer("GET", show, r).await;
+
+    // Only the first Boot in this process reads it.
+    assert_eq!(cp.boot().await.unwrap()["status"], "Accepted");
+    assert!(cp.next_call(Duration::from_millis(300)).await.is_err());
+
+    // A change the charger accepts is in the snapshot and the ledger's log; a refused one is
+    // in neither.
+    for (value, status) in [("60", "Accepted"), ("5", "Rejected")] {
+        let body = json!({"key": "HeartbeatInterval", "value": value});
+        let (r, _, _) = exchange(
+            &app,
+            &mut cp,
+            "/api/v1/chargers/CP-CFG/ocpp/ChangeConfiguration",
+            &body,
+            json!({"status": status}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let now = poll_until(&app, path, |_| true).await;
+    assert_eq!(now["keys"][0]["value"], "60");
+    assert_eq!(now["fetchedAt"], read["fetchedAt"]);
+    let changes: Vec<_> = app
+        .central
+        .store
+        .events_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.as_str() == "ConfigurationChanged")
+        .collect();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].data["value"], "60");
+
+    // On demand: a fresh read replaces the snapshot.
+    let request = app
+        .api(
+            Method::POST,
+            "/api/v1/chargers/CP-CFG/configuration/refresh",
+        )
+        .send();
+    let charger_side = async {
+        let (id, action, _) = cp.next_call(WAIT).await.unwrap();
+        assert_eq!(action, "GetConfiguration");
+        cp.reply(
+            &id,
+            json!({"configurationKey": [{"key": "HeartbeatInterval", "readonly": false, "value": "90"}],
+                "unknownKey": ["Nope"]}),
+        )
+        .await
+        .unwrap();
+    };
+    let (r, ()) = tokio::join!(request, charger_side);
+    let r = r.unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh = contract
+        .answer("POST", "/api/v1/chargers/{id}/configuration/refresh", r)
+        .await;
+    assert_eq!(fresh["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(fresh["unknownKeys"], json!(["Nope"]));
+    let r = app.api(Method::GET, path).send().await.unwrap();
+    assert_eq!(contract.answer("GET", show, r).await, fresh);
+
+    assert_server_frames_valid(&cp);
+
+    // Offline and unknown chargers.
+    drop(cp);
+    app.wait_for_view("CP-CFG", |v| v["online"] == false).await;
+    let refresh = "/api/v1/chargers/{id}/configuration/refresh";
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/chargers/CP-CFG/configuration/refresh",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    contract.answer("POST", refresh, r).await;
+    let r = app
+        .api(Method::GET, "/api/v1/chargers/CP-NONE/configuration")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    contract.answer("GET", show, r).await;
     app.shutdown().await;
 }
