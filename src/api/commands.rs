@@ -389,10 +389,8 @@ fn connector_in(record: &ChargerRecord, connector: i32, lowest: i32) -> Result<(
 /// The body as `A`'s request, or 422 naming the field with the error a charger would answer.
 fn decode<A: Action>(body: &str) -> Result<A, ApiError> {
     decode_payload::<A>(body).map_err(|error| {
-        ApiError::invalid(
-            field_of(&error),
-            format!("{} ({})", error.description, error.code),
-        )
+        let (field, what) = field_of(&error);
+        ApiError::invalid(field, format!("{what} ({})", error.code))
     })
 }
 
@@ -410,11 +408,12 @@ fn unknown_action(action: &str) -> ApiError {
     ))
 }
 
-/// The member a decode error is about, as a REST `field` path (`a.b[0].c`).
+/// The member a decode error is about, as a REST `field` path (`a.b[0].c`), and what is wrong
+/// with it.
 ///
 /// `decode` writes descriptions as `path: what` (no path for the payload itself); a missing,
 /// unknown or duplicated member is named inside `what`, after its object's path.
-fn field_of(error: &DecodeError) -> String {
+fn field_of(error: &DecodeError) -> (String, &str) {
     let description = error.description.as_str();
     let (path, what) = match description.split_once(": ") {
         Some((path, what)) if !path.is_empty() && !path.contains([' ', '"']) => (path, what),
@@ -425,11 +424,12 @@ fn field_of(error: &DecodeError) -> String {
         .find_map(|prefix| what.strip_prefix(prefix))
         .and_then(|rest| rest.split_once('"'))
         .map(|(name, _)| name);
-    match (path, named) {
+    let field = match (path, named) {
         ("", Some(name)) => name.to_string(),
         (path, Some(name)) => format!("{path}.{name}"),
         (path, None) => path.to_string(),
-    }
+    };
+    (field, what)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -662,7 +662,7 @@ mod tests {
         ];
         for ((description, _), field) in cases.iter().zip(expected) {
             let error = DecodeError::new(ErrorCode::FormationViolation, *description);
-            assert_eq!(field_of(&error), field, "{description}");
+            assert_eq!(field_of(&error).0, field, "{description}");
         }
         let error = decode::<Reset>(r#"{"type":"Warm"}"#).unwrap_err();
         assert!(matches!(error, ApiError::InvalidField { ref field, .. } if field == "type"));
@@ -681,5 +681,9 @@ mod tests {
             "csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit"
         );
         assert!(reason.contains("PropertyConstraintViolation"), "{reason}");
+        assert!(
+            !reason.contains("limit:"),
+            "the path is not repeated: {reason}"
+        );
     }
 }
