@@ -138,7 +138,7 @@ pub(super) struct OcppAnswer {
         Operator only.",
     params(
         ("id" = String, Path, description = "The charge box id"),
-        ("action" = String, Path, description = "The OCPP action, as spelled in OCPP 1.6",
+        ("action" = OcppAction, Path, description = "The OCPP action, as spelled in OCPP 1.6",
             example = "GetConfiguration"),
     ),
     request_body = OcppRequest,
@@ -514,6 +514,20 @@ fn any_of(suffix: &str) -> RefOr<Schema> {
     }
     any.into()
 }
+
+/// The `{action}` path parameter: one of [`TOOLBOX_ACTIONS`].
+pub(super) struct OcppAction;
+
+impl PartialSchema for OcppAction {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(TOOLBOX_ACTIONS.iter().copied()))
+            .into()
+    }
+}
+
+impl ToSchema for OcppAction {}
 
 /// The request body of `/ocpp/{action}`: the action's official request schema.
 pub(super) struct OcppRequest;

@@ -104,6 +104,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::RemoteStartAnswer,
         transactions::RemoteStopRequest,
         transactions::RemoteStopAnswer,
+        commands::OcppAction,
         commands::OcppRequest,
         commands::OcppAnswer,
         configuration::ConfigurationView,

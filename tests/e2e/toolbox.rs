@@ -159,6 +159,29 @@ async fn commands_reach_a_real_charger_and_bring_its_answer_back() {
         }
     }
     assert!(assert_server_frames_valid(&cp) >= 11);
+    // The document lists the actions the path takes, and each one's official schemas.
+    let op = &contract.spec["paths"][ANY]["post"];
+    let action = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "action")
+        .unwrap();
+    let listed = action["schema"]["$ref"]
+        .as_str()
+        .map(|r| &contract.spec["components"]["schemas"][r.rsplit('/').next().unwrap()])
+        .unwrap_or(&action["schema"]);
+    let names = listed["enum"].as_array().unwrap();
+    assert_eq!(names.len(), 26, "{names:?}");
+    for name in names {
+        let name = name.as_str().unwrap();
+        for component in [format!("Ocpp{name}"), format!("Ocpp{name}Response")] {
+            assert!(
+                contract.spec["components"]["schemas"][&component].is_object(),
+                "{component}"
+            );
+        }
+    }
     app.shutdown().await;
 }
 
