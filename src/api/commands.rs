@@ -2,8 +2,8 @@
 //! central system may initiate (security extension included) and answers the charger's payload;
 //! `/reset`, `/unlock`, `/availability` and `/trigger` are typed conveniences beside it.
 //!
-//! A body is decoded with the action's typed message (`crate::ocpp::v16::messages`) before
-//! anything is sent, so what a charger would refuse with a CALLERROR is refused here, as 422
+//! A body is decoded, as sent, with the action's typed message (`crate::ocpp::v16::messages`)
+//! before anything is sent, so what a charger would refuse with a CALLERROR is refused here, as 422
 //! naming the field, and every frame that leaves validates against the official schema. Calls go
 //! through the registry's typed `call`, so they queue, time out and trip the breaker like the
 //! server's own; a call that gets no typed answer maps to HTTP through `ApiError::Charger`, as
@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
@@ -168,21 +169,21 @@ async fn send_any(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path((raw, action)): Path<(String, String)>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<OcppAnswer>, ApiError> {
     if !TOOLBOX_ACTIONS.contains(&action.as_str()) {
         return Err(unknown_action(&action));
     }
     let record = charger(&api, &raw).await?;
-    let body = body.to_string();
+    let body = body.get();
     let response = if action == ChangeConfiguration::NAME {
         // The one action whose answer the server keeps: the configuration snapshot.
-        let request = decode::<ChangeConfiguration>(&body)?;
+        let request = decode::<ChangeConfiguration>(body)?;
         let answer = api.central.sessions.call(&record.id, &request).await?;
         configuration::record_change(&api.central, &record.id, &request, &answer).await;
         serde_json::to_value(answer).map_err(ApiError::internal)?
     } else {
-        dispatch(&api, &record.id, &action, &body).await?
+        dispatch(&api, &record.id, &action, body).await?
     };
     Ok(Json(OcppAnswer {
         status: 200,
@@ -223,10 +224,10 @@ async fn reset(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<Value>, ApiError> {
     let record = charger(&api, &raw).await?;
-    let request = decode::<Reset>(&body.to_string())?;
+    let request = decode::<Reset>(body.get())?;
     send(&api, &record.id, &request).await.map(Json)
 }
 
@@ -264,10 +265,10 @@ async fn unlock(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<Value>, ApiError> {
     let record = charger(&api, &raw).await?;
-    let request = decode::<UnlockConnector>(&body.to_string())?;
+    let request = decode::<UnlockConnector>(body.get())?;
     connector_in(&record, request.connector_id, 1)?;
     send(&api, &record.id, &request).await.map(Json)
 }
@@ -308,10 +309,10 @@ async fn availability(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<Value>, ApiError> {
     let record = charger(&api, &raw).await?;
-    let request = decode::<ChangeAvailability>(&body.to_string())?;
+    let request = decode::<ChangeAvailability>(body.get())?;
     connector_in(&record, request.connector_id, 0)?;
     send(&api, &record.id, &request).await.map(Json)
 }
@@ -352,10 +353,10 @@ async fn trigger(
     _: Operator,
     State(api): State<Arc<Api>>,
     Path(raw): Path<String>,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> Result<Json<Value>, ApiError> {
     let record = charger(&api, &raw).await?;
-    let request = decode::<TriggerMessage>(&body.to_string())?;
+    let request = decode::<TriggerMessage>(body.get())?;
     if let Some(connector) = request.connector_id {
         connector_in(&record, connector, 1)?;
     }
@@ -651,6 +652,21 @@ mod tests {
                 assert!(!converted.to_string().contains("$ref"), "{action}");
             }
         }
+    }
+
+    #[test]
+    fn the_body_reaches_the_decoder_as_sent() {
+        // Kept raw, so a duplicated member is refused as a charger would refuse it, rather
+        // than one of the two being silently dropped on the way.
+        let raw: Box<RawValue> =
+            crate::problem::parse_json(br#"{"type":"Soft","type":"Hard"}"#).unwrap();
+        assert_eq!(raw.get(), r#"{"type":"Soft","type":"Hard"}"#);
+        let error = decode::<Reset>(raw.get()).unwrap_err();
+        let ApiError::InvalidField { field, reason } = error else {
+            panic!("not a field error");
+        };
+        assert_eq!(field, "type");
+        assert!(reason.contains("FormationViolation"), "{reason}");
     }
 
     #[test]
