@@ -11,10 +11,12 @@
 //! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends (laid out
 //!   alike, one file per aggregate), the event log, the my-page read model folded from it.
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
-//!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, and
-//!   the dispatcher that carries reservations to chargers. It owns no REST.
+//!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, the
+//!   dispatcher that carries reservations to chargers, and the chargers' configuration
+//!   snapshots. It owns no REST.
 //! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
-//!   my page and its SSE stream, OpenAPI and `/docs`, auth, operations probes and `/metrics`,
+//!   my page and its SSE stream, the operator's toolbox (any OCPP command, configuration),
+//!   OpenAPI and `/docs`, auth, operations probes and `/metrics`,
 //!   REST load shedding, and the web console (`/` for operators, `/my/` for drivers).
 //! - [`app`]: composes them, serves, drains.
 

@@ -90,6 +90,9 @@ pub struct Settings {
     pub ocpp_strictness: Strictness,
     /// What to do with a charger whose chargeBoxId is not registered.
     pub unknown_chargers: UnknownChargers,
+    /// Whether a charger's configuration is read (GetConfiguration) after the first Boot this
+    /// process accepts from it.
+    pub read_configuration_on_boot: bool,
 }
 
 impl Settings {
@@ -124,6 +127,7 @@ impl Settings {
             remote_start_wait: Duration::from_secs(10),
             ocpp_strictness: Strictness::Lenient,
             unknown_chargers: UnknownChargers::Reject,
+            read_configuration_on_boot: true,
         }
     }
 
@@ -275,6 +279,9 @@ struct CliValues {
     /// [default: reject]
     #[arg(long, env = "ECHARGING_UNKNOWN_CHARGERS", global = true)]
     unknown_chargers: Option<String>,
+    /// Read each charger's configuration after its first Boot: true or false [default: true]
+    #[arg(long, env = "ECHARGING_READ_CONFIGURATION_ON_BOOT", global = true)]
+    read_configuration_on_boot: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -551,6 +558,16 @@ fn resolve(
         _ => Err(p.fail("expected reject, pending or accept")),
     }) {
         s.unknown_chargers = v;
+    }
+    if let Some(v) = parse!(
+        read_configuration_on_boot,
+        |p: &Pick| match p.value.trim() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(p.fail("expected true or false")),
+        }
+    ) {
+        s.read_configuration_on_boot = v;
     }
     Ok(s)
 }

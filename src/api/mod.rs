@@ -5,6 +5,8 @@
 
 pub mod auth;
 mod chargers;
+mod commands;
+mod configuration;
 pub mod console;
 mod customers;
 pub mod error;
@@ -65,6 +67,8 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(customers::routes())
                 .merge(reservations::routes())
                 .merge(transactions::routes())
+                .merge(commands::routes())
+                .merge(configuration::routes())
                 .merge(mypage::routes())
                 .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )

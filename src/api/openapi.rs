@@ -9,7 +9,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{chargers, customers, mypage, reservations, transactions};
+use super::commands::{self, ToolboxSchemas};
+use super::{chargers, configuration, customers, mypage, reservations, transactions};
 use crate::api::ops;
 use crate::central::upgrade;
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
@@ -78,6 +79,13 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::remote_stop,
         transactions::list,
         transactions::show,
+        commands::send_any,
+        commands::reset,
+        commands::unlock,
+        commands::availability,
+        commands::trigger,
+        configuration::show,
+        configuration::refresh,
         mypage::me,
         mypage::customer_page,
         mypage::events,
@@ -111,6 +119,11 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         transactions::RemoteStartAnswer,
         transactions::RemoteStopRequest,
         transactions::RemoteStopAnswer,
+        commands::OcppAction,
+        commands::OcppRequest,
+        commands::OcppAnswer,
+        configuration::ConfigurationView,
+        configuration::ConfigurationKeyView,
         crate::domain::transaction::Transaction,
         crate::domain::transaction::TransactionStatus,
         crate::domain::transaction::Authorization,
@@ -123,7 +136,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         ops::Health,
         ops::Readiness,
     )),
-    modifiers(&SecuritySchemes, &CommonRestResponses),
+    modifiers(&SecuritySchemes, &CommonRestResponses, &ToolboxSchemas),
     tags(
         (name = "chargers",
             description = "Register and inspect chargers, with their live state (operator only)"),
@@ -131,6 +144,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         (name = "reservations", description = "Book, list and cancel connector time slots"),
         (name = "charging",
             description = "Remote start and stop, and the transactions chargers report"),
+        (name = "toolbox",
+            description = "Any OCPP command to any charger, and typed conveniences (operator only)"),
         (name = "my page",
             description = "The customer's read model: bookings with live charging, and its stream"),
         (name = "operations",

@@ -424,6 +424,9 @@ impl Dispatcher {
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::Booted(charger) => {
+                // Not a reservation matter, but the same moment: the first Boot in this
+                // process is when the charger's configuration is read.
+                super::configuration::booted(&self.central, &charger);
                 let ids: Vec<i32> = self
                     .due
                     .get(&charger)

@@ -1,13 +1,15 @@
 //! Charger connections: the WebSocket upgrade with subprotocol and auth checks ([`upgrade`]),
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
-//! ([`inbound`]), and the [`dispatcher`] that carries the ledger's reservations to the chargers.
+//! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
+//! each charger's [`configuration`] snapshot.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
 
 pub mod breaker;
 pub mod calls;
+pub mod configuration;
 pub mod dispatcher;
 mod inbound;
 pub mod live;
@@ -53,6 +55,8 @@ pub struct Central {
     pub(crate) signal_inbox: Mutex<Option<mpsc::UnboundedReceiver<dispatcher::Signal>>>,
     /// Remote starts waiting for the charger's StartTransaction.
     pub starts: waiters::StartWaiters,
+    /// Whose configuration this process has read (see [`configuration`]).
+    pub configurations: configuration::Configurations,
     /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
     /// CustomerUpdated event is applied (block, expiry, removal), on every node that follows
     /// the log; misses are not cached (the customer may be created next). Expiry is judged at
@@ -82,6 +86,7 @@ impl Central {
             signals,
             signal_inbox: Mutex::new(Some(inbox)),
             starts: Default::default(),
+            configurations: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
         }

@@ -25,6 +25,7 @@ crate::domain::reservation::wire_enum! {
         TransactionRefused = "TransactionRefused",
         MeterValuesRecorded = "MeterValuesRecorded",
         TransactionStopped = "TransactionStopped",
+        ConfigurationChanged = "ConfigurationChanged",
     }
 }
 
@@ -51,6 +52,7 @@ pub mod kind {
     pub const TRANSACTION_REFUSED: EventKind = EventKind::TransactionRefused;
     pub const METER_VALUES_RECORDED: EventKind = EventKind::MeterValuesRecorded;
     pub const TRANSACTION_STOPPED: EventKind = EventKind::TransactionStopped;
+    pub const CONFIGURATION_CHANGED: EventKind = EventKind::ConfigurationChanged;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +116,19 @@ pub mod data {
             map.insert("firmwareVersion".into(), json!(boot.firmware_version));
         }
         v
+    }
+
+    /// A configuration key the server changed on a charger (ChangeConfiguration accepted).
+    pub fn configuration_change(
+        charger: &crate::domain::ChargeBoxId,
+        c: &crate::domain::configuration::ConfigurationChange,
+    ) -> Value {
+        json!({
+            "chargerId": charger.as_str(),
+            "key": c.key,
+            "value": c.value,
+            "status": c.status,
+        })
     }
 
     pub fn customer(c: &Customer) -> Value {

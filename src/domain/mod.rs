@@ -5,6 +5,7 @@
 //! layers above (a test keeps it so).
 
 pub mod charger;
+pub mod configuration;
 pub mod customer;
 pub mod event;
 pub mod ids;

@@ -26,5 +26,6 @@ mod operations;
 mod rest_hardening;
 mod store_conformance;
 mod tag_lifecycle;
+mod toolbox;
 mod transactions_paging;
 mod unknown_chargers;

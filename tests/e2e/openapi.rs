@@ -36,6 +36,13 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/chargers/{id}/remote-stop"),
     ("GET", "/api/v1/transactions"),
     ("GET", "/api/v1/transactions/{id}"),
+    ("POST", "/api/v1/chargers/{id}/ocpp/{action}"),
+    ("POST", "/api/v1/chargers/{id}/reset"),
+    ("POST", "/api/v1/chargers/{id}/unlock"),
+    ("POST", "/api/v1/chargers/{id}/availability"),
+    ("POST", "/api/v1/chargers/{id}/trigger"),
+    ("GET", "/api/v1/chargers/{id}/configuration"),
+    ("POST", "/api/v1/chargers/{id}/configuration/refresh"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/me/events"),
     ("GET", "/api/v1/customers/{id}/mypage"),
@@ -96,6 +103,34 @@ const PROBED: &[(&str, &str)] = &[
     ),
     ("/api/v1/transactions", "/api/v1/transactions"),
     ("/api/v1/transactions/{id}", "/api/v1/transactions/1"),
+    (
+        "/api/v1/chargers/{id}/ocpp/{action}",
+        "/api/v1/chargers/CP-probe/ocpp/Reset",
+    ),
+    (
+        "/api/v1/chargers/{id}/reset",
+        "/api/v1/chargers/CP-probe/reset",
+    ),
+    (
+        "/api/v1/chargers/{id}/unlock",
+        "/api/v1/chargers/CP-probe/unlock",
+    ),
+    (
+        "/api/v1/chargers/{id}/availability",
+        "/api/v1/chargers/CP-probe/availability",
+    ),
+    (
+        "/api/v1/chargers/{id}/trigger",
+        "/api/v1/chargers/CP-probe/trigger",
+    ),
+    (
+        "/api/v1/chargers/{id}/configuration",
+        "/api/v1/chargers/CP-probe/configuration",
+    ),
+    (
+        "/api/v1/chargers/{id}/configuration/refresh",
+        "/api/v1/chargers/CP-probe/configuration/refresh",
+    ),
     ("/api/v1/events", "/api/v1/events"),
     ("/api/v1", "/api/v1"),
     ("/console", "/console"),
@@ -122,7 +157,7 @@ const NOT_PROBLEM_JSON: &[(&str, &str, &str)] = &[
 
 const PROBLEM_REF: &str = "#/components/schemas/Problem";
 
-async fn fetch_spec(app: &TestApp) -> Value {
+pub(crate) async fn fetch_spec(app: &TestApp) -> Value {
     let r = app.http.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
@@ -239,6 +274,7 @@ async fn every_operation_documents_its_failures_as_problem_json() {
             "customers",
             "reservations",
             "charging",
+            "toolbox",
             "my page",
             "operations",
             "ocpp"
@@ -469,8 +505,8 @@ async fn key_schemas_match_the_wire_format() {
 
 /// Checks real exchanges against the spec: the status is documented for the operation, the
 /// content type is the documented one, and the body validates against the documented schema.
-struct Contract {
-    spec: Value,
+pub(crate) struct Contract {
+    pub(crate) spec: Value,
 }
 
 impl Contract {
@@ -493,14 +529,14 @@ impl Contract {
     }
 
     /// A request body the server accepts must match the documented request schema.
-    fn request(&self, method: &str, path: &str, body: &Value) {
+    pub(crate) fn request(&self, method: &str, path: &str, body: &Value) {
         let op = operation(&self.spec, method, path);
         let schema = &op["requestBody"]["content"]["application/json"]["schema"];
         self.validate(schema, body, &format!("{method} {path} request"));
     }
 
     /// Check the answer; returns its JSON body (`Null` when there is none).
-    async fn answer(&self, method: &str, path: &str, r: reqwest::Response) -> Value {
+    pub(crate) async fn answer(&self, method: &str, path: &str, r: reqwest::Response) -> Value {
         let status = r.status().as_u16().to_string();
         let what = format!("{method} {path} → {status}");
         let documented = &operation(&self.spec, method, path)["responses"][&status];

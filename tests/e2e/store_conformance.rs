@@ -58,6 +58,7 @@ macro_rules! conformance {
 conformance!(
     charger_crud_and_events,
     unknown_chargers_pending_accepted_rejected,
+    configuration_snapshots_and_changes,
     shrinking_never_strands_a_live_reservation,
     customers_with_id_tags,
     duplicate_id_tag_conflicts_and_writes_nothing,
@@ -2754,4 +2755,85 @@ async fn transactions_page_by_cursor(store: Arc<dyn Store>) {
         .await,
         all[10..20]
     );
+}
+
+/// A configuration snapshot replaces the last one, a change in effect updates its key and is
+/// logged, one not yet in effect is only logged, and the snapshot goes with its charger.
+async fn configuration_snapshots_and_changes(store: Arc<dyn Store>) {
+    use echarging::domain::configuration::{
+        ConfigurationChange, ConfigurationKey, ConfigurationSnapshot,
+    };
+    add_charger(&store, "CP-CFG", 1).await;
+    let id = cb("CP-CFG");
+    assert_eq!(store.configuration(&id).await.unwrap(), None);
+    let key = |k: &str, v: Option<&str>, readonly| ConfigurationKey {
+        key: k.into(),
+        value: v.map(Into::into),
+        readonly,
+    };
+    let first = ConfigurationSnapshot {
+        fetched_at: datetime!(2026-11-24 05:46:01.123 UTC),
+        keys: vec![key("HeartbeatInterval", Some("300"), false)],
+        unknown_keys: vec![],
+    };
+    store.save_configuration(&id, &first).await.unwrap();
+    assert_eq!(
+        store.configuration(&id).await.unwrap().as_ref(),
+        Some(&first)
+    );
+    let second = ConfigurationSnapshot {
+        fetched_at: datetime!(2026-11-24 06:00:00 UTC),
+        keys: vec![
+            key("HeartbeatInterval", Some("300"), false),
+            key("NumberOfConnectors", Some("1"), true),
+            key("AuthorizationKey", None, false),
+        ],
+        unknown_keys: vec!["VendorX".into()],
+    };
+    store.save_configuration(&id, &second).await.unwrap();
+    assert_eq!(
+        store.configuration(&id).await.unwrap().as_ref(),
+        Some(&second)
+    );
+
+    let before = all_events(&store).await.len();
+    let change = |key: &str, value: &str, status: &str| ConfigurationChange {
+        key: key.into(),
+        value: value.into(),
+        status: status.into(),
+    };
+    store
+        .record_configuration_change(&id, &change("heartbeatinterval", "60", "Accepted"))
+        .await
+        .unwrap();
+    store
+        .record_configuration_change(
+            &id,
+            &change("MeterValueSampleInterval", "30", "RebootRequired"),
+        )
+        .await
+        .unwrap();
+    let now = store.configuration(&id).await.unwrap().unwrap();
+    assert_eq!(now.fetched_at, second.fetched_at);
+    assert_eq!(now.keys[0], key("HeartbeatInterval", Some("60"), false));
+    assert_eq!(now.keys.len(), 3, "a change not in effect adds no key");
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    let logged = &events[before..];
+    assert_eq!(
+        kinds(logged),
+        [kind::CONFIGURATION_CHANGED, kind::CONFIGURATION_CHANGED]
+    );
+    assert_eq!(logged[0].charger_id, Some(id.clone()));
+    assert_eq!(
+        logged[1].data,
+        serde_json::json!({"chargerId": "CP-CFG", "key": "MeterValueSampleInterval",
+            "value": "30", "status": "RebootRequired"})
+    );
+
+    // Gone with the charger; a late save for a deleted charger keeps nothing.
+    assert!(store.delete_charger(&id).await.unwrap());
+    assert_eq!(store.configuration(&id).await.unwrap(), None);
+    store.save_configuration(&id, &second).await.unwrap();
+    assert_eq!(store.configuration(&id).await.unwrap(), None);
 }

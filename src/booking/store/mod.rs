@@ -20,6 +20,7 @@ use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
+use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{
@@ -260,6 +261,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events with `seq > after`, in order, at most `limit`.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// The charger's configuration as last read (GetConfiguration), if it was ever read.
+    async fn configuration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<ConfigurationSnapshot>, StoreError>;
+    /// Replaces the charger's configuration snapshot with a fresh read. Telemetry, like
+    /// reported state: appends nothing. A charger deleted meanwhile keeps none.
+    async fn save_configuration(
+        &self,
+        id: &ChargeBoxId,
+        snapshot: &ConfigurationSnapshot,
+    ) -> Result<(), StoreError>;
+    /// A ChangeConfiguration the charger accepted: its key's value in the snapshot when it is
+    /// in effect (there is one and the answer was `Accepted`), and `ConfigurationChanged`
+    /// appended, in one transaction.
+    async fn record_configuration_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &ConfigurationChange,
+    ) -> Result<(), StoreError>;
+
     /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError>;

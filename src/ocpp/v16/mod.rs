@@ -6,6 +6,7 @@
 //! - `messages`: one file per action, request + response, exactly per the official schemas.
 //! - `types`: shared field types (bounded strings, timestamps, enums, composite values).
 //! - `lenient`: `Strictness`, the deviation rules lenient mode accepts, and the decode loop.
+//! - `uri`: the `"format": "uri"` strings (firmware and diagnostics locations).
 //! - `wire`, `decode` (private): serde plumbing and serde-error → OCPP-error mapping.
 //!
 //! No I/O, no async, no state: sessions, timeouts and queues live elsewhere.
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod lenient;
 pub mod messages;
 pub mod types;
+pub mod uri;
 mod wire;
 
 #[cfg(test)]
@@ -28,4 +30,5 @@ pub use frame::*;
 pub use lenient::{Decoded, Deviation, Rule, Strictness};
 pub use messages::*;
 pub use types::*;
+pub use uri::{Uri, UriError};
 pub use wire::WireEnum;

@@ -11,6 +11,7 @@
 //! file owns the pool, the retries and the [`Store`] impl.
 
 mod chargers;
+mod configuration;
 mod customers;
 mod events;
 mod reservations;
@@ -31,6 +32,7 @@ use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
+use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
@@ -491,6 +493,33 @@ impl Store for PgStore {
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         events::events_after(&self.pool, after, limit).await
+    }
+
+    async fn configuration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<ConfigurationSnapshot>, StoreError> {
+        configuration::configuration(&self.pool, id).await
+    }
+
+    async fn save_configuration(
+        &self,
+        id: &ChargeBoxId,
+        snapshot: &ConfigurationSnapshot,
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| configuration::save_configuration(
+            &mut tx, id, snapshot
+        ))
+    }
+
+    async fn record_configuration_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &ConfigurationChange,
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| configuration::record_configuration_change(
+            &mut tx, id, change
+        ))
     }
 
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError> {

@@ -16,6 +16,7 @@
 
 mod chargers;
 mod checkpoint;
+mod configuration;
 mod customers;
 mod events;
 mod reservations;
@@ -44,6 +45,7 @@ use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
+use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
 use crate::domain::event::Event;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
@@ -501,6 +503,39 @@ impl Store for SqliteStore {
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         events::events_after(&self.pool, after, limit).await
+    }
+
+    async fn configuration(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<ConfigurationSnapshot>, StoreError> {
+        configuration::configuration(&self.pool, id).await
+    }
+
+    async fn save_configuration(
+        &self,
+        id: &ChargeBoxId,
+        snapshot: &ConfigurationSnapshot,
+    ) -> Result<(), StoreError> {
+        let (id, snapshot) = (id.clone(), snapshot.clone());
+        self.write(move |tx| {
+            Box::pin(async move { configuration::save_configuration(tx, &id, &snapshot).await })
+        })
+        .await
+    }
+
+    async fn record_configuration_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &ConfigurationChange,
+    ) -> Result<(), StoreError> {
+        let (id, change) = (id.clone(), change.clone());
+        self.write(move |tx| {
+            Box::pin(
+                async move { configuration::record_configuration_change(tx, &id, &change).await },
+            )
+        })
+        .await
     }
 
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError> {

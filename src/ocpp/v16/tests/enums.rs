@@ -110,9 +110,23 @@ fn table() -> Vec<(&'static str, String, Vec<&'static str>)> {
             wire!(DiagnosticsStatus),
         ),
         ("FirmwareStatusNotification.json", wire!(FirmwareStatus)),
+        ("SendLocalListResponse.json", wire!(UpdateStatus)),
+        (
+            "SetChargingProfileResponse.json",
+            wire!(ChargingProfileStatus),
+        ),
+        (
+            "ClearChargingProfileResponse.json",
+            wire!(ClearChargingProfileStatus),
+        ),
+        (
+            "GetCompositeScheduleResponse.json",
+            wire!(GetCompositeScheduleStatus),
+        ),
     ] {
         table.push((file, "/properties/status".to_owned(), values));
     }
+    table.extend(outbound_table());
     let without_hertz: Vec<&str> = wire!(UnitOfMeasure)
         .into_iter()
         .filter(|unit| *unit != "Hertz")
@@ -136,6 +150,122 @@ fn table() -> Vec<(&'static str, String, Vec<&'static str>)> {
         table.push((file, at("phase"), wire!(Phase)));
         table.push((file, at("location"), wire!(Location)));
         table.push((file, at("unit"), units));
+    }
+    table
+}
+
+/// The toolbox actions' enums: inline in the 1.6 schemas, under `definitions` in the security
+/// extension's.
+fn outbound_table() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    const CS_PROFILE: &str = "/properties/csChargingProfiles/properties";
+    let mut table = vec![
+        (
+            "SendLocalList.json",
+            "/properties/updateType".to_owned(),
+            wire!(UpdateType),
+        ),
+        (
+            "SendLocalList.json",
+            "/properties/localAuthorizationList/items/properties/idTagInfo/properties/status"
+                .to_owned(),
+            wire!(AuthorizationStatus),
+        ),
+        (
+            "SetChargingProfile.json",
+            format!("{CS_PROFILE}/chargingProfilePurpose"),
+            wire!(ChargingProfilePurposeType),
+        ),
+        (
+            "SetChargingProfile.json",
+            format!("{CS_PROFILE}/chargingProfileKind"),
+            wire!(ChargingProfileKindType),
+        ),
+        (
+            "SetChargingProfile.json",
+            format!("{CS_PROFILE}/recurrencyKind"),
+            wire!(RecurrencyKindType),
+        ),
+        (
+            "SetChargingProfile.json",
+            format!("{CS_PROFILE}/chargingSchedule/properties/chargingRateUnit"),
+            wire!(ChargingRateUnitType),
+        ),
+        (
+            "ClearChargingProfile.json",
+            "/properties/chargingProfilePurpose".to_owned(),
+            wire!(ChargingProfilePurposeType),
+        ),
+        (
+            "GetCompositeSchedule.json",
+            "/properties/chargingRateUnit".to_owned(),
+            wire!(ChargingRateUnitType),
+        ),
+        (
+            "GetCompositeScheduleResponse.json",
+            "/properties/chargingSchedule/properties/chargingRateUnit".to_owned(),
+            wire!(ChargingRateUnitType),
+        ),
+    ];
+    for (file, definition, values) in [
+        (
+            "ExtendedTriggerMessage.json",
+            "MessageTriggerEnumType",
+            wire!(ExtendedMessageTrigger),
+        ),
+        (
+            "ExtendedTriggerMessageResponse.json",
+            "TriggerMessageStatusEnumType",
+            wire!(TriggerMessageStatus),
+        ),
+        (
+            "CertificateSignedResponse.json",
+            "CertificateSignedStatusEnumType",
+            wire!(CertificateSignedStatus),
+        ),
+        (
+            "InstallCertificate.json",
+            "CertificateUseEnumType",
+            wire!(CertificateUse),
+        ),
+        (
+            "InstallCertificateResponse.json",
+            "InstallCertificateStatusEnumType",
+            wire!(InstallCertificateStatus),
+        ),
+        (
+            "GetInstalledCertificateIds.json",
+            "CertificateUseEnumType",
+            wire!(CertificateUse),
+        ),
+        (
+            "GetInstalledCertificateIdsResponse.json",
+            "GetInstalledCertificateStatusEnumType",
+            wire!(GetInstalledCertificateStatus),
+        ),
+        (
+            "GetInstalledCertificateIdsResponse.json",
+            "HashAlgorithmEnumType",
+            wire!(HashAlgorithm),
+        ),
+        (
+            "DeleteCertificate.json",
+            "HashAlgorithmEnumType",
+            wire!(HashAlgorithm),
+        ),
+        (
+            "DeleteCertificateResponse.json",
+            "DeleteCertificateStatusEnumType",
+            wire!(DeleteCertificateStatus),
+        ),
+        ("GetLog.json", "LogEnumType", wire!(LogType)),
+        ("GetLogResponse.json", "LogStatusEnumType", wire!(LogStatus)),
+        (
+            "SignedUpdateFirmwareResponse.json",
+            "UpdateFirmwareStatusEnumType",
+            wire!(SignedUpdateFirmwareStatus),
+        ),
+    ] {
+        table.push((file, format!("/definitions/{definition}"), values));
     }
     table
 }
@@ -188,6 +318,20 @@ fn every_schema_enum_is_in_the_table() {
         "TriggerMessage",
         "DiagnosticsStatusNotification",
         "FirmwareStatusNotification",
+        "GetLocalListVersion",
+        "SendLocalList",
+        "UpdateFirmware",
+        "GetDiagnostics",
+        "SetChargingProfile",
+        "ClearChargingProfile",
+        "GetCompositeSchedule",
+        "ExtendedTriggerMessage",
+        "CertificateSigned",
+        "InstallCertificate",
+        "GetInstalledCertificateIds",
+        "DeleteCertificate",
+        "GetLog",
+        "SignedUpdateFirmware",
     ] {
         for file in [format!("{name}.json"), format!("{name}Response.json")] {
             let mut found = Vec::new();

@@ -8,21 +8,21 @@ use std::fmt::Debug;
 use super::schema::{check_full, check_minimal};
 use crate::ocpp::v16::*;
 
-fn ci<const N: usize>(text: &str) -> CiString<N> {
+pub(super) fn ci<const N: usize>(text: &str) -> CiString<N> {
     CiString::new(text).expect("sample strings fit")
 }
 
-fn ts(text: &str) -> Timestamp {
+pub(super) fn ts(text: &str) -> Timestamp {
     Timestamp::parse(text).expect("sample timestamps parse")
 }
 
-fn request<A: Action + PartialEq + Debug>(full: &A, minimal: &A) {
+pub(super) fn request<A: Action + PartialEq + Debug>(full: &A, minimal: &A) {
     let file = format!("{}.json", A::NAME);
     check_full(&file, full);
     check_minimal(&file, minimal);
 }
 
-fn response<A: Action>(full: &A::Response, minimal: &A::Response)
+pub(super) fn response<A: Action>(full: &A::Response, minimal: &A::Response)
 where
     A::Response: PartialEq + Debug,
 {
@@ -44,7 +44,7 @@ fn from_charger<A: Action + Clone + Debug>(sample: &A, expected: fn(A) -> Charge
     assert_eq!(decoded, expected(sample.clone()));
 }
 
-fn id_tag_info_full() -> IdTagInfo {
+pub(super) fn id_tag_info_full() -> IdTagInfo {
     IdTagInfo {
         status: AuthorizationStatus::Accepted,
         expiry_date: Some(ts("2026-12-31T23:59:59.000Z")),

@@ -54,6 +54,7 @@ where
     let mut walk = Walk::<T> {
         file,
         root: &value,
+        schema: &schema,
         checked: 0,
         decoded: std::marker::PhantomData,
     };
@@ -67,10 +68,23 @@ where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
     let value = check_round_trip(file, sample);
-    assert_only_required(file, &schema(file), &value, "");
+    let root = schema(file);
+    assert_only_required(file, &root, &root, &value, "");
 }
 
-fn assert_only_required(file: &str, schema: &Value, value: &Value, at: &str) {
+/// The schema `at` stands for: itself, or what its local `$ref` (`#/definitions/…`, the
+/// security extension's style) points at in `root`.
+fn resolve<'a>(root: &'a Value, at: &'a Value) -> &'a Value {
+    match at["$ref"].as_str() {
+        Some(target) => root
+            .pointer(target.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("unresolved $ref {target}")),
+        None => at,
+    }
+}
+
+fn assert_only_required(file: &str, root: &Value, schema: &Value, value: &Value, at: &str) {
+    let schema = resolve(root, schema);
     match value {
         Value::Object(members) => {
             let mut keys: Vec<&str> = members.keys().map(String::as_str).collect();
@@ -86,12 +100,13 @@ fn assert_only_required(file: &str, schema: &Value, value: &Value, at: &str) {
             );
             for (key, member) in members {
                 let at = format!("{at}/{key}");
-                assert_only_required(file, &schema["properties"][key], member, &at);
+                assert_only_required(file, root, &schema["properties"][key], member, &at);
             }
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                assert_only_required(file, &schema["items"], item, &format!("{at}/{index}"));
+                let at = format!("{at}/{index}");
+                assert_only_required(file, root, &schema["items"], item, &at);
             }
         }
         _ => {}
@@ -101,6 +116,8 @@ fn assert_only_required(file: &str, schema: &Value, value: &Value, at: &str) {
 struct Walk<'a, T> {
     file: &'a str,
     root: &'a Value,
+    /// The whole schema, for `$ref`s.
+    schema: &'a Value,
     checked: usize,
     decoded: std::marker::PhantomData<T>,
 }
@@ -240,6 +257,7 @@ impl<T: DeserializeOwned + Debug> Walk<'_, T> {
     fn property(&mut self, schema: &Value, pointer: &str, name: &str) {
         use ErrorCode::*;
         use Expect::*;
+        let schema = resolve(self.schema, schema);
         let wrong_type = TypeConstraintViolation;
         match schema["type"].as_str().expect("every property has a type") {
             "string" => {
@@ -269,6 +287,18 @@ impl<T: DeserializeOwned + Debug> Walk<'_, T> {
                         name,
                         bad,
                     );
+                } else if schema["format"] == "uri" {
+                    let ok = json!("https://cs.example.com/firmware/2.1.bin?v=2#top");
+                    self.set(pointer, "a URI", Accepted, name, ok);
+                    for bad in ["not a uri", "/relative/path", "http://x/a b"] {
+                        self.set(
+                            pointer,
+                            "not a URI",
+                            Rejected(PropertyConstraintViolation),
+                            name,
+                            json!(bad),
+                        );
+                    }
                 } else if let Some(max) = schema["maxLength"].as_u64() {
                     let max = max as usize;
                     let longest = "é".repeat(max);
