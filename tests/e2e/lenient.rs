@@ -96,7 +96,9 @@ async fn an_off_spec_boot_is_accepted_recorded_and_counted() {
                 && l.contains(r#"rule="string_too_long""#)
         })
         .unwrap_or_else(|| panic!("no deviation counter in:\n{text}"));
-    assert!(line.ends_with(" 4"), "{line}");
+    // At least this charger's four (the registry is shared with the tests running beside it).
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 4.0, "{line}");
     assert_server_frames_valid(&charger);
     app.shutdown().await;
 }

@@ -21,6 +21,8 @@ pub fn command(dir: &Path, extra_env: &[(&str, &str)]) -> Command {
             format!("sqlite://{}/db/echarging.db", dir.display()),
         )
         .env("ECHARGING_LOG_FORMAT", "json")
+        // Scripted chargers answer what each test expects; the toolbox tests turn it on.
+        .env("ECHARGING_READ_CONFIGURATION_ON_BOOT", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in extra_env {
