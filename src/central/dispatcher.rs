@@ -233,6 +233,11 @@ impl Dispatcher {
             }
             // A tag blocked, expired or removed, a token rotated: chargers must hear about it at
             // their next Authorize and the old token stop at once, not when a cache is rebuilt.
+            kind::CHARGER_UPDATED => {
+                if let Some(charger) = &e.charger_id {
+                    self.central.live.forget_connectors(charger);
+                }
+            }
             kind::CUSTOMER_UPDATED => {
                 if let Some(customer) = e.customer_id {
                     self.central.forget_customer(customer);

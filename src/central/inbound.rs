@@ -16,7 +16,9 @@ use super::dispatcher::Signal;
 use super::live::ChargerLive;
 use crate::booking::store::StoreError;
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::{BootInfo, ConnectorStatus, RegistrationState};
+use crate::domain::charger::{
+    BootInfo, ChargerPatch, ConnectorStatus, MAX_CONNECTORS, RegistrationState,
+};
 use crate::domain::customer::TagAuth;
 use crate::domain::reservation::ChargerAck;
 use crate::domain::transaction::{
@@ -69,6 +71,16 @@ pub(crate) async fn answer(
                 return refuse_frame(message_id, "connectorId must not be negative");
             }
             if s.connector_id > 0 {
+                match known_connector(central, id, live, s.connector_id as u32).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return refuse_frame(
+                            message_id,
+                            &format!("connectorId beyond the {MAX_CONNECTORS} a charger may have"),
+                        );
+                    }
+                    Err(e) => return ledger_unavailable(message_id, "StatusNotification", &e),
+                }
                 on_connector_status(central, id, s.connector_id as u32, s.status);
             }
             central.live.record_status(
@@ -429,6 +441,51 @@ fn refuse_frame(message_id: &str, why: &str) -> String {
         why,
         None,
     )
+}
+
+/// Whether the ledger knows `connector` of this charger, adding it when the charger reports one
+/// above its registered count: chargers are registered by hand and often with too few
+/// connectors, and a connector that reports is real. It is recorded (ChargerUpdated, so the
+/// log and the console follow) and bookable from then on. Above [`MAX_CONNECTORS`], the
+/// ledger's bound, it is refused and nothing is stored. The count is read from the ledger once
+/// per session (a charger reports its connectors right after connecting) and cached; an
+/// operator's change drops the cache (the dispatcher applies ChargerUpdated).
+async fn known_connector(
+    central: &Central,
+    id: &ChargeBoxId,
+    live: &ChargerLive,
+    connector: u32,
+) -> Result<bool, StoreError> {
+    if connector <= live.known_connectors() {
+        return Ok(true);
+    }
+    if connector > MAX_CONNECTORS {
+        return Ok(false);
+    }
+    let Some(record) = central.store.charger(id).await? else {
+        // Deleted while connected: its socket is being closed.
+        return Ok(true);
+    };
+    if connector <= record.connectors {
+        live.set_known_connectors(record.connectors);
+        return Ok(true);
+    }
+    let patch = ChargerPatch {
+        connectors: Some(connector),
+        ..ChargerPatch::default()
+    };
+    match central.store.update_charger(id, &patch).await? {
+        Some(grown) => {
+            info!(
+                registered = record.connectors,
+                reported = connector,
+                "charger reported a connector beyond its registered count; added"
+            );
+            live.set_known_connectors(grown.connectors);
+        }
+        None => return Ok(true),
+    }
+    Ok(true)
 }
 
 /// The ledger failed: the charger is told so (it retries), never a guess.

@@ -4,7 +4,7 @@
 //! "last seen", a short `std::sync::Mutex` for the rest, never held across an `.await`.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use crate::ocpp::v16::Rule;
 #[derive(Default)]
 pub struct ChargerLive {
     last_seen_ms: AtomicI64,
+    /// The ledger's connector count as last read (0: not read yet), see `inbound`.
+    known_connectors: AtomicU32,
     details: Mutex<Details>,
 }
 
@@ -53,6 +55,14 @@ impl ChargerLive {
     /// Called for every inbound frame: one relaxed store, nothing else.
     pub fn touch(&self, now: OffsetDateTime) {
         self.last_seen_ms.store(to_millis(now), Ordering::Relaxed);
+    }
+
+    pub fn known_connectors(&self) -> u32 {
+        self.known_connectors.load(Ordering::Relaxed)
+    }
+
+    pub fn set_known_connectors(&self, n: u32) {
+        self.known_connectors.store(n, Ordering::Relaxed);
     }
 
     pub fn last_seen(&self) -> Option<OffsetDateTime> {
@@ -96,6 +106,13 @@ impl LiveState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    /// The ledger's connector count changed (an operator's edit): read it again when needed.
+    pub fn forget_connectors(&self, id: &ChargeBoxId) {
+        if let Some(live) = self.get(id) {
+            live.set_known_connectors(0);
+        }
     }
 
     pub fn mark_dirty(&self, id: &ChargeBoxId) {

@@ -254,3 +254,63 @@ async fn a_trailing_slash_after_the_id_is_the_same_endpoint_leniently() {
     assert_eq!(upgrade_status(&app, "/ocpp/SLASH-2").await, 101);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_connector_beyond_the_registered_count_is_added_and_bookable() {
+    let app = spawn_app().await;
+    app.register_charger("GROW-1", 1, None).await;
+    let mut charger = app.connect("GROW-1").await;
+    charger.boot().await.unwrap();
+    for connector in [0, 1, 2] {
+        charger
+            .status_notification(connector, "Available", "NoError")
+            .await
+            .expect("answered");
+    }
+    let view = app.wait_for_view("GROW-1", |v| v["connectors"] == 2).await;
+    assert!(
+        view["connectorStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["connectorId"] == 2),
+        "{view}"
+    );
+    // Bookable on the connector it reported.
+    let ada = create_customer(&app, "Ada", &["GROW-ADA"]).await;
+    let start = now() + time::Duration::hours(2);
+    let r = as_customer(&app, &ada, reqwest::Method::POST, "/api/v1/reservations")
+        .json(
+            &json!({"chargerId": "GROW-1", "connectorId": 2, "start": rfc(start),
+            "end": rfc(start + time::Duration::hours(1))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // Beyond the ledger's bound: refused, and nothing stored.
+    match charger
+        .call(
+            "StatusNotification",
+            json!({"connectorId": 101, "errorCode": "NoError", "status": "Available"}),
+        )
+        .await
+        .unwrap()
+    {
+        CallOutcome::Error { code, .. } => assert_eq!(code, "PropertyConstraintViolation"),
+        other => panic!("connector 101 accepted: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let view = app.charger_view("GROW-1").await;
+    assert_eq!(view["connectors"], 2);
+    assert!(
+        !view["connectorStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["connectorId"] == 101),
+        "{view}"
+    );
+    assert_server_frames_valid(&charger);
+    app.shutdown().await;
+}
