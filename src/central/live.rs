@@ -16,7 +16,8 @@ use crate::booking::store::Store;
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{BootInfo, ChargerRecord, ChargerState, ConnectorStatus};
 use crate::domain::instant::{from_millis, to_millis};
-use crate::ocpp::v16::Rule;
+use crate::ocpp::v16::{Deviation, Rule};
+use crate::telemetry::Escaped;
 
 /// One charger's reported state since this process started.
 #[derive(Default)]
@@ -127,6 +128,29 @@ impl LiveState {
         live.touch(now);
         live.details.lock().unwrap_or_else(|p| p.into_inner()).boot = Some((boot, now));
         self.mark_dirty(id);
+    }
+
+    /// Counts a deviation lenient mode accepted from this charger (in its view and in
+    /// `echarging_ocpp_deviations_total`), and logs it at warn the first time this charger shows
+    /// it, per action and rule, since the process started.
+    pub fn note_deviation(
+        &self,
+        id: &ChargeBoxId,
+        live: &ChargerLive,
+        action: &'static str,
+        deviation: &Deviation,
+    ) {
+        let rule = deviation.rule.as_str();
+        crate::metrics::ocpp_deviation(action, rule);
+        if self.record_deviation(live, action, deviation.rule, &deviation.detail) {
+            tracing::warn!(
+                charger = %id,
+                action,
+                rule,
+                detail = %Escaped(&deviation.detail),
+                "off-spec frame accepted (lenient mode); counted in echarging_ocpp_deviations_total"
+            );
+        }
     }
 
     /// Counts one accepted deviation; true when this charger had not shown it before (so the

@@ -76,11 +76,14 @@ impl Central {
         shutdown: CancellationToken,
     ) -> Self {
         let (signals, inbox) = mpsc::unbounded_channel();
+        let live = Arc::new(LiveState::default());
+        let sessions = sessions.with_strictness(settings.ocpp_strictness);
+        sessions.attach_live_state(live.clone());
         Central {
             settings,
             store,
             sessions,
-            live: Arc::new(LiveState::default()),
+            live,
             shutdown,
             tracker: TaskTracker::new(),
             signals,

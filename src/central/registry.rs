@@ -5,6 +5,7 @@
 //! `.await`: a handle's sender is cloned out first.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -12,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{BreakerSettings, BreakerState, CallEnd};
 use super::calls::{CallFailure, QueuedCall};
+use super::live::LiveState;
 use crate::domain::ChargeBoxId;
-use crate::ocpp::v16::Action;
 use crate::ocpp::v16::messages::TriggerMessage;
 use crate::ocpp::v16::types::MessageTrigger;
+use crate::ocpp::v16::{Action, Strictness, decode_payload_with};
 
 /// Why a session was told to end from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct Sessions {
     /// stays failed fast until a probe gets an answer.
     breakers: DashMap<ChargeBoxId, BreakerState>,
     breaker: BreakerSettings,
+    /// How answers to our CALLs are read (setting `ocpp_strictness`).
+    strictness: Strictness,
+    /// Where deviations in answers are counted per charger; set once by `Central::new`.
+    live_state: OnceLock<Arc<LiveState>>,
 }
 
 impl Default for Sessions {
@@ -64,8 +70,20 @@ impl Default for Sessions {
 }
 
 impl Sessions {
+    /// Answers are read as `strictness` says (the default is lenient, like the setting's).
+    pub fn with_strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = strictness;
+        self
+    }
+
+    pub(crate) fn attach_live_state(&self, live: Arc<LiveState>) {
+        let _ = self.live_state.set(live);
+    }
+
     pub fn new(breaker: BreakerSettings) -> Self {
         Sessions {
+            strictness: Strictness::default(),
+            live_state: OnceLock::new(),
             live: DashMap::new(),
             next_connection: AtomicU64::new(0),
             breakers: DashMap::new(),
@@ -256,9 +274,20 @@ impl Sessions {
                 mpsc::error::TrySendError::Closed(_) => CallFailure::Offline,
             })?;
         let raw = answer.await.map_err(|_| CallFailure::Disconnected)??;
-        serde_json::from_str(&raw).map_err(|e| CallFailure::BadResponse {
-            action: A::NAME,
-            reason: e.to_string(),
-        })
+        let decoded = decode_payload_with::<A::Response>(&raw, self.strictness).map_err(|e| {
+            CallFailure::BadResponse {
+                action: A::NAME,
+                reason: format!("{}: {}", e.code, e.description),
+            }
+        })?;
+        if !decoded.deviations.is_empty()
+            && let Some(state) = self.live_state.get()
+        {
+            let live = state.entry(id);
+            for deviation in &decoded.deviations {
+                state.note_deviation(id, &live, A::NAME, deviation);
+            }
+        }
+        Ok(decoded.value)
     }
 }

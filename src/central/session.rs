@@ -30,8 +30,8 @@ use crate::ocpp::v16::{
 };
 use crate::telemetry::Escaped;
 
-/// Counts a deviation lenient mode accepted from this charger, and logs it the first time this
-/// charger shows it (per action and rule) since the process started.
+/// Counts a deviation lenient mode accepted from this charger (see
+/// [`super::live::LiveState::note_deviation`]).
 pub(crate) fn note_deviation(
     central: &Central,
     id: &ChargeBoxId,
@@ -39,20 +39,7 @@ pub(crate) fn note_deviation(
     action: &'static str,
     deviation: &Deviation,
 ) {
-    let rule = deviation.rule.as_str();
-    metrics::ocpp_deviation(action, rule);
-    if central
-        .live
-        .record_deviation(live, action, deviation.rule, &deviation.detail)
-    {
-        warn!(
-            charger = %id,
-            action,
-            rule,
-            detail = %Escaped(&deviation.detail),
-            "off-spec frame accepted (lenient mode); counted in echarging_ocpp_deviations_total"
-        );
-    }
+    central.live.note_deviation(id, live, action, deviation);
 }
 
 /// A socket that cannot take a frame for this long is treated as dead.

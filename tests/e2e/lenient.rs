@@ -314,3 +314,57 @@ async fn a_connector_beyond_the_registered_count_is_added_and_bookable() {
     assert_server_frames_valid(&charger);
     app.shutdown().await;
 }
+
+/// Sends ClearCache through the toolbox while the charger answers `answer`.
+async fn clear_cache(
+    app: &TestApp,
+    charger: &mut Charger,
+    id: &str,
+    answer: Value,
+) -> (u16, Value) {
+    let request = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/chargers/{id}/ocpp/ClearCache"),
+        )
+        .json(&json!({}))
+        .send();
+    let charger_side = async {
+        let (call, action, _) = charger
+            .next_call(Duration::from_secs(5))
+            .await
+            .expect("the CALL arrives");
+        assert_eq!(action, "ClearCache");
+        charger.reply(&call, answer).await.unwrap();
+    };
+    let (r, ()) = tokio::join!(request, charger_side);
+    let r = r.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn off_spec_answers_to_our_calls_are_read_too() {
+    let off_spec = json!({"status": "accepted", "firmware": "x"});
+    let app = spawn_app().await;
+    let mut charger = app.booted_charger("ANSWER-1").await;
+    let (status, body) = clear_cache(&app, &mut charger, "ANSWER-1", off_spec.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response"]["status"], "Accepted");
+    let seen = rules(&app.charger_view("ANSWER-1").await);
+    for rule in ["enum_case", "unknown_field"] {
+        assert!(
+            seen.iter().any(|(a, r, _)| a == "ClearCache" && r == rule),
+            "{rule}: {seen:?}"
+        );
+    }
+    app.shutdown().await;
+
+    // Strict: the same answer is a broken one (502), nothing counted.
+    let app = spawn_app_with(|s| s.ocpp_strictness = Strictness::Strict).await;
+    let mut charger = app.booted_charger("ANSWER-2").await;
+    let (status, body) = clear_cache(&app, &mut charger, "ANSWER-2", off_spec).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(app.charger_view("ANSWER-2").await["deviations"], json!([]));
+    app.shutdown().await;
+}

@@ -27,7 +27,7 @@ mod tests;
 pub use action::*;
 pub use error::*;
 pub use frame::*;
-pub use lenient::{Decoded, Deviation, Rule, Strictness};
+pub use lenient::{Decoded, Deviation, Rule, Strictness, decode_payload_with};
 pub use messages::*;
 pub use types::*;
 pub use uri::{Uri, UriError};
