@@ -1,19 +1,20 @@
 //! echarging: an OCPP 1.6J EV charging central system. The map, lowest layer first; a layer
 //! names only those below it (the `layers` end-to-end test keeps it so):
 //!
-//! - [`ocpp`]: the charger protocol, pure: OCPP-J frames, typed 1.6 messages, error codes
-//!   ([`ocpp::v16`]; 2.0.1 will be its sibling). No I/O.
-//! - [`domain`]: ids as newtypes, chargers, customers, slots, reservations, transactions, the
-//!   pure rules (a start, a booking's placement, who may remote-start), the ledger's events as a
-//!   typed `EventKind`. No I/O.
-//! - [`settings`], [`problem`] (HTTP errors as problem+json), [`metrics`] (every Prometheus
+//! - [`ocpp`]: the charger protocol, pure: OCPP-J frames, typed 1.6 messages, error codes, and
+//!   lenient reading of what real chargers send ([`ocpp::v16`]; 2.0.1 will be its sibling).
+//!   No I/O.
+//! - [`domain`]: ids as newtypes, chargers, customers and their tags' standing, slots,
+//!   reservations, transactions, the pure rules (a start, a tag's verdict, a booking's
+//!   placement, who may remote-start), the ledger's events as a typed `EventKind`. No I/O.
+//! - [`settings`] (which may name protocol types, e.g. `ocpp_strictness`), [`problem`] (HTTP errors as problem+json), [`metrics`] (every Prometheus
 //!   metric; it takes labels and knows no layer above it), [`telemetry`] (logging).
 //! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends (laid out
 //!   alike, one file per aggregate), the event log, the my-page read model folded from it.
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
 //!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, the
-//!   dispatcher that carries reservations to chargers, and the chargers' configuration
-//!   snapshots. It owns no REST.
+//!   dispatcher that carries reservations to chargers and drops caches on the log's changes,
+//!   per-charger deviation counts, and the chargers' configuration snapshots. It owns no REST.
 //! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
 //!   my page and its SSE stream, the operator's toolbox (any OCPP command, configuration),
 //!   OpenAPI and `/docs`, auth, operations probes and `/metrics`,

@@ -191,6 +191,56 @@ async fn send_any(
     }))
 }
 
+/// What a typed command to a charger may answer instead of the charger's payload (REST's own
+/// 401, 500 and 503 are documented for every operation).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its documentation is used: answers are built by `ApiError`.
+enum CommandFailures {
+    #[response(
+        status = 404,
+        description = "No such charger",
+        content_type = "application/problem+json"
+    )]
+    NoSuchCharger(Problem),
+    #[response(
+        status = 409,
+        description = "The charger is not connected, or not booted",
+        content_type = "application/problem+json"
+    )]
+    NotConnected(Problem),
+    #[response(
+        status = 400,
+        description = "The body is not valid JSON",
+        content_type = "application/problem+json"
+    )]
+    NotJson(Problem),
+    #[response(
+        status = 415,
+        description = "The body is not sent as JSON",
+        content_type = "application/problem+json"
+    )]
+    NotSentAsJson(Problem),
+    #[response(
+        status = 422,
+        description = "A member is invalid, e.g. a connector the charger \
+        does not have (`field` names it)",
+        content_type = "application/problem+json"
+    )]
+    Invalid(Problem),
+    #[response(
+        status = 502,
+        description = "The charger answered with an error",
+        content_type = "application/problem+json"
+    )]
+    CallError(Problem),
+    #[response(
+        status = 504,
+        description = "The charger did not answer in time",
+        content_type = "application/problem+json"
+    )]
+    Silent(Problem),
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/chargers/{id}/reset",
@@ -203,20 +253,7 @@ async fn send_any(
     request_body = OcppReset,
     responses(
         (status = 200, description = "The charger's answer", body = OcppResetResponse),
-        (status = 404, description = "No such charger",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The charger is not connected",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "The body is not valid JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A member is invalid (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The charger answered with an error",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The charger did not answer in time",
-            body = Problem, content_type = "application/problem+json")
+        CommandFailures
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -243,21 +280,7 @@ async fn reset(
     request_body = OcppUnlockConnector,
     responses(
         (status = 200, description = "The charger's answer", body = OcppUnlockConnectorResponse),
-        (status = 404, description = "No such charger",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The charger is not connected",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "The body is not valid JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A member is invalid, e.g. a connector the charger does \
-            not have (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The charger answered with an error",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The charger did not answer in time",
-            body = Problem, content_type = "application/problem+json")
+        CommandFailures
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -287,21 +310,7 @@ async fn unlock(
     responses(
         (status = 200, description = "The charger's answer",
             body = OcppChangeAvailabilityResponse),
-        (status = 404, description = "No such charger",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The charger is not connected",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "The body is not valid JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A member is invalid, e.g. a connector the charger does \
-            not have (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The charger answered with an error",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The charger did not answer in time",
-            body = Problem, content_type = "application/problem+json")
+        CommandFailures
     ),
     security(("operatorOrCustomerToken" = []))
 )]
@@ -331,21 +340,7 @@ async fn availability(
     request_body = OcppTriggerMessage,
     responses(
         (status = 200, description = "The charger's answer", body = OcppTriggerMessageResponse),
-        (status = 404, description = "No such charger",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The charger is not connected",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "The body is not valid JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as JSON",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A member is invalid, e.g. a connector the charger does \
-            not have (`field` names it)",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The charger answered with an error",
-            body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The charger did not answer in time",
-            body = Problem, content_type = "application/problem+json")
+        CommandFailures
     ),
     security(("operatorOrCustomerToken" = []))
 )]
