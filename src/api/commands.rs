@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
@@ -384,8 +385,19 @@ fn connector_in(record: &ChargerRecord, connector: i32, lowest: i32) -> Result<(
 
 /// The body as `A`'s request, or 422 naming the field with the error a charger would answer.
 fn decode<A: Action>(body: &str) -> Result<A, ApiError> {
-    decode_payload::<A>(body).map_err(|error| {
+    decode_member::<A>(body, "")
+}
+
+/// Decodes one OCPP value found at REST member `at` (`""`: the whole body) with the typed
+/// message's own rules, naming the offending member from the body's root on failure.
+pub(super) fn decode_member<T: DeserializeOwned>(body: &str, at: &str) -> Result<T, ApiError> {
+    decode_payload::<T>(body).map_err(|error| {
         let (field, what) = field_of(&error);
+        let field = match (at, field.as_str()) {
+            ("", _) => field,
+            (at, "") => at.to_owned(),
+            (at, inner) => format!("{at}.{inner}"),
+        };
         ApiError::invalid(field, format!("{what} ({})", error.code))
     })
 }

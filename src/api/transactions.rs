@@ -23,7 +23,9 @@ use crate::domain::remote_start::{RemoteStart, RemoteStartAsk, decide_remote_sta
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
 use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
-use crate::ocpp::v16::types::{CiString, RemoteStartStopStatus};
+use crate::ocpp::v16::types::{
+    ChargingProfile, ChargingProfilePurposeType, CiString, RemoteStartStopStatus,
+};
 use crate::problem::{ApiJson, Problem};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -49,6 +51,12 @@ pub(super) struct RemoteStartRequest {
     /// one when there is none); a customer may only use its own.
     #[serde(default)]
     id_tag: Option<String>,
+    /// An OCPP 1.6 ChargingProfile passed to the charger in RemoteStartTransaction, e.g. a
+    /// power limit for this charge: it must be a `TxProfile` without `transactionId` (the
+    /// transaction does not exist yet, OCPP 1.6 §5.11), validated before anything is sent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    charging_profile: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// The charger's answer to RemoteStartTransaction.
@@ -150,6 +158,11 @@ async fn remote_start(
         id_tag,
     } = decide_remote_start(caller, ask, record.connectors, &current, now, grace)?;
     let token = CiString::new(id_tag.as_str()).map_err(|e| ApiError::invalid("idTag", e))?;
+    let charging_profile = body
+        .charging_profile
+        .as_deref()
+        .map(|raw| tx_profile(raw.get()))
+        .transpose()?;
     api.refuse_unusable_tag(&id_tag).await?;
     // Registered before the call: chargers often send StartTransaction before their answer.
     let mut wait = api.central.starts.wait(&charger, connector, &id_tag);
@@ -161,7 +174,7 @@ async fn remote_start(
             &RemoteStartTransaction {
                 connector_id: connector.map(|c| c as i32),
                 id_tag: token,
-                charging_profile: None,
+                charging_profile,
             },
         )
         .await?;
@@ -253,6 +266,25 @@ async fn remote_stop(
     Ok(Json(RemoteStopAnswer {
         status: answer.status.as_str(),
     }))
+}
+
+/// A remote start's charging profile, read with the OCPP type's own rules, and then the rules
+/// RemoteStartTransaction adds (OCPP 1.6 §5.11).
+fn tx_profile(raw: &str) -> Result<ChargingProfile, ApiError> {
+    let profile: ChargingProfile = super::commands::decode_member(raw, "chargingProfile")?;
+    if profile.charging_profile_purpose != ChargingProfilePurposeType::TxProfile {
+        return Err(ApiError::invalid(
+            "chargingProfile.chargingProfilePurpose",
+            "must be TxProfile in a remote start",
+        ));
+    }
+    if profile.transaction_id.is_some() {
+        return Err(ApiError::invalid(
+            "chargingProfile.transactionId",
+            "must be left out: the transaction does not exist yet",
+        ));
+    }
+    Ok(profile)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

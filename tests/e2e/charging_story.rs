@@ -683,3 +683,68 @@ async fn a_transaction_survives_sigkill_between_start_and_stop() {
     let said = String::from_utf8(out.stdout).unwrap();
     assert!(said.starts_with("my page rebuilt from "), "{said}");
 }
+
+/// A remote start may carry a TxProfile (a power limit for this charge): it reaches the charger
+/// in RemoteStartTransaction exactly as given, and one that is not a valid TxProfile is refused
+/// before anything is sent, naming the member.
+#[tokio::test]
+async fn a_remote_start_carries_a_tx_profile_to_the_charger() {
+    // The charger accepts but never starts: no need to wait the full 10 s for its transaction.
+    let app = spawn_app_with(|s| s.remote_start_wait = Duration::from_millis(200)).await;
+    let mut cp = app.booted_charger("CP-PROFILE").await;
+    create_customer(&app, "Ada", &["ADA-PROFILE"]).await;
+    let profile = json!({
+        "chargingProfileId": 12, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {"chargingRateUnit": "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.0}]}
+    });
+    let request = app
+        .api(Method::POST, "/api/v1/chargers/CP-PROFILE/remote-start")
+        .json(&json!({"connectorId": 1, "idTag": "ADA-PROFILE", "chargingProfile": profile}))
+        .send();
+    let charger_side = async {
+        let (call, remote) = expect_call(&mut cp, "RemoteStartTransaction").await;
+        assert_eq!(remote["chargingProfile"], profile);
+        cp.reply(&call, json!({"status": "Accepted"}))
+            .await
+            .unwrap();
+    };
+    let (answer, ()) = tokio::join!(request, charger_side);
+    let answer = answer.unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let refused = [
+        (
+            json!({"chargingProfilePurpose": "TxDefaultProfile"}),
+            "chargingProfile.chargingProfilePurpose",
+        ),
+        (json!({"transactionId": 5}), "chargingProfile.transactionId"),
+        (
+            json!({"chargingSchedule": {"chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.05}]}}),
+            "chargingProfile.chargingSchedule.chargingSchedulePeriod[0].limit",
+        ),
+    ];
+    for (change, field) in refused {
+        let mut bad = profile.clone();
+        for (k, v) in change.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let r = app
+            .api(Method::POST, "/api/v1/chargers/CP-PROFILE/remote-start")
+            .json(&json!({"connectorId": 1, "idTag": "ADA-PROFILE", "chargingProfile": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{field}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    assert!(
+        cp.next_call(Duration::from_millis(200)).await.is_err(),
+        "nothing refused reaches the charger"
+    );
+    assert_server_frames_valid(&cp);
+    app.shutdown().await;
+}
