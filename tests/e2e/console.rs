@@ -740,3 +740,53 @@ fn hidden(html: &str, name: &str) -> String {
     let rest = &html[at + marker.len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
+
+/// The operator's charger page lists what lenient mode accepted from that charger (no browser
+/// needed: it is server-rendered).
+#[tokio::test]
+async fn the_charger_page_shows_the_deviations_a_charger_sent() {
+    let app = spawn_app().await;
+    app.register_charger("CON-DEV", 1, None).await;
+    let mut charger = app.connect("CON-DEV").await;
+    let boot = json!({"chargePointVendor": "Schneider Electric", "chargePointModel": "EVlink",
+        "chargeBoxSerialNumber": "3N2151112345678-EVB1A22P4KI", "iccid": null});
+    assert_eq!(
+        charger.call_result("BootNotification", boot).await.unwrap()["status"],
+        "Accepted"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http.get(app.url("/")).send().await.unwrap();
+    let pre = cookie_of(&form, "echarging_console_signin");
+    let field = hidden(&form.text().await.unwrap(), "signin");
+    let signed = http
+        .post(app.url("/console/signin"))
+        .form(&[("token", TOKEN), ("signin", field.as_str())])
+        .header("cookie", format!("echarging_console_signin={pre}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let session = format!(
+        "echarging_console={}",
+        cookie_of(&signed, "echarging_console")
+    );
+    let page = http
+        .get(app.url("/console/chargers/CON-DEV"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for rule in ["string_too_long", "null_optional"] {
+        assert!(
+            page.contains(&format!(r#"data-deviation="{rule}""#)),
+            "{rule} not on the page"
+        );
+    }
+    app.shutdown().await;
+}

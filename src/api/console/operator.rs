@@ -510,6 +510,7 @@ async fn charger_page(
         Err(e) => return internal(&e),
     };
     let connectors = record.connectors;
+    let deviations = c.api.central.live.deviations(&id);
     let mut live = record.clone();
     c.api.central.live.overlay(&mut live);
     let r = row(&c, record);
@@ -641,6 +642,20 @@ async fn charger_page(
                                     }
                                 }
                             }
+                        }
+                    } }
+                } }
+            }
+        }
+        section.card aria-labelledby="dev-h" {
+            h2 #dev-h { "Off-spec frames accepted" span.hint { " (lenient mode, since the server started)" } }
+            @if deviations.is_empty() { p.hint { "None: this charger keeps to the OCPP 1.6 schemas." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Action" } th scope="col" { "Rule" } th scope="col" { "Count" } th scope="col" { "Last seen" } th scope="col" { "Latest" } } }
+                    tbody { @for d in &deviations {
+                        tr data-deviation=(d.rule.as_str()) {
+                            td { (d.action) } td { (d.rule.as_str()) } td { (d.count) }
+                            td { (when(d.last_seen_at)) } td { (d.detail) }
                         }
                     } }
                 } }
