@@ -301,8 +301,10 @@ pub trait Store: Send + Sync + 'static {
         change: &AvailabilityChange,
     ) -> Result<Vec<Reservation>, StoreError>;
     /// The availability the server last gave each connector it changed, by connector id.
-    async fn availability(&self, id: &ChargeBoxId)
-    -> Result<Vec<ConnectorAvailability>, StoreError>;
+    async fn availability(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Vec<ConnectorAvailability>, StoreError>;
 
     /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.

@@ -43,7 +43,10 @@ pub(super) async fn availability(
     pool: &PgPool,
     id: &ChargeBoxId,
 ) -> Result<Vec<ConnectorAvailability>, StoreError> {
-    let rows = sqlx::query(SELECT).bind(id.as_str()).fetch_all(pool).await?;
+    let rows = sqlx::query(SELECT)
+        .bind(id.as_str())
+        .fetch_all(pool)
+        .await?;
     read(&rows)
 }
 
