@@ -66,3 +66,51 @@ pub async fn record_change(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn request(connector_id: i32, kind: AvailabilityType) -> ChangeAvailability {
+        ChangeAvailability { connector_id, kind }
+    }
+
+    fn answer(status: AvailabilityStatus) -> ChangeAvailabilityResponse {
+        ChangeAvailabilityResponse { status }
+    }
+
+    #[test]
+    fn accepted_and_scheduled_are_changes_rejected_is_not() {
+        let at = datetime!(2026-01-01 10:00 UTC);
+        let out = request(2, AvailabilityType::Inoperative);
+        let made = change_of(&out, &answer(AvailabilityStatus::Accepted), at).unwrap();
+        assert_eq!(
+            (
+                made.connector_id,
+                made.availability,
+                made.scheduled,
+                made.status()
+            ),
+            (2, Availability::Inoperative, false, "Accepted")
+        );
+        let later = change_of(&out, &answer(AvailabilityStatus::Scheduled), at).unwrap();
+        assert_eq!((later.scheduled, later.status()), (true, "Scheduled"));
+        assert_eq!(
+            change_of(&out, &answer(AvailabilityStatus::Rejected), at),
+            None
+        );
+        let back = request(0, AvailabilityType::Operative);
+        let made = change_of(&back, &answer(AvailabilityStatus::Accepted), at).unwrap();
+        assert_eq!(
+            (made.connector_id, made.availability),
+            (0, Availability::Operative)
+        );
+        // A connector id no charger has is not recorded.
+        let negative = request(-1, AvailabilityType::Inoperative);
+        assert_eq!(
+            change_of(&negative, &answer(AvailabilityStatus::Accepted), at),
+            None
+        );
+    }
+}
