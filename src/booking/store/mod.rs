@@ -111,7 +111,8 @@ pub struct Page {
 /// Every write that changes the ledger appends its event (see `booking::event`) in the same
 /// transaction: inserting, updating and deleting chargers (ChargerRegistered / ChargerUpdated /
 /// ChargerDeleted), creating customers, booking, cancelling, expiring, the charger's answers to
-/// ReserveNow, and every transaction step. Reported charger state (`save_charger_states`) is
+/// ReserveNow, the availability changes the server made (ConnectorAvailabilityChanged), and
+/// every transaction step. Reported charger state (`save_charger_states`) is
 /// telemetry, not a ledger change, and appends nothing. After each commit that appended events
 /// the store moves [`Store::head`] to the last one, so consumers wake without polling.
 #[async_trait]
