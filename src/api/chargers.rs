@@ -267,9 +267,10 @@ fn availability_views(
     let entry = |c: u32| recorded.iter().find(|a| a.connector_id == c);
     (0..=connectors)
         .map(|c| {
-            // Out of service through the charger as a whole, or through its own entry.
+            // Out of service through the charger as a whole, or through its own entry; else
+            // its own last change, or the charger's.
             let whole = entry(0).filter(|a| a.availability == Availability::Inoperative);
-            let decides = whole.or_else(|| entry(c));
+            let decides = whole.or_else(|| entry(c)).or_else(|| entry(0));
             ConnectorAvailabilityView {
                 connector_id: c,
                 availability: if out_of_service(recorded, c) {
