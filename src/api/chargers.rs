@@ -21,6 +21,7 @@ use crate::booking::store::Page;
 use crate::central::breaker::BreakerState;
 use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
+use crate::domain::availability::{Availability, ConnectorAvailability, out_of_service};
 use crate::domain::charger::{
     ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger, RegistrationState,
 };
@@ -207,6 +208,11 @@ pub struct ChargerView {
     /// since this server started, most frequent first (empty for a charger that keeps to the
     /// schemas). Also counted in `echarging_ocpp_deviations_total`.
     deviations: Vec<DeviationView>,
+    /// Shown by `GET /chargers/{id}` (not in lists): each connector's availability as the
+    /// server last set it through ChangeAvailability, connector 0 being the charger as a whole.
+    /// An Inoperative connector is out of service: it cannot be booked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    availability: Option<Vec<ConnectorAvailabilityView>>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -233,6 +239,50 @@ pub(super) struct ConnectorStatusView {
     /// When the central system received it.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// A connector's availability in the ledger.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConnectorAvailabilityView {
+    /// 0 means the charger as a whole.
+    connector_id: u32,
+    /// `Inoperative` when the connector, or its charger as a whole, was made Inoperative
+    /// (the charger answered Accepted or Scheduled), else `Operative`.
+    availability: Availability,
+    /// The charger answered `Scheduled`: it applies the change once its running transaction
+    /// ends (the ledger treats the connector as out of service already).
+    scheduled: bool,
+    /// When the change that decides `availability` was made; `null` when the server never
+    /// changed it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    since: Option<OffsetDateTime>,
+}
+
+/// Every connector (0 first) as `recorded` leaves it.
+fn availability_views(
+    connectors: u32,
+    recorded: &[ConnectorAvailability],
+) -> Vec<ConnectorAvailabilityView> {
+    let entry = |c: u32| recorded.iter().find(|a| a.connector_id == c);
+    (0..=connectors)
+        .map(|c| {
+            // Out of service through the charger as a whole, or through its own entry; else
+            // its own last change, or the charger's.
+            let whole = entry(0).filter(|a| a.availability == Availability::Inoperative);
+            let decides = whole.or_else(|| entry(c)).or_else(|| entry(0));
+            ConnectorAvailabilityView {
+                connector_id: c,
+                availability: if out_of_service(recorded, c) {
+                    Availability::Inoperative
+                } else {
+                    Availability::Operative
+                },
+                scheduled: decides.is_some_and(|a| a.scheduled),
+                since: decides.map(|a| a.since),
+            }
+        })
+        .collect()
 }
 
 /// One way a charger departs from the schemas, and how often it did.
@@ -311,6 +361,7 @@ impl Api {
                     detail: d.detail,
                 })
                 .collect(),
+            availability: None,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -472,7 +523,13 @@ async fn show(
 ) -> Result<Json<ChargerView>, ApiError> {
     let id = path_id(&raw)?;
     match api.store.charger(&id).await? {
-        Some(record) => Ok(Json(api.view(record))),
+        Some(record) => {
+            let recorded = api.store.availability(&id).await?;
+            let connectors = record.connectors;
+            let mut view = api.view(record);
+            view.availability = Some(availability_views(connectors, &recorded));
+            Ok(Json(view))
+        }
         None => Err(ApiError::NoSuchCharger(raw)),
     }
 }

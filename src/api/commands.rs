@@ -7,7 +7,8 @@
 //! naming the field, and every frame that leaves validates against the official schema. Calls go
 //! through the registry's typed `call`, so they queue, time out and trip the breaker like the
 //! server's own; a call that gets no typed answer maps to HTTP through `ApiError::Charger`, as
-//! remote start's does. Nothing here touches the ledger.
+//! remote start's does. Only two answers reach the ledger: an accepted ChangeConfiguration (the
+//! snapshot) and an accepted or scheduled ChangeAvailability (`central::availability`).
 //!
 //! The OpenAPI document describes each action's request and response with its official schema,
 //! built into the binary (`SCHEMAS`) rather than restated, so the two cannot drift apart.
@@ -28,7 +29,7 @@ use utoipa::{Modify, PartialSchema, ToSchema};
 use super::Api;
 use super::ApiError;
 use super::auth::Operator;
-use crate::central::configuration;
+use crate::central::{availability, configuration};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::ChargerRecord;
 use crate::ocpp::v16::messages::*;
@@ -135,7 +136,8 @@ pub(super) struct OcppAnswer {
         (components `Ocpp{Action}`; answers `Ocpp{Action}Response`); it is checked before \
         anything is sent. A CALLERROR from the charger is 502 with its code and description. \
         A ChangeConfiguration the charger accepts updates its configuration snapshot and is \
-        logged (`ConfigurationChanged`). ReserveNow, CancelReservation and remote start/stop \
+        logged (`ConfigurationChanged`). A ChangeAvailability the charger answers `Accepted` \
+        or `Scheduled` changes the ledger as `/chargers/{id}/availability` does. ReserveNow, CancelReservation and remote start/stop \
         sent this way bypass the ledger. \
         Operator only.",
     params(
@@ -183,6 +185,10 @@ async fn send_any(
         let answer = api.central.sessions.call(&record.id, &request).await?;
         configuration::record_change(&api.central, &record.id, &request, &answer).await;
         serde_json::to_value(answer).map_err(ApiError::internal)?
+    } else if action == ChangeAvailability::NAME {
+        // The ledger keeps what it does to bookings (see `availability`).
+        let request = decode::<ChangeAvailability>(body)?;
+        change_availability(&api, &record.id, &request).await?
     } else {
         dispatch(&api, &record.id, &action, body).await?
     };
@@ -305,7 +311,15 @@ async fn unlock(
     summary = "Take a connector in or out of service",
     description = "Sends ChangeAvailability (`Operative` or `Inoperative`) for `connectorId` \
         (0: the whole charger) and returns the charger's answer (`Scheduled`: once the running \
-        transaction ends). The ledger's bookings are not changed. Operator only.",
+        transaction ends). When the charger answers `Accepted` or `Scheduled` the ledger \
+        records it (`ConnectorAvailabilityChanged`): an Inoperative connector (or every \
+        connector, for 0) is out of service, so new bookings on it are refused (409, field \
+        `connectorId`) and its BOOKED reservations whose slot is not over show `chargerAck` \
+        `UNAVAILABLE`; `Scheduled` counts as made (the connector is about to leave service). \
+        Operative again makes it bookable, and those reservations go back to `PENDING` and are \
+        offered to the charger again. A connector stays out of service while its charger as a \
+        whole (0) is Inoperative. `Rejected` changes nothing. The charger view shows \
+        `availability`. Operator only.",
     params(("id" = String, Path, description = "The charge box id")),
     request_body = OcppChangeAvailability,
     responses(
@@ -324,7 +338,20 @@ async fn availability(
     let record = charger(&api, &raw).await?;
     let request = decode::<ChangeAvailability>(body.get())?;
     connector_in(&record, request.connector_id, 0)?;
-    send(&api, &record.id, &request).await.map(Json)
+    change_availability(&api, &record.id, &request)
+        .await
+        .map(Json)
+}
+
+/// Sends ChangeAvailability and records an Accepted or Scheduled answer in the ledger.
+async fn change_availability(
+    api: &Api,
+    charger: &ChargeBoxId,
+    request: &ChangeAvailability,
+) -> Result<Value, ApiError> {
+    let answer = api.central.sessions.call(charger, request).await?;
+    availability::record_change(&api.central, charger, request, &answer).await;
+    serde_json::to_value(answer).map_err(ApiError::internal)
 }
 
 #[utoipa::path(

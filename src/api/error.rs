@@ -247,6 +247,11 @@ impl From<BookError> for ApiError {
             BookError::UnknownCustomer(id) => {
                 ApiError::invalid("customerId", format!("no customer {id}"))
             }
+            e @ BookError::OutOfService(_) => ApiError::Conflict {
+                title: "Connector out of service",
+                detail: e.to_string(),
+                field: Some("connectorId"),
+            },
             BookError::Overlap(taken) => ApiError::SlotTaken(taken),
             BookError::Store(e) => e.into(),
         }

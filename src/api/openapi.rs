@@ -100,6 +100,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         chargers::ChargerView,
         chargers::ConnectorStatusView,
         chargers::DeviationView,
+        chargers::ConnectorAvailabilityView,
+        crate::domain::availability::Availability,
         chargers::CreateCharger,
         chargers::UpdateCharger,
         chargers::AcceptCharger,

@@ -128,7 +128,10 @@ impl From<Reservation> for ReservationView {
             description = "The slot overlaps a live reservation on that connector (or no \
                 connector is free for it); `conflict` holds the taken slot's start and end, never \
                 its holder. Or the charger is not in service (`pending` or `rejected`: an \
-                operator must accept it first; `field` is `chargerId`)",
+                operator must accept it first; `field` is `chargerId`). Or the connector is \
+                out of service: made Inoperative through ChangeAvailability, it or its charger \
+                as a whole (`field` is `connectorId`; without `connectorId`, when every \
+                connector that is not taken is out of service)",
             body = Problem, content_type = "application/problem+json"
         ),
         (status = 415, description = "The body is not sent as JSON",

@@ -248,6 +248,12 @@ impl Dispatcher {
                     && let Some(known) = self.booked.get_mut(&r.id)
                 {
                     known.charger_ack = r.charger_ack;
+                    // Back to PENDING: its connector was made Operative again (see
+                    // `central::availability`); offered again now if its time has come,
+                    // else when it does.
+                    if r.charger_ack == ChargerAck::Pending && self.is_due(r.id) {
+                        self.send_reserve(r.id);
+                    }
                 }
             }
             _ => {}

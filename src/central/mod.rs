@@ -2,11 +2,13 @@
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
-//! each charger's [`configuration`] snapshot.
+//! each charger's [`configuration`] snapshot and the [`availability`] the server gave its
+//! connectors.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
 
+pub mod availability;
 pub mod breaker;
 pub mod calls;
 pub mod configuration;

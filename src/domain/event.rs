@@ -26,6 +26,7 @@ crate::domain::reservation::wire_enum! {
         MeterValuesRecorded = "MeterValuesRecorded",
         TransactionStopped = "TransactionStopped",
         ConfigurationChanged = "ConfigurationChanged",
+        ConnectorAvailabilityChanged = "ConnectorAvailabilityChanged",
     }
 }
 
@@ -53,6 +54,8 @@ pub mod kind {
     pub const METER_VALUES_RECORDED: EventKind = EventKind::MeterValuesRecorded;
     pub const TRANSACTION_STOPPED: EventKind = EventKind::TransactionStopped;
     pub const CONFIGURATION_CHANGED: EventKind = EventKind::ConfigurationChanged;
+    /// The server changed a connector's availability (ChangeAvailability Accepted/Scheduled).
+    pub const CONNECTOR_AVAILABILITY_CHANGED: EventKind = EventKind::ConnectorAvailabilityChanged;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +131,20 @@ pub mod data {
             "key": c.key,
             "value": c.value,
             "status": c.status,
+        })
+    }
+
+    /// A ChangeAvailability the charger accepted or scheduled.
+    pub fn availability_change(
+        charger: &crate::domain::ChargeBoxId,
+        c: &crate::domain::availability::AvailabilityChange,
+    ) -> Value {
+        json!({
+            "chargerId": charger.as_str(),
+            "connectorId": c.connector_id,
+            "type": c.availability.as_str(),
+            "status": c.status(),
+            "at": rfc3339(c.at),
         })
     }
 

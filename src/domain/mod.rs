@@ -4,6 +4,7 @@
 //! the ledger's events as a typed enum. No I/O: no sqlx, tokio or axum here, and nothing from the
 //! layers above (a test keeps it so).
 
+pub mod availability;
 pub mod charger;
 pub mod configuration;
 pub mod customer;

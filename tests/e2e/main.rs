@@ -6,6 +6,7 @@
 
 mod support;
 
+mod availability;
 mod booking_api;
 mod charger_hardening;
 mod charger_sessions;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use echarging::booking::store::{self, BookError, CancelError, Page, Store, StoreError};
 use echarging::domain::ChargeBoxId;
+use echarging::domain::availability::{Availability, AvailabilityChange};
 use echarging::domain::charger::{
     BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger, RegistrationState,
 };
@@ -98,6 +99,8 @@ conformance!(
     implausible_meter_readings_are_not_energy,
     tags_change_over_their_life_and_starts_follow,
     transactions_page_by_cursor,
+    availability_takes_connectors_out_of_service,
+    race_bookings_and_inoperative_leave_none_unmarked,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -2836,4 +2839,224 @@ async fn configuration_snapshots_and_changes(store: Arc<dyn Store>) {
     assert_eq!(store.configuration(&id).await.unwrap(), None);
     store.save_configuration(&id, &second).await.unwrap();
     assert_eq!(store.configuration(&id).await.unwrap(), None);
+}
+
+fn availability(
+    connector_id: u32,
+    availability: Availability,
+    scheduled: bool,
+) -> AvailabilityChange {
+    AvailabilityChange {
+        connector_id,
+        availability,
+        scheduled,
+        at: at(10 * H),
+    }
+}
+
+async fn availability_takes_connectors_out_of_service(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 2).await;
+    let ada = add_customer(&store, "Ada", &["A"]).await;
+    let over = book(&store, booking("CB-1", Some(2), &ada, slot(8 * H, 9 * H))).await;
+    let current = book(&store, booking("CB-1", Some(2), &ada, slot(9 * H, 11 * H))).await;
+    let later = book(&store, booking("CB-1", Some(2), &ada, slot(12 * H, 13 * H))).await;
+    let other = book(&store, booking("CB-1", Some(1), &ada, slot(12 * H, 13 * H))).await;
+    let before = all_events(&store).await.len();
+
+    // Connector 2 Inoperative at 10:00: the BOOKED ones not over show UNAVAILABLE.
+    let changed = store
+        .record_availability_change(
+            &cb("CB-1"),
+            &availability(2, Availability::Inoperative, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&changed), [current.id, later.id]);
+    assert!(
+        changed
+            .iter()
+            .all(|r| r.charger_ack == ChargerAck::Unavailable)
+    );
+    for r in &changed {
+        assert_eq!(store.reservation(r.id).await.unwrap().as_ref(), Some(r));
+    }
+    for r in [&over, &other] {
+        assert_eq!(store.reservation(r.id).await.unwrap().as_ref(), Some(r));
+    }
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    let mut new_kinds = kinds(&events[before..]);
+    new_kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(
+        new_kinds,
+        [
+            kind::CONNECTOR_AVAILABILITY_CHANGED,
+            kind::RESERVATION_ACK_CHANGED,
+            kind::RESERVATION_ACK_CHANGED
+        ]
+    );
+    let logged = of_kind(&events, kind::CONNECTOR_AVAILABILITY_CHANGED);
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].charger_id, Some(cb("CB-1")));
+    assert_eq!(logged[0].data["connectorId"], 2);
+    assert_eq!(logged[0].data["type"], "Inoperative");
+    assert_eq!(logged[0].data["status"], "Accepted");
+    let shown = store.availability(&cb("CB-1")).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(
+        (
+            shown[0].connector_id,
+            shown[0].availability,
+            shown[0].scheduled,
+            shown[0].since
+        ),
+        (2, Availability::Inoperative, false, at(10 * H))
+    );
+
+    // New bookings on 2 are refused; without a connector, 1 is taken; when 1 is taken too,
+    // refused as out of service.
+    let free = slot(14 * H, 15 * H);
+    assert!(matches!(
+        store.book(&booking("CB-1", Some(2), &ada, free)).await,
+        Err(BookError::OutOfService(2))
+    ));
+    let on_one = book(&store, booking("CB-1", None, &ada, free)).await;
+    assert_eq!(on_one.connector_id, 1);
+    assert!(matches!(
+        store.book(&booking("CB-1", None, &ada, free)).await,
+        Err(BookError::Overlap(_))
+    ));
+    // Unknown connectors stay unknown.
+    assert!(matches!(
+        store.book(&booking("CB-1", Some(3), &ada, free)).await,
+        Err(BookError::UnknownConnector(3))
+    ));
+
+    // Operative again: bookable, and the marked ones go back to PENDING.
+    let back = store
+        .record_availability_change(
+            &cb("CB-1"),
+            &availability(2, Availability::Operative, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&back), [current.id, later.id]);
+    assert!(back.iter().all(|r| r.charger_ack == ChargerAck::Pending));
+    let on_two = book(&store, booking("CB-1", Some(2), &ada, free)).await;
+    assert_eq!(on_two.connector_id, 2);
+    let mut every = vec![current.id, later.id, other.id, on_one.id, on_two.id];
+    every.sort();
+
+    // The whole charger, scheduled: every connector out, also for a booking without one.
+    let whole = store
+        .record_availability_change(
+            &cb("CB-1"),
+            &availability(0, Availability::Inoperative, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&whole), every);
+    let next = slot(16 * H, 17 * H);
+    for connector in [None, Some(1), Some(2)] {
+        assert!(matches!(
+            store.book(&booking("CB-1", connector, &ada, next)).await,
+            Err(BookError::OutOfService(_))
+        ));
+    }
+    // A connector made Operative stays out while its charger as a whole is Inoperative.
+    let one = store
+        .record_availability_change(
+            &cb("CB-1"),
+            &availability(1, Availability::Operative, false),
+        )
+        .await
+        .unwrap();
+    assert!(one.is_empty());
+    assert!(matches!(
+        store.book(&booking("CB-1", Some(1), &ada, next)).await,
+        Err(BookError::OutOfService(1))
+    ));
+    // The charger Operative: all of it.
+    let all = store
+        .record_availability_change(
+            &cb("CB-1"),
+            &availability(0, Availability::Operative, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), every);
+    assert!(
+        store
+            .availability(&cb("CB-1"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.availability == Availability::Operative)
+    );
+    assert_eq!(
+        book(&store, booking("CB-1", None, &ada, next))
+            .await
+            .connector_id,
+        1
+    );
+    let events = all_events(&store).await;
+    assert_gap_free(&events);
+    assert_eq!(
+        of_kind(&events, kind::CONNECTOR_AVAILABILITY_CHANGED).len(),
+        5
+    );
+
+    // An unknown charger: nothing recorded.
+    let none = store
+        .record_availability_change(
+            &cb("CB-NONE"),
+            &availability(1, Availability::Inoperative, false),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(all_events(&store).await.len(), events.len());
+}
+
+/// Bookings racing a ChangeAvailability Inoperative: each either lands before it (and is then
+/// marked UNAVAILABLE) or is refused; none is left BOOKED and unmarked on the connector.
+async fn race_bookings_and_inoperative_leave_none_unmarked(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 1).await;
+    let ada = add_customer(&store, "Ada", &["A"]).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let booker = store.clone();
+        let new = booking(
+            "CB-1",
+            Some(1),
+            &ada,
+            slot(11 * H + i * 10, 11 * H + i * 10 + 5),
+        );
+        tasks.spawn(async move { booker.book(&new).await.map(|_| ()) });
+        if i == 16 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .record_availability_change(
+                        &cb("CB-1"),
+                        &availability(1, Availability::Inoperative, false),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(BookError::from)
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            Ok(()) | Err(BookError::OutOfService(1)) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    let left = store.reservations(&all_reservations()).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|r| r.charger_ack == ChargerAck::Unavailable),
+        "every booking that landed is marked: {left:?}"
+    );
 }

@@ -587,6 +587,10 @@ async fn place(
             StatusCode::CONFLICT,
             "That charger is not in service yet; pick another.".into(),
         )),
+        Err(BookError::OutOfService(n)) => Err((
+            StatusCode::CONFLICT,
+            format!("Connector {n} is out of service for now; pick another."),
+        )),
         Err(BookError::Overlap(taken)) => Err((
             StatusCode::CONFLICT,
             format!(

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::domain::ChargeBoxId;
+use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
@@ -66,6 +67,10 @@ pub enum BookError {
     Overlap(TimeSlot),
     #[error("no customer {0}")]
     UnknownCustomer(i64),
+    /// The connector (or its whole charger) was made Inoperative through ChangeAvailability;
+    /// with no connector asked, every connector that is not taken is.
+    #[error("connector {0} is out of service (made Inoperative) until it is made Operative again")]
+    OutOfService(u32),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -106,7 +111,8 @@ pub struct Page {
 /// Every write that changes the ledger appends its event (see `booking::event`) in the same
 /// transaction: inserting, updating and deleting chargers (ChargerRegistered / ChargerUpdated /
 /// ChargerDeleted), creating customers, booking, cancelling, expiring, the charger's answers to
-/// ReserveNow, and every transaction step. Reported charger state (`save_charger_states`) is
+/// ReserveNow, the availability changes the server made (ConnectorAvailabilityChanged), and
+/// every transaction step. Reported charger state (`save_charger_states`) is
 /// telemetry, not a ledger change, and appends nothing. After each commit that appended events
 /// the store moves [`Store::head`] to the last one, so consumers wake without polling.
 #[async_trait]
@@ -171,7 +177,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Book a slot. The database itself refuses an overlap with a live reservation on the same
     /// connector; with `connector_id: None` the lowest connector free for the whole slot is
-    /// taken. Appends `ReservationBooked` in the same transaction.
+    /// taken. A connector out of service (see [`Store::record_availability_change`]) is
+    /// refused (`OutOfService`) or skipped, judged in the same write transaction. Appends `ReservationBooked` in the same transaction.
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError>;
     async fn reservation(&self, id: i32) -> Result<Option<Reservation>, StoreError>;
     async fn reservations(
@@ -281,6 +288,24 @@ pub trait Store: Send + Sync + 'static {
         id: &ChargeBoxId,
         change: &ConfigurationChange,
     ) -> Result<(), StoreError>;
+
+    /// A ChangeAvailability the charger answered Accepted or Scheduled, in one transaction
+    /// that also judges bookings (a booking cannot slip in between): the connector's (for 0,
+    /// the charger's and every connector's) availability is recorded and
+    /// `ConnectorAvailabilityChanged` appended. Inoperative: BOOKED reservations on it whose
+    /// slot is not over show UNAVAILABLE. Operative: those showing UNAVAILABLE on a connector
+    /// now in service go back to PENDING, so the dispatcher offers them again. Returns the
+    /// reservations it changed (`ReservationAckChanged` each); nothing for an unknown charger.
+    async fn record_availability_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &AvailabilityChange,
+    ) -> Result<Vec<Reservation>, StoreError>;
+    /// The availability the server last gave each connector it changed, by connector id.
+    async fn availability(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Vec<ConnectorAvailability>, StoreError>;
 
     /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.

@@ -10,6 +10,7 @@
 //! open transaction and returning its value with the seq of the last event it appended. This
 //! file owns the pool, the retries and the [`Store`] impl.
 
+mod availability;
 mod chargers;
 mod configuration;
 mod customers;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
+use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
@@ -520,6 +522,23 @@ impl Store for PgStore {
         in_transaction!(self, |tx| configuration::record_configuration_change(
             &mut tx, id, change
         ))
+    }
+
+    async fn record_availability_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &AvailabilityChange,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        in_transaction!(self, |tx| availability::record_availability_change(
+            &mut tx, id, change
+        ))
+    }
+
+    async fn availability(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Vec<ConnectorAvailability>, StoreError> {
+        availability::availability(&self.pool, id).await
     }
 
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError> {

@@ -6,6 +6,7 @@
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 use time::OffsetDateTime;
 
+use super::availability;
 use super::events::append_event;
 use super::{
     D, EXCLUSION_VIOLATION, FOREIGN_KEY_VIOLATION, RESERVATION_COLUMNS, Written, has_sqlstate,
@@ -53,10 +54,18 @@ pub(super) async fn book(
         Some(c) => c..=c,
         None => 1..=connectors,
     };
+    // Read after the charger's row is locked: a ChangeAvailability holds it FOR UPDATE until
+    // it commits, so what is read here is current for the whole booking.
+    let inoperative = availability::inoperative(tx, &new.charger_id).await?;
+    let out = |c: u32| inoperative.contains(&0) || inoperative.contains(&c);
+    let in_service: Vec<u32> = candidates.clone().filter(|&c| !out(c)).collect();
+    if in_service.is_empty() {
+        return Err(BookError::OutOfService(*candidates.start()));
+    }
     let now = to_millis(OffsetDateTime::now_utc());
     let (start, end) = (to_millis(new.slot.start()), to_millis(new.slot.end()));
     let mut booked = None;
-    for connector in candidates.clone() {
+    for connector in in_service {
         // The exclusion constraint is the judge; the savepoint confines its refusal to this
         // attempt so the next connector can be tried in the same transaction.
         sqlx::query("SAVEPOINT try_connector")

@@ -14,6 +14,7 @@
 //! an open transaction and returning its value with the seq of the last event it appended.
 //! This file owns the connections and the [`Store`] impl; [`writer`] the group-commit writer.
 
+mod availability;
 mod chargers;
 mod checkpoint;
 mod configuration;
@@ -42,6 +43,7 @@ use writer::{WalSync, Writer};
 use super::rows::Dialect;
 use super::{BookError, CancelError, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
+use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
@@ -536,6 +538,27 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn record_availability_change(
+        &self,
+        id: &ChargeBoxId,
+        change: &AvailabilityChange,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let (id, change) = (id.clone(), change.clone());
+        self.write(move |tx| {
+            Box::pin(
+                async move { availability::record_availability_change(tx, &id, &change).await },
+            )
+        })
+        .await
+    }
+
+    async fn availability(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Vec<ConnectorAvailability>, StoreError> {
+        availability::availability(&self.pool, id).await
     }
 
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError> {

@@ -4,6 +4,7 @@
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
+use super::availability::{self, IN_SERVICE};
 use super::events::append_event;
 use super::{D, RESERVATION_COLUMNS, Written, is_foreign_key_violation, is_overlap};
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
@@ -35,14 +36,16 @@ pub(super) async fn book(
     };
     let mut booked = None;
     let mut overlapped = false;
+    // The first connector found out of service (ChangeAvailability Inoperative).
+    let mut out_of_service = None;
     for connector in first..=last {
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(&format!(
             "INSERT INTO reservations (charger_id, connector_id, customer_id, id_tag, \
              start_ms, end_ms, status, charger_ack, created_at, updated_at) \
              SELECT $1, $2, $3, $4, $5, $6, 'BOOKED', 'PENDING', $7, $7 \
              FROM chargers WHERE id = $1 AND connectors >= $2 AND state = 'accepted' \
-             RETURNING id",
-        )
+             AND {IN_SERVICE} RETURNING id"
+        ))
         .bind(new.charger_id.as_str())
         .bind(i64::from(connector))
         .bind(new.customer_id)
@@ -57,8 +60,14 @@ pub(super) async fn book(
                 booked = Some((row.try_get::<i64, _>(0)?, connector));
                 break;
             }
-            // No such charger, or no such connector: past the last one.
-            Ok(None) => break,
+            // Out of service (only then is the next connector worth trying), or no such
+            // charger or connector: past the last one.
+            Ok(None) => {
+                if !availability::out_of_service(tx, &new.charger_id, connector).await? {
+                    break;
+                }
+                out_of_service.get_or_insert(connector);
+            }
             Err(e) if is_overlap(&e) => overlapped = true,
             Err(e) if is_foreign_key_violation(&e) => {
                 return Err(BookError::UnknownCustomer(new.customer_id));
@@ -67,6 +76,9 @@ pub(super) async fn book(
         }
     }
     let Some((id, connector_id)) = booked else {
+        if let (false, Some(connector)) = (overlapped, out_of_service) {
+            return Err(BookError::OutOfService(connector));
+        }
         if !overlapped {
             let state: Option<String> =
                 sqlx::query_scalar("SELECT state FROM chargers WHERE id = $1")
