@@ -237,9 +237,18 @@ fn describe() {
     );
 }
 
-/// `GET /metrics`: the Prometheus text exposition of this process.
-pub async fn render() -> Response {
-    let body = install().render();
+/// `GET /metrics`: the Prometheus text exposition of this process, with the gauges sampled from
+/// the caller's state: `connected` chargers (a replaced connection counts once) and breakers not
+/// closed. Sampled at scrape time, not counted up and down, so it cannot drift; set and rendered
+/// under one lock, so two servers in one process (the tests) each read their own.
+pub async fn render(connected: usize, breakers_open: usize) -> Response {
+    static SAMPLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let body = {
+        let _one_at_a_time = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+        gauge!(CHARGERS_CONNECTED).set(connected as f64);
+        gauge!(BREAKERS_OPEN).set(breakers_open as f64);
+        install().render()
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -251,16 +260,6 @@ pub async fn render() -> Response {
 }
 
 // ---- Charger sessions ----------------------------------------------------------------------
-
-/// A charger's first session is registered (a replacing connection is not counted again).
-pub fn charger_connected() {
-    gauge!(CHARGERS_CONNECTED).increment(1.0);
-}
-
-/// A charger's current session ended (a replaced one is not counted off).
-pub fn charger_disconnected() {
-    gauge!(CHARGERS_CONNECTED).decrement(1.0);
-}
 
 fn frame(action: &str, directions: &[usize]) {
     let Some(t) = TELEMETRY.get() else { return };
@@ -342,11 +341,6 @@ pub fn call_finished(action: &'static str, outcome: &'static str) {
 /// A charger's breaker went from closed or half-open to open.
 pub fn breaker_opened() {
     counter!(BREAKER_OPENED).increment(1);
-}
-
-/// How many breakers are not closed, sampled when `/metrics` is scraped.
-pub fn breakers_open(count: usize) {
-    gauge!(BREAKERS_OPEN).set(count as f64);
 }
 
 // ---- Bookings ------------------------------------------------------------------------------

@@ -69,8 +69,11 @@ async fn healthz() -> Json<Value> {
     security(())
 )]
 async fn metrics(State(central): State<Arc<Central>>) -> axum::response::Response {
-    crate::metrics::breakers_open(central.sessions.open_breakers());
-    crate::metrics::render().await
+    crate::metrics::render(
+        central.sessions.online_count(),
+        central.sessions.open_breakers(),
+    )
+    .await
 }
 
 #[utoipa::path(

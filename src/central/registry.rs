@@ -113,24 +113,17 @@ impl Sessions {
         self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Register a new session; an older one for the same charger is told to end.
+    /// Register a new session; an older one for the same charger is told to end. (One entry
+    /// per charger: `online_count`, the connected gauge, counts a replacement once.)
     pub(crate) fn register(&self, id: ChargeBoxId, handle: SessionHandle) {
-        match self.live.insert(id, handle) {
-            Some(old) => old.end(EndReason::Replaced),
-            // Counted per charger, not per socket: a replacement does not add one.
-            None => crate::metrics::charger_connected(),
+        if let Some(old) = self.live.insert(id, handle) {
+            old.end(EndReason::Replaced);
         }
     }
 
     /// Remove a session at its end, unless a newer one already took its place.
     pub(crate) fn unregister(&self, id: &ChargeBoxId, connection: u64) {
-        if self
-            .live
-            .remove_if(id, |_, h| h.connection == connection)
-            .is_some()
-        {
-            crate::metrics::charger_disconnected();
-        }
+        self.live.remove_if(id, |_, h| h.connection == connection);
     }
 
     pub fn is_online(&self, id: &ChargeBoxId) -> bool {
