@@ -81,6 +81,8 @@ pub struct MyPage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PageChange {
     Customer(PageCustomer),
+    /// The customer was deleted: its page and every entry on it go.
+    CustomerGone(i64),
     /// Insert or overwrite a reservation's own fields.
     Reservation(Reservation),
     /// Overwrite the charging of a reservation (which then also has its snapshot, if given).
@@ -101,6 +103,10 @@ pub fn change_of(event: &Event) -> Option<PageChange> {
                 name: event.data.get("name")?.as_str()?.to_owned(),
             }))
         }
+        kind::CUSTOMER_DELETED => event
+            .customer_id
+            .or_else(|| event.data.get("id")?.as_i64())
+            .map(PageChange::CustomerGone),
         kind::RESERVATION_BOOKED
         | kind::RESERVATION_CANCELLED
         | kind::RESERVATION_EXPIRED

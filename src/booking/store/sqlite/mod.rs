@@ -40,7 +40,7 @@ pub use checkpoint::Durability;
 use writer::{WalSync, Writer};
 
 use super::rows::Dialect;
-use super::{BookError, CancelError, Head, Page, Store, StoreError};
+use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
@@ -368,6 +368,11 @@ impl Store for SqliteStore {
             Box::pin(async move { customers::change_customer(tx, id, &change).await })
         })
         .await
+    }
+
+    async fn delete_customer(&self, id: i64) -> Result<CustomerDeletion, StoreError> {
+        self.write(move |tx| Box::pin(async move { customers::delete_customer(tx, id).await }))
+            .await
     }
 
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {
