@@ -317,7 +317,7 @@ async fn deleting_a_customer_cancels_its_bookings_and_forgets_it_but_keeps_its_c
     let stopped = charger
         .call_result(
             "StopTransaction",
-            json!({"transactionId": tx, "meterStop": 2100,
+            json!({"transactionId": tx, "meterStop": 2100, "idTag": "CY-1",
                 "timestamp": rfc(now() - time::Duration::minutes(20))}),
         )
         .await
