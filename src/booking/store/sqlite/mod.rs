@@ -211,6 +211,10 @@ fn is_overlap(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.message().contains("reservations_no_overlap"))
 }
 
+fn is_not_null_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::NotNullViolation)
+}
+
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
