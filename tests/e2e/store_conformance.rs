@@ -101,6 +101,7 @@ conformance!(
     tags_change_over_their_life_and_starts_follow,
     transactions_page_by_cursor,
     deleting_a_customer_cancels_anonymises_and_forgets,
+    race_delete_and_bookings_leave_no_live_booking,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -2950,4 +2951,52 @@ async fn deleting_a_customer_cancels_anonymises_and_forgets(store: Arc<dyn Store
         CustomerDeletion::NotFound
     );
     add_customer(&store, "Ann II", &["ANN-1"]).await;
+}
+
+/// A deletion racing the customer's own bookings: each booking either lands before it (and is
+/// cancelled by it) or is refused as an unknown customer; none stays BOOKED for no one.
+async fn race_delete_and_bookings_leave_no_live_booking(store: Arc<dyn Store>) {
+    add_charger(&store, "RD-1", 8).await;
+    for round in 0..4i64 {
+        let c = add_customer(
+            &store,
+            &format!("Racer {round}"),
+            &[&format!("RACE-{round}")],
+        )
+        .await;
+        let mut bookers = Vec::new();
+        for connector in 1..=8u32 {
+            let store = store.clone();
+            let new = booking(
+                "RD-1",
+                Some(connector),
+                &c,
+                slot(round * 2 * H, round * 2 * H + H),
+            );
+            bookers.push(tokio::spawn(async move { store.book(&new).await }));
+        }
+        let deleted = store.delete_customer(c.id).await.unwrap();
+        assert!(
+            matches!(deleted, CustomerDeletion::Deleted { .. }),
+            "{deleted:?}"
+        );
+        for b in bookers {
+            match b.await.unwrap() {
+                Ok(_) | Err(BookError::UnknownCustomer(_)) => {}
+                Err(e) => panic!("booking racing a deletion: {e:?}"),
+            }
+        }
+        let live = store
+            .reservations(&ReservationFilter {
+                customer_id: Some(c.id),
+                ..all_reservations()
+            })
+            .await
+            .unwrap();
+        assert!(
+            live.iter()
+                .all(|r| r.status == ReservationStatus::Cancelled),
+            "{live:?}"
+        );
+    }
 }
