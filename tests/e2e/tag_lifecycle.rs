@@ -410,3 +410,42 @@ async fn deleting_a_customer_cancels_its_bookings_and_forgets_it_but_keeps_its_c
     assert_server_frames_valid(&charger);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deleted_customers_live_page_stream_ends() {
+    let app = spawn_app().await;
+    let dee = create_customer(&app, "Dee", &["DEE-1"]).await;
+    // The page exists in the view before the stream can open.
+    let page = format!("/api/v1/customers/{}/mypage", dee.id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while change(&app, Method::GET, &page, None).await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "no page");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut stream = as_customer(&app, &dee, Method::GET, "/api/v1/me/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("snapshot")
+        .unwrap()
+        .expect("a chunk");
+    assert!(String::from_utf8_lossy(&first).contains("snapshot"));
+
+    let (status, _) = change(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/customers/{}", dee.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its customer");
+    app.shutdown().await;
+}
