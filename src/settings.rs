@@ -34,6 +34,18 @@ pub enum UnknownChargers {
     Accept,
 }
 
+/// What the upgrade does with a client that offers no subprotocol we speak (not even
+/// `ocpp1.6` in another letter case, which lenient mode takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubprotocolMismatch {
+    /// HTTP 400 problem+json before any WebSocket is made, as certification expects.
+    #[default]
+    Refuse,
+    /// The older behaviour: the 101 without the subprotocol header, then a close with 1002
+    /// (OCPP-J 1.6 §3.1.2 allows either), for clients that handle a refused upgrade badly.
+    Close,
+}
+
 /// The validated settings of one server process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -90,6 +102,8 @@ pub struct Settings {
     pub ocpp_strictness: Strictness,
     /// What to do with a charger whose chargeBoxId is not registered.
     pub unknown_chargers: UnknownChargers,
+    /// What to do with a client offering none of our subprotocols.
+    pub subprotocol_mismatch: SubprotocolMismatch,
     /// Whether a charger's configuration is read (GetConfiguration) after the first Boot this
     /// process accepts from it.
     pub read_configuration_on_boot: bool,
@@ -127,6 +141,7 @@ impl Settings {
             remote_start_wait: Duration::from_secs(10),
             ocpp_strictness: Strictness::Lenient,
             unknown_chargers: UnknownChargers::Reject,
+            subprotocol_mismatch: SubprotocolMismatch::Refuse,
             read_configuration_on_boot: true,
         }
     }
@@ -279,6 +294,10 @@ struct CliValues {
     /// [default: reject]
     #[arg(long, env = "ECHARGING_UNKNOWN_CHARGERS", global = true)]
     unknown_chargers: Option<String>,
+    /// A client offering no subprotocol we speak: refuse (HTTP 400 at the upgrade) or close
+    /// (101 without the header, then close 1002) [default: refuse]
+    #[arg(long, env = "ECHARGING_SUBPROTOCOL_MISMATCH", global = true)]
+    subprotocol_mismatch: Option<String>,
     /// Read each charger's configuration after its first Boot: true or false [default: true]
     #[arg(long, env = "ECHARGING_READ_CONFIGURATION_ON_BOOT", global = true)]
     read_configuration_on_boot: Option<String>,
@@ -559,6 +578,13 @@ fn resolve(
     }) {
         s.unknown_chargers = v;
     }
+    if let Some(v) = parse!(subprotocol_mismatch, |p: &Pick| match p.value.trim() {
+        "refuse" => Ok(SubprotocolMismatch::Refuse),
+        "close" => Ok(SubprotocolMismatch::Close),
+        _ => Err(p.fail("expected refuse or close")),
+    }) {
+        s.subprotocol_mismatch = v;
+    }
     if let Some(v) = parse!(
         read_configuration_on_boot,
         |p: &Pick| match p.value.trim() {
@@ -682,6 +708,27 @@ mod tests {
         std::fs::write(&path, "unknown_chargers = \"pending\"\n").unwrap();
         let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(s.unknown_chargers, UnknownChargers::Pending);
+    }
+
+    #[test]
+    fn subprotocol_mismatch_is_refuse_or_close() {
+        assert_eq!(
+            parse(&[]).unwrap().subprotocol_mismatch,
+            SubprotocolMismatch::Refuse
+        );
+        let s = parse(&["--subprotocol-mismatch", "close"]).unwrap();
+        assert_eq!(s.subprotocol_mismatch, SubprotocolMismatch::Close);
+        let err = parse(&["--subprotocol-mismatch", "ignore"]).unwrap_err();
+        assert_eq!(
+            err,
+            "invalid setting subprotocol_mismatch = \"ignore\" (from --subprotocol-mismatch): \
+             expected refuse or close"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echarging.toml");
+        std::fs::write(&path, "subprotocol_mismatch = \"close\"\n").unwrap();
+        let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(s.subprotocol_mismatch, SubprotocolMismatch::Close);
     }
 
     #[test]

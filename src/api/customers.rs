@@ -1,7 +1,8 @@
 //! `/api/v1/customers`: the operator creates drivers with their idTags (the answer carries the
 //! customer's bearer token, shown this once and stored only as a digest), renames them, adds,
-//! blocks, expires and removes their tags, and rotates their token. Each change is one ledger
-//! write with a CustomerUpdated event, which is what drops the tag from every node's cache.
+//! blocks, expires and removes their tags, rotates their token, and deletes them. Each change is
+//! one ledger write with a CustomerUpdated (or CustomerDeleted) event, which is what drops the
+//! tag and token from every node's cache.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use super::Api;
 use super::ApiError;
 use super::auth::{Operator, Principal};
 use super::chargers::present;
+use crate::booking::store::CustomerDeletion;
 use crate::domain::customer::{
     Customer, CustomerChange, IdTag, NewCustomer, TagAuth, TagRecord, TagStatus, new_token,
     token_digest,
@@ -31,7 +33,10 @@ const MAX_ID_TAGS: usize = 20;
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/customers", post(create))
-        .route("/customers/{id}", get(show).patch(rename))
+        .route(
+            "/customers/{id}",
+            get(show).patch(rename).delete(delete_customer),
+        )
         .route("/customers/{id}/id-tags", post(add_tag))
         .route(
             "/customers/{id}/id-tags/{id_tag}",
@@ -372,6 +377,58 @@ async fn rename(
         ));
     }
     apply(&api, id, CustomerChange::Rename(name), None).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/customers/{id}",
+    tag = "customers",
+    operation_id = "deleteCustomer",
+    summary = "Delete a customer",
+    description = "Operator only. In one ledger write: the customer's BOOKED reservations whose \
+        slot has not ended are CANCELLED (a charger that may hold one is sent \
+        CancelReservation); its past transactions are kept but anonymised (`customerId` null; \
+        they keep their idTag, which a charger's repeated messages are matched on); its other \
+        reservations are kept as they are (their `customerId` names no one any more: ids are \
+        never reused); its idTags, token and my page are gone at once (the tags answer Invalid, \
+        the token 401). Refused with 409 while the customer is charging: stop first.",
+    params(("id" = i64, Path, description = "The customer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such customer",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The customer is charging (a transaction is active or a \
+            reservation is CHARGING_STARTED); nothing was changed",
+            body = Problem, content_type = "application/problem+json")
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+async fn delete_customer(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = customer_id(&raw)?;
+    let deleted = api.store.delete_customer(id).await?;
+    match deleted {
+        CustomerDeletion::Deleted { cancelled } => {
+            // At once on this node; the dispatcher does it again (and on every node) from the
+            // event, and sends the CancelReservations owed.
+            api.central.forget_customer(id);
+            tracing::info!(
+                customer = id,
+                cancelled = cancelled.len(),
+                "customer deleted"
+            );
+            Ok(StatusCode::NO_CONTENT)
+        }
+        CustomerDeletion::NotFound => Err(ApiError::NotFound(format!("no customer {id}"))),
+        CustomerDeletion::Charging => Err(ApiError::Conflict {
+            title: "Customer is charging",
+            detail: "customer is charging; stop first".into(),
+            field: None,
+        }),
+    }
 }
 
 #[utoipa::path(

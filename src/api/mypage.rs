@@ -187,7 +187,8 @@ pub(super) struct MyPageEvent {
         `ReservationCancelled`, `ReservationExpired`), the id its sequence number, the data the \
         reservation as my page now shows it. A `resync` event means the stream fell behind: \
         reload the page. Only the caller's own changes are ever sent; the stream ends when the \
-        server stops (reconnect, as EventSource does by itself). Customer token only.",
+        customer is deleted or the server stops (reconnect, as EventSource does by itself). \
+        Customer token only.",
     responses(
         (status = 200, description = "The stream; each event as below",
             content_type = "text/event-stream", body = MyPageEvent),
@@ -249,6 +250,13 @@ async fn events(
                 received = s.news.recv() => received,
             };
             match received {
+                // Deleted: its token no longer opens anything, so neither does this stream.
+                Ok(n)
+                    if n.customer_id == s.customer
+                        && n.kind == crate::domain::event::kind::CUSTOMER_DELETED =>
+                {
+                    return None;
+                }
                 Ok(n) if n.customer_id == s.customer && n.seq > s.since => {
                     let Some(reservation) = n.reservation_id else {
                         continue;

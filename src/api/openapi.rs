@@ -67,6 +67,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         customers::create,
         customers::show,
         customers::rename,
+        customers::delete_customer,
         customers::add_tag,
         customers::update_tag,
         customers::remove_tag,

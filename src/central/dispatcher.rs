@@ -238,7 +238,8 @@ impl Dispatcher {
                     self.central.live.forget_connectors(charger);
                 }
             }
-            kind::CUSTOMER_UPDATED => {
+            // A deleted customer's tags and token must stop working as surely as changed ones.
+            kind::CUSTOMER_UPDATED | kind::CUSTOMER_DELETED => {
                 if let Some(customer) = e.customer_id {
                     self.central.forget_customer(customer);
                 }

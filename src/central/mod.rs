@@ -60,13 +60,14 @@ pub struct Central {
     /// Whose configuration this process has read (see [`configuration`]).
     pub configurations: configuration::Configurations,
     /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
-    /// CustomerUpdated event is applied (block, expiry, removal), on every node that follows
+    /// CustomerUpdated or CustomerDeleted event is applied (block, expiry, removal, the
+    /// customer's deletion), on every node that follows
     /// the log; misses are not cached (the customer may be created next). Expiry is judged at
     /// answer time from the cached `expires_at`, so it needs no event.
     id_tags: DashMap<String, TagAuth>,
     /// Customers by token digest, for REST's customer sign-in: saves two reads on every
     /// customer request. Kept here, beside `id_tags`, because the same CustomerUpdated event
-    /// (a rename, a new token, a tag change) must drop both.
+    /// (a rename, a new token, a tag change) or CustomerDeleted must drop both.
     pub customers_by_token: DashMap<String, Customer>,
 }
 

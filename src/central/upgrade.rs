@@ -1,8 +1,10 @@
 //! `GET /ocpp/{chargeBoxId}`: the gate every charger passes. Order matters: an unknown id is 404
 //! (unless `unknown_chargers` lets it in, password-less, for its Boot to be judged) and a wrong
-//! or missing password 401 before any WebSocket is made; only then is the subprotocol checked,
-//! and a client that offers none of ours gets the handshake without the header and an
-//! immediate close (OCPP-J 1.6 §3.1.2), then the session task takes the socket.
+//! or missing password 401 before any WebSocket is made; only then is the subprotocol checked:
+//! a client that offers none of ours is refused with HTTP 400, still before any WebSocket
+//! (`subprotocol_mismatch = refuse`, what certification expects), or, with `close`, gets the
+//! handshake without the header and an immediate close 1002 (OCPP-J 1.6 §3.1.2 allows both);
+//! then the session task takes the socket.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use super::{Central, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::ocpp::v16::{Deviation, Rule, Strictness};
 use crate::problem::Problem;
-use crate::settings::UnknownChargers;
+use crate::settings::{SubprotocolMismatch, UnknownChargers};
 use crate::telemetry::Escaped;
 
 /// The only subprotocol we speak.
@@ -37,8 +39,10 @@ pub const OCPP16: &str = "ocpp1.6";
         `pending` or `accept`: then it gets its WebSocket, and its BootNotification is answered \
         Pending or registers it), then a charger registered with a password needs HTTP \
         Basic auth (username = chargeBoxId) or gets 401, both before any WebSocket is made. A \
-        client offering no `ocpp1.6` subprotocol gets the 101 without the subprotocol header and \
-        an immediate close (1002). A second connection for the same chargeBoxId replaces the \
+        client offering no `ocpp1.6` subprotocol (in lenient mode, in no letter case) gets 400 \
+        (problem+json), also before any WebSocket; a server run with \
+        `subprotocol_mismatch = close` instead answers it the 101 without the subprotocol \
+        header and closes at once (1002). A second connection for the same chargeBoxId replaces the \
         first (the old socket is closed). Swagger UI cannot open WebSockets: use a charger or a \
         WebSocket client.",
     params(
@@ -54,10 +58,16 @@ pub const OCPP16: &str = "ocpp1.6";
     ),
     responses(
         (status = 101, description = "Switching Protocols: the OCPP session starts",
-            headers(("Sec-WebSocket-Protocol" = String, description = "`ocpp1.6`; absent when \
-                not offered, and the socket is then closed with 1002"))),
-        (status = 400, description = "Not a valid WebSocket handshake",
-            body = String, content_type = "text/plain"),
+            headers(("Sec-WebSocket-Protocol" = String, description = "`ocpp1.6` (as the charger \
+                spelled it); absent only with `subprotocol_mismatch = close` when not offered, \
+                and the socket is then closed with 1002"))),
+        (status = 400, description = "Not a valid WebSocket handshake (text/plain), or no \
+            subprotocol we speak was offered (application/problem+json naming \
+            `Sec-WebSocket-Protocol`)",
+            content(
+                (String = "text/plain"),
+                (Problem = "application/problem+json")
+            )),
         (status = 401,
             description = "The charger has a password and the HTTP Basic credentials are missing \
                 or wrong",
@@ -175,6 +185,10 @@ async fn gate(
         .max_write_buffer_size(s.ws_max_write_buffer)
         .max_message_size(s.max_frame_size)
         .max_frame_size(s.max_frame_size);
+    if ws.selected_protocol().is_none() && s.subprotocol_mismatch == SubprotocolMismatch::Refuse {
+        debug!(charger = %id, "refused: no supported subprotocol offered");
+        return no_subprotocol(&headers);
+    }
     if ws.selected_protocol().is_none() {
         debug!(charger = %id, "rejected: no supported subprotocol offered");
         return ws.on_upgrade(|mut socket| async move {
@@ -221,6 +235,41 @@ fn offered_protocol(headers: &HeaderMap, strictness: Strictness) -> Option<Strin
         }
     }
     other_case
+}
+
+/// 400 before any WebSocket: the detail says what was offered (escaped, bounded) and what we
+/// speak, so the installer sees the misconfiguration in the charger's log.
+fn no_subprotocol(headers: &HeaderMap) -> Response {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .take(8)
+        .collect();
+    let detail = if offered.is_empty() {
+        format!("no WebSocket subprotocol was offered; this server speaks only {OCPP16}")
+    } else {
+        let mut list = offered.join(", ");
+        if list.len() > 200 {
+            let mut cut = 200;
+            while !list.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            list.truncate(cut);
+            list.push('…');
+        }
+        format!(
+            "none of the offered subprotocols ({}) is spoken here; this server speaks only {OCPP16}",
+            Escaped(&list)
+        )
+    };
+    Problem::new(StatusCode::BAD_REQUEST, "Unsupported subprotocol")
+        .detail(detail)
+        .field("Sec-WebSocket-Protocol")
+        .into_response()
 }
 
 fn not_registered(raw_id: &str) -> Response {

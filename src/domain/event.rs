@@ -17,6 +17,7 @@ crate::domain::reservation::wire_enum! {
         ChargerRejected = "ChargerRejected",
         CustomerCreated = "CustomerCreated",
         CustomerUpdated = "CustomerUpdated",
+        CustomerDeleted = "CustomerDeleted",
         ReservationBooked = "ReservationBooked",
         ReservationCancelled = "ReservationCancelled",
         ReservationExpired = "ReservationExpired",
@@ -45,6 +46,8 @@ pub mod kind {
     pub const CHARGER_REJECTED: EventKind = EventKind::ChargerRejected;
     pub const CUSTOMER_CREATED: EventKind = EventKind::CustomerCreated;
     pub const CUSTOMER_UPDATED: EventKind = EventKind::CustomerUpdated;
+    /// The operator deleted a customer: its tags and token are gone, its data only its id.
+    pub const CUSTOMER_DELETED: EventKind = EventKind::CustomerDeleted;
     pub const RESERVATION_BOOKED: EventKind = EventKind::ReservationBooked;
     pub const RESERVATION_CANCELLED: EventKind = EventKind::ReservationCancelled;
     pub const RESERVATION_EXPIRED: EventKind = EventKind::ReservationExpired;
@@ -162,6 +165,11 @@ pub mod data {
             })
             .collect();
         json!({"id": c.id, "name": c.name, "idTags": c.id_tags, "tags": tags})
+    }
+
+    /// A deleted customer: only its id, nothing that names the person.
+    pub fn customer_deleted(id: i64) -> Value {
+        json!({"id": id})
     }
 
     pub fn reservation(r: &Reservation) -> Value {

@@ -200,9 +200,76 @@ async fn password_protected_charger_needs_basic_auth() {
     app.shutdown().await;
 }
 
+/// The raw answer (head and body) to a WebSocket upgrade of `path` offering `protocols`
+/// (no header when `None`).
+async fn raw_upgrade(base: &str, path: &str, protocols: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let offer = protocols
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test]
-async fn client_without_our_subprotocol_is_closed() {
+async fn client_without_our_subprotocol_is_refused_at_the_upgrade() {
     let app = spawn_app().await;
+    app.register_charger("CP-NOPROTO", 1, None).await;
+
+    // Offering nothing, or only another protocol: 400 before any WebSocket is made.
+    for offered in [vec![], vec!["ocpp2.0.1".to_owned()]] {
+        let mut cfg = app.charger_config("CP-NOPROTO");
+        cfg.subprotocols = offered;
+        let err = Charger::connect(&cfg).await.err().expect("refused");
+        assert!(matches!(err, ConnectError::Http { status: 400 }), "{err:?}");
+    }
+    // The refusal is problem+json and says what was offered and what we speak.
+    let answer = raw_upgrade(&app.base, "/ocpp/CP-NOPROTO", Some("ocpp2.0.1, ocpp1.5")).await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let problem: Value = serde_json::from_str(body).expect("problem+json");
+    assert_eq!(problem["status"], 400);
+    assert_eq!(problem["field"], "Sec-WebSocket-Protocol");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("ocpp2.0.1, ocpp1.5") && detail.contains("ocpp1.6"),
+        "{detail}"
+    );
+    let answer = raw_upgrade(&app.base, "/ocpp/CP-NOPROTO", None).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("no WebSocket subprotocol was offered"),
+        "{answer}"
+    );
+
+    // Offering several with ours among them: ours is chosen.
+    let mut cfg = app.charger_config("CP-NOPROTO");
+    cfg.subprotocols = vec!["ocpp2.0.1".into(), "ocpp1.6".into()];
+    let charger = Charger::connect(&cfg).await.expect("connects");
+    assert_eq!(charger.protocol(), Some("ocpp1.6"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_without_our_subprotocol_is_closed_when_configured() {
+    let app = spawn_app_with(|s| {
+        s.subprotocol_mismatch = echarging::settings::SubprotocolMismatch::Close
+    })
+    .await;
     app.register_charger("CP-NOPROTO", 1, None).await;
 
     // Offering nothing: the handshake completes without the header, then the server closes.

@@ -196,10 +196,26 @@ async fn the_subprotocol_in_another_case_is_echoed_as_offered() {
     );
     app.shutdown().await;
 
-    // Strict: no subprotocol selected, and the socket is closed (OCPP-J 1.6 §3.1.2).
+    // Strict: another letter case is none of ours, refused at the upgrade (400)...
     let app = spawn_app_with(|s| s.ocpp_strictness = Strictness::Strict).await;
     app.register_charger("CASE-2", 1, None).await;
     let mut config = app.charger_config("CASE-2");
+    config.subprotocols = vec!["OCPP1.6".into()];
+    let err = Charger::connect(&config).await.err().expect("refused");
+    assert!(
+        matches!(err, echarging_sim::ConnectError::Http { status: 400 }),
+        "{err:?}"
+    );
+    app.shutdown().await;
+
+    // ...or, with `subprotocol_mismatch = close`, selected nothing and closed (OCPP-J §3.1.2).
+    let app = spawn_app_with(|s| {
+        s.ocpp_strictness = Strictness::Strict;
+        s.subprotocol_mismatch = echarging::settings::SubprotocolMismatch::Close;
+    })
+    .await;
+    app.register_charger("CASE-3", 1, None).await;
+    let mut config = app.charger_config("CASE-3");
     config.subprotocols = vec!["OCPP1.6".into()];
     if let Ok(mut charger) = Charger::connect(&config).await {
         assert_eq!(charger.protocol(), None);

@@ -24,6 +24,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/customers"),
     ("GET", "/api/v1/customers/{id}"),
     ("PATCH", "/api/v1/customers/{id}"),
+    ("DELETE", "/api/v1/customers/{id}"),
     ("POST", "/api/v1/customers/{id}/id-tags"),
     ("PATCH", "/api/v1/customers/{id}/id-tags/{idTag}"),
     ("DELETE", "/api/v1/customers/{id}/id-tags/{idTag}"),

@@ -13,7 +13,9 @@ use crate::support::pg;
 use std::future::Future;
 use std::sync::Arc;
 
-use echarging::booking::store::{self, BookError, CancelError, Page, Store, StoreError};
+use echarging::booking::store::{
+    self, BookError, CancelError, CustomerDeletion, Page, Store, StoreError,
+};
 use echarging::domain::ChargeBoxId;
 use echarging::domain::availability::{Availability, AvailabilityChange};
 use echarging::domain::charger::{
@@ -101,6 +103,8 @@ conformance!(
     transactions_page_by_cursor,
     availability_takes_connectors_out_of_service,
     race_bookings_and_inoperative_leave_none_unmarked,
+    deleting_a_customer_cancels_anonymises_and_forgets,
+    race_delete_and_bookings_leave_no_live_booking,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -3059,4 +3063,163 @@ async fn race_bookings_and_inoperative_leave_none_unmarked(store: Arc<dyn Store>
             .all(|r| r.charger_ack == ChargerAck::Unavailable),
         "every booking that landed is marked: {left:?}"
     );
+}
+
+/// `delete_customer`: refused with nothing written while charging; then in one write its future
+/// BOOKED reservations are cancelled (a CancelReservation owed where the charger may hold one),
+/// its transactions lose their customer but keep their idTag, its past reservations stay, its
+/// tags and token are gone, and CustomerDeleted (only the id) closes the write.
+async fn deleting_a_customer_cancels_anonymises_and_forgets(store: Arc<dyn Store>) {
+    add_charger(&store, "CD-1", 2).await;
+    let ann = add_customer(&store, "Ann", &["ANN-1"]).await;
+    let bea = add_customer(&store, "Bea", &["BEA-1"]).await;
+    let past = TimeSlot::parse(
+        datetime!(2020-01-01 10:00 UTC),
+        datetime!(2020-01-01 11:00 UTC),
+    )
+    .unwrap();
+    let old = book(&store, booking("CD-1", Some(1), &ann, past)).await;
+    let held = book(&store, booking("CD-1", Some(1), &ann, slot(10 * H, 11 * H))).await;
+    store
+        .record_charger_ack(held.id, ChargerAck::Accepted)
+        .await
+        .unwrap();
+    let unsent = book(&store, booking("CD-1", Some(2), &ann, slot(12 * H, 13 * H))).await;
+    let beas = book(&store, booking("CD-1", Some(2), &bea, slot(14 * H, 15 * H))).await;
+
+    // Charging: refused, nothing written.
+    let out = start(&store, &start_req("CD-1", 1, "ANN-1", at(20 * H), None)).await;
+    assert_eq!(out.transaction.authorization, Authorization::Accepted);
+    let tx = out.transaction.id;
+    let head = *store.head().borrow();
+    assert_eq!(
+        store.delete_customer(ann.id).await.unwrap(),
+        CustomerDeletion::Charging
+    );
+    assert_eq!(*store.head().borrow(), head);
+    assert!(store.customer(ann.id).await.unwrap().is_some());
+    let r = store.reservation(held.id).await.unwrap().unwrap();
+    assert_eq!(r.status, ReservationStatus::Booked);
+    store
+        .stop_transaction(&stop_req("CD-1", tx, 5000, 21 * H))
+        .await
+        .unwrap();
+
+    let deleted = store.delete_customer(ann.id).await.unwrap();
+    let CustomerDeletion::Deleted { cancelled } = deleted else {
+        panic!("{deleted:?}");
+    };
+    assert_eq!(ids(&cancelled), [held.id, unsent.id]);
+    assert!(
+        cancelled
+            .iter()
+            .all(|r| r.status == ReservationStatus::Cancelled)
+    );
+    for id in [held.id, unsent.id] {
+        let r = store.reservation(id).await.unwrap().unwrap();
+        assert_eq!(r.status, ReservationStatus::Cancelled);
+    }
+    // Only the reservation the charger may hold is owed a CancelReservation.
+    let agenda = store
+        .dispatch_agenda(OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(ids(&agenda.cancels_owed), [held.id]);
+    assert_eq!(ids(&agenda.booked), [beas.id]);
+    // The ended slot stays as it was, keeping the number of a customer that is gone.
+    let kept = store.reservation(old.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.status, kept.customer_id),
+        (ReservationStatus::Booked, ann.id)
+    );
+    // The transaction stays, anonymised.
+    let t = store.transaction(tx).await.unwrap().unwrap();
+    assert_eq!(t.customer_id, None);
+    assert_eq!(t.id_tag, "ANN-1");
+    assert_eq!(t.status, TransactionStatus::Ended);
+    // The customer, its tags and its token are gone; Bea is untouched.
+    assert_eq!(store.customer(ann.id).await.unwrap(), None);
+    assert_eq!(store.id_tag_auth("ann-1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .customer_by_token(&token_digest("token of Ann"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.customer(bea.id).await.unwrap().unwrap(), bea);
+    // Cancellations then the deletion, carrying only the id.
+    let events = store.events_after(head, 100).await.unwrap();
+    let tail: Vec<EventKind> = kinds(&events).into_iter().rev().take(3).rev().collect();
+    assert_eq!(
+        tail,
+        [
+            kind::RESERVATION_CANCELLED,
+            kind::RESERVATION_CANCELLED,
+            kind::CUSTOMER_DELETED
+        ]
+    );
+    let gone = events.last().unwrap();
+    assert_eq!(gone.customer_id, Some(ann.id));
+    assert_eq!(gone.data, data::customer_deleted(ann.id));
+    assert_gap_free(&all_events(&store).await);
+
+    // Again, or never there: NotFound. The tag is free for someone new.
+    assert_eq!(
+        store.delete_customer(ann.id).await.unwrap(),
+        CustomerDeletion::NotFound
+    );
+    assert_eq!(
+        store.delete_customer(999_999).await.unwrap(),
+        CustomerDeletion::NotFound
+    );
+    add_customer(&store, "Ann II", &["ANN-1"]).await;
+}
+
+/// A deletion racing the customer's own bookings: each booking either lands before it (and is
+/// cancelled by it) or is refused as an unknown customer; none stays BOOKED for no one.
+async fn race_delete_and_bookings_leave_no_live_booking(store: Arc<dyn Store>) {
+    add_charger(&store, "RD-1", 8).await;
+    for round in 0..4i64 {
+        let c = add_customer(
+            &store,
+            &format!("Racer {round}"),
+            &[&format!("RACE-{round}")],
+        )
+        .await;
+        let mut bookers = Vec::new();
+        for connector in 1..=8u32 {
+            let store = store.clone();
+            let new = booking(
+                "RD-1",
+                Some(connector),
+                &c,
+                slot(round * 2 * H, round * 2 * H + H),
+            );
+            bookers.push(tokio::spawn(async move { store.book(&new).await }));
+        }
+        let deleted = store.delete_customer(c.id).await.unwrap();
+        assert!(
+            matches!(deleted, CustomerDeletion::Deleted { .. }),
+            "{deleted:?}"
+        );
+        for b in bookers {
+            match b.await.unwrap() {
+                Ok(_) | Err(BookError::UnknownCustomer(_)) => {}
+                Err(e) => panic!("booking racing a deletion: {e:?}"),
+            }
+        }
+        let live = store
+            .reservations(&ReservationFilter {
+                customer_id: Some(c.id),
+                ..all_reservations()
+            })
+            .await
+            .unwrap();
+        assert!(
+            live.iter()
+                .all(|r| r.status == ReservationStatus::Cancelled),
+            "{live:?}"
+        );
+    }
 }

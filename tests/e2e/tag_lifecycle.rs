@@ -271,3 +271,181 @@ async fn removing_a_tag_renaming_and_rotating_the_token() {
     assert_eq!(shown.get("token"), None);
     app.shutdown().await;
 }
+
+/// The next server CALL, which must be `action`.
+async fn expect_call(charger: &mut Charger, action: &str) -> (String, Value) {
+    let (id, got, payload) = charger
+        .next_call(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("expected {action}: {e}"));
+    assert_eq!(got, action, "{payload}");
+    (id, payload)
+}
+
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let (status, body) = change(app, Method::GET, path, None).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn deleting_a_customer_cancels_its_bookings_and_forgets_it_but_keeps_its_charging() {
+    let app = spawn_app_with(|s| s.read_configuration_on_boot = false).await;
+    let mut charger = app.booted_charger("DEL-1").await;
+    let cy = create_customer(&app, "Cy", &["CY-1"]).await;
+    let path = format!("/api/v1/customers/{}", cy.id);
+
+    // A past walk-in transaction of Cy's.
+    let started = charger
+        .call_result(
+            "StartTransaction",
+            json!({"connectorId": 2, "idTag": "CY-1", "meterStart": 100,
+                "timestamp": rfc(now() - time::Duration::minutes(30))}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started["idTagInfo"]["status"], "Accepted", "{started}");
+    let tx = started["transactionId"].as_i64().unwrap();
+
+    // While it is charging the deletion is refused and nothing changes.
+    let (status, problem) = change(&app, Method::DELETE, &path, None).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["detail"], "customer is charging; stop first");
+    assert_eq!(get_json(&app, &path).await["idTags"], json!(["CY-1"]));
+    assert_eq!(authorize(&mut charger, "CY-1").await["status"], "Accepted");
+
+    let stopped = charger
+        .call_result(
+            "StopTransaction",
+            json!({"transactionId": tx, "meterStop": 2100, "idTag": "CY-1",
+                "timestamp": rfc(now() - time::Duration::minutes(20))}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped["idTagInfo"]["status"], "Accepted", "{stopped}");
+
+    // A booking in five minutes: within the early grace, so the charger holds it at once.
+    let booked = as_customer(&app, &cy, Method::POST, "/api/v1/reservations")
+        .json(&json!({"chargerId": "DEL-1", "connectorId": 1,
+            "start": rfc(now() + time::Duration::minutes(5)),
+            "end": rfc(now() + time::Duration::minutes(65))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status(), 201);
+    let rid = booked.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (call, reserve) = expect_call(&mut charger, "ReserveNow").await;
+    assert_eq!(reserve["reservationId"], rid);
+    charger
+        .reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    poll_until(&app, &format!("/api/v1/reservations/{rid}"), |r| {
+        r["chargerAck"] == "ACCEPTED"
+    })
+    .await;
+    let me = |token: &str| {
+        app.http
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(me(&cy.token).await.unwrap().status(), 200, "token cached");
+    poll_until(&app, &format!("{path}/mypage"), |p| {
+        p["reservations"].as_array().is_some_and(|e| !e.is_empty())
+    })
+    .await;
+
+    // Deleted: the charger is told to drop the reservation, which is CANCELLED.
+    let (status, body) = change(&app, Method::DELETE, &path, None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        me(&cy.token).await.unwrap().status(),
+        401,
+        "token dead at once"
+    );
+    let (call, cancel) = expect_call(&mut charger, "CancelReservation").await;
+    assert_eq!(cancel, json!({"reservationId": rid}));
+    charger
+        .reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    let r = get_json(&app, &format!("/api/v1/reservations/{rid}")).await;
+    assert_eq!(r["status"], "CANCELLED");
+    authorize_until(&mut charger, "CY-1", "Invalid", Duration::from_secs(1)).await;
+
+    // Its transaction stays, belonging to no one; the customer, its page and its tag are gone.
+    let t = get_json(&app, &format!("/api/v1/transactions/{tx}")).await;
+    assert_eq!(t["customerId"], Value::Null, "{t}");
+    assert_eq!(t["idTag"], "CY-1");
+    let listed = get_json(&app, "/api/v1/transactions?chargerId=DEL-1").await;
+    assert!(
+        listed.to_string().contains(&format!("\"id\":{tx}")),
+        "{listed}"
+    );
+    let (status, _) = change(&app, Method::GET, &path, None).await;
+    assert_eq!(status, 404);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = change(&app, Method::GET, &format!("{path}/mypage"), None).await;
+        if status == 404 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "my page still there"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The tag is free again, and a second delete is 404 (problem+json).
+    create_customer(&app, "Cy again", &["CY-1"]).await;
+    let r = app.api(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_server_frames_valid(&charger);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_customers_live_page_stream_ends() {
+    let app = spawn_app().await;
+    let dee = create_customer(&app, "Dee", &["DEE-1"]).await;
+    // The page exists in the view before the stream can open.
+    let page = format!("/api/v1/customers/{}/mypage", dee.id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while change(&app, Method::GET, &page, None).await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "no page");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut stream = as_customer(&app, &dee, Method::GET, "/api/v1/me/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("snapshot")
+        .unwrap()
+        .expect("a chunk");
+    assert!(String::from_utf8_lossy(&first).contains("snapshot"));
+
+    let (status, _) = change(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/customers/{}", dee.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its customer");
+    app.shutdown().await;
+}

@@ -1,7 +1,8 @@
 //! My page, the customer's read model (CQRS): a projection that folds the ledger's event log
 //! into per-customer rows of its own (see [`pages`]), never a join over the write tables. Each
 //! event carries a snapshot of what changed, so folding is overwriting: applying an event twice
-//! changes nothing, and a rebuild from the log equals the incrementally built view.
+//! changes nothing, and a rebuild from the log equals the incrementally built view. A
+//! CustomerDeleted removes the customer's page and its entries.
 //!
 //! The [`projector`] follows the log from the cursor stored with the view (both written in one
 //! transaction, so a restart resumes with no duplicate and no gap), measures the lag from each
@@ -81,6 +82,8 @@ pub struct MyPage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PageChange {
     Customer(PageCustomer),
+    /// The customer was deleted: its page and every entry on it go.
+    CustomerGone(i64),
     /// Insert or overwrite a reservation's own fields.
     Reservation(Reservation),
     /// Overwrite the charging of a reservation (which then also has its snapshot, if given).
@@ -101,6 +104,10 @@ pub fn change_of(event: &Event) -> Option<PageChange> {
                 name: event.data.get("name")?.as_str()?.to_owned(),
             }))
         }
+        kind::CUSTOMER_DELETED => event
+            .customer_id
+            .or_else(|| event.data.get("id")?.as_i64())
+            .map(PageChange::CustomerGone),
         kind::RESERVATION_BOOKED
         | kind::RESERVATION_CANCELLED
         | kind::RESERVATION_EXPIRED
@@ -199,6 +206,12 @@ mod tests {
             "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T11:00:00Z", "status": status,
             "chargerAck": "PENDING", "createdAt": "2026-01-01T09:00:00Z",
             "updatedAt": "2026-01-01T09:30:00Z"})
+    }
+
+    #[test]
+    fn a_deleted_customer_takes_its_page_away() {
+        let e = event(kind::CUSTOMER_DELETED, json!({"id": 7}), None);
+        assert_eq!(change_of(&e), Some(PageChange::CustomerGone(7)));
     }
 
     #[test]

@@ -113,6 +113,8 @@ const UPSERT_RESERVATION: &str = "INSERT INTO page_entries (id, customer_id, cha
     start_ms = excluded.start_ms, end_ms = excluded.end_ms, status = excluded.status, \
     charger_ack = excluded.charger_ack, created_ms = excluded.created_ms, \
     updated_ms = excluded.updated_ms";
+const DELETE_ENTRIES: &str = "DELETE FROM page_entries WHERE customer_id = $1";
+const DELETE_CUSTOMER: &str = "DELETE FROM page_customers WHERE id = $1";
 const SET_CHARGING: &str = "UPDATE page_entries SET transaction_id = $2, started_ms = $3, \
     ended_ms = $4, meter_start_wh = $5, meter_stop_wh = $6, energy_wh = $7, \
     last_meter_wh = $8 WHERE id = $1";
@@ -128,6 +130,17 @@ macro_rules! fold {
                     sqlx::query(UPSERT_CUSTOMER)
                         .bind(c.id)
                         .bind(&c.name)
+                        .execute(&mut *$conn)
+                        .await?;
+                    continue;
+                }
+                PageChange::CustomerGone(id) => {
+                    sqlx::query(DELETE_ENTRIES)
+                        .bind(*id)
+                        .execute(&mut *$conn)
+                        .await?;
+                    sqlx::query(DELETE_CUSTOMER)
+                        .bind(*id)
                         .execute(&mut *$conn)
                         .await?;
                     continue;

@@ -86,6 +86,19 @@ pub enum CancelError {
     Store(#[from] StoreError),
 }
 
+/// What deleting a customer did ([`Store::delete_customer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomerDeletion {
+    /// Deleted; these were its BOOKED reservations whose slot had not ended, now CANCELLED.
+    Deleted {
+        cancelled: Vec<Reservation>,
+    },
+    NotFound,
+    /// A reservation of the customer is CHARGING_STARTED or a transaction of theirs is ACTIVE:
+    /// nothing was written.
+    Charging,
+}
+
 // Backends bubble database errors up through either error with `?`.
 impl From<sqlx::Error> for BookError {
     fn from(e: sqlx::Error) -> Self {
@@ -204,6 +217,15 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         change: &CustomerChange,
     ) -> Result<Option<Customer>, StoreError>;
+
+    /// Delete a customer in one write: its BOOKED reservations whose slot has not ended are
+    /// cancelled exactly as [`Store::cancel_reservation`] does (each with ReservationCancelled,
+    /// a CancelReservation owed to a charger that may hold it); its transactions lose their
+    /// `customer_id` (they keep the idTag text, which OCPP repeats are matched on); its other
+    /// reservations stay and keep the number of a customer that is gone (ids are never reused);
+    /// its idTags and row are deleted; CustomerDeleted is appended. Refused with nothing written
+    /// while it is charging.
+    async fn delete_customer(&self, id: i64) -> Result<CustomerDeletion, StoreError>;
 
     /// Record a StartTransaction, decided by [`super::transaction::decide_start`] on facts read in
     /// the same write transaction, committed before it returns. Accepted with a reservation:

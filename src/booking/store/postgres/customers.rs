@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::events::append_event;
 use super::{Written, is_unique_violation, pg_text};
-use crate::booking::store::{StoreError, rows};
+use crate::booking::store::{CancelError, CustomerDeletion, StoreError, rows};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis, try_from_millis};
@@ -259,4 +259,80 @@ async fn customer_where(
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(customer_of_row).transpose()
+}
+
+/// [`crate::booking::store::Store::delete_customer`] in one transaction.
+pub(super) async fn delete_customer(
+    tx: &mut PgConnection,
+    id: i64,
+) -> Result<Written<CustomerDeletion>, StoreError> {
+    // The row lock orders the deletion after (or before) any change of the same customer.
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if exists.is_none() {
+        return Ok((CustomerDeletion::NotFound, None));
+    }
+    let charging: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM reservations WHERE customer_id = $1 \
+         AND status = 'CHARGING_STARTED') \
+         OR EXISTS (SELECT 1 FROM transactions WHERE customer_id = $1 AND status = 'ACTIVE')",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if charging {
+        return Ok((CustomerDeletion::Charging, None));
+    }
+    let now = to_millis(OffsetDateTime::now_utc());
+    let future: Vec<i32> = sqlx::query_scalar(
+        "SELECT id FROM reservations WHERE customer_id = $1 AND status = 'BOOKED' \
+         AND end_at > ms_to_ts($2) ORDER BY id",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut cancelled = Vec::with_capacity(future.len());
+    for reservation_id in future {
+        // The ordinary cancel, so the dispatcher owes and sends CancelReservation as usual.
+        let (r, _) = super::reservations::cancel_reservation(tx, reservation_id, None)
+            .await
+            .map_err(cancel_to_store)?;
+        cancelled.push(r);
+    }
+    // Past transactions stay for the operator's books but belong to no one any more.
+    sqlx::query("UPDATE transactions SET customer_id = NULL WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM id_tags WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM customers WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let seq = append_event(
+        tx,
+        kind::CUSTOMER_DELETED,
+        None,
+        Some(id),
+        None,
+        &data::customer_deleted(id),
+    )
+    .await?;
+    Ok((CustomerDeletion::Deleted { cancelled }, Some(seq)))
+}
+
+/// The reservation was read BOOKED under this transaction, so only a database error (or a lost
+/// race, which the caller retries) is expected.
+fn cancel_to_store(e: CancelError) -> StoreError {
+    match e {
+        CancelError::Store(e) => e,
+        other => StoreError::Conflict(format!("cancelling the customer's booking: {other}")),
+    }
 }

@@ -28,7 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 
 use super::rows::Dialect;
-use super::{BookError, CancelError, Head, Page, Store, StoreError};
+use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
@@ -379,6 +379,10 @@ impl Store for PgStore {
         change: &CustomerChange,
     ) -> Result<Option<Customer>, StoreError> {
         in_transaction!(self, |tx| customers::change_customer(&mut tx, id, change))
+    }
+
+    async fn delete_customer(&self, id: i64) -> Result<CustomerDeletion, StoreError> {
+        in_transaction!(self, |tx| customers::delete_customer(&mut tx, id))
     }
 
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {

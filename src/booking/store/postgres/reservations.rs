@@ -131,6 +131,19 @@ pub(super) async fn book(
         };
         return Err(BookError::Overlap(rows::slot(&conflict)?));
     };
+    // No foreign key guards the customer (a deleted customer's past reservations stay), so it
+    // is checked once the slot is won, as the key was. KEY SHARE keeps it from being deleted
+    // until this commits: delete_customer takes the row FOR UPDATE, then cancels what it finds
+    // booked. The `Err` rolls the inserted row back.
+    let customer: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM customers WHERE id = $1 FOR KEY SHARE")
+            .bind(new.customer_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+    if customer.is_none() {
+        return Err(BookError::UnknownCustomer(new.customer_id));
+    }
     let reservation = Reservation {
         id,
         charger_id: new.charger_id.clone(),

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::events::append_event;
 use super::{Written, is_unique_violation};
-use crate::booking::store::{StoreError, rows};
+use crate::booking::store::{CancelError, CustomerDeletion, StoreError, rows};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
@@ -232,4 +232,80 @@ async fn customer_from(
     let id: i64 = row.try_get("id")?;
     let tags = tags_of(pool, id).await?;
     Ok(Some(rows::customer(&row, tags)?))
+}
+
+/// [`crate::booking::store::Store::delete_customer`] in the write transaction.
+pub(super) async fn delete_customer(
+    tx: &mut SqliteConnection,
+    id: i64,
+) -> Result<Written<CustomerDeletion>, StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Ok((CustomerDeletion::NotFound, None));
+    }
+    let charging: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM reservations WHERE customer_id = $1 \
+         AND status = 'CHARGING_STARTED') \
+         OR EXISTS (SELECT 1 FROM transactions WHERE customer_id = $1 AND status = 'ACTIVE')",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if charging {
+        return Ok((CustomerDeletion::Charging, None));
+    }
+    let now = to_millis(OffsetDateTime::now_utc());
+    let future: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM reservations WHERE customer_id = $1 AND status = 'BOOKED' \
+         AND end_ms > $2 ORDER BY id",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut cancelled = Vec::with_capacity(future.len());
+    for reservation_id in future {
+        let reservation_id = i32::try_from(reservation_id)
+            .map_err(|_| StoreError::Conflict(format!("reservation id {reservation_id}")))?;
+        // The ordinary cancel, so the dispatcher owes and sends CancelReservation as usual.
+        let (r, _) = super::reservations::cancel_reservation(tx, reservation_id, None)
+            .await
+            .map_err(cancel_to_store)?;
+        cancelled.push(r);
+    }
+    // Past transactions stay for the operator's books but belong to no one any more.
+    sqlx::query("UPDATE transactions SET customer_id = NULL WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM id_tags WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM customers WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let seq = append_event(
+        tx,
+        kind::CUSTOMER_DELETED,
+        None,
+        Some(id),
+        None,
+        &data::customer_deleted(id),
+    )
+    .await?;
+    Ok((CustomerDeletion::Deleted { cancelled }, Some(seq)))
+}
+
+/// The reservation was read BOOKED in this very transaction, so only a database error is
+/// expected; anything else would be a ledger bug and aborts the whole deletion.
+fn cancel_to_store(e: CancelError) -> StoreError {
+    match e {
+        CancelError::Store(e) => e,
+        other => StoreError::Conflict(format!("cancelling the customer's booking: {other}")),
+    }
 }

@@ -41,7 +41,7 @@ pub use checkpoint::Durability;
 use writer::{WalSync, Writer};
 
 use super::rows::Dialect;
-use super::{BookError, CancelError, Head, Page, Store, StoreError};
+use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
@@ -213,6 +213,10 @@ fn is_overlap(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.message().contains("reservations_no_overlap"))
 }
 
+fn is_not_null_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::NotNullViolation)
+}
+
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
@@ -370,6 +374,11 @@ impl Store for SqliteStore {
             Box::pin(async move { customers::change_customer(tx, id, &change).await })
         })
         .await
+    }
+
+    async fn delete_customer(&self, id: i64) -> Result<CustomerDeletion, StoreError> {
+        self.write(move |tx| Box::pin(async move { customers::delete_customer(tx, id).await }))
+            .await
     }
 
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError> {

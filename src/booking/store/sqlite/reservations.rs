@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 
 use super::availability::{self, IN_SERVICE};
 use super::events::append_event;
-use super::{D, RESERVATION_COLUMNS, Written, is_foreign_key_violation, is_overlap};
+use super::{
+    D, RESERVATION_COLUMNS, Written, is_foreign_key_violation, is_not_null_violation, is_overlap,
+};
 use crate::booking::store::{BookError, CancelError, StoreError, list_query, rows};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{MAX_CONNECTORS, RegistrationState};
@@ -42,7 +44,8 @@ pub(super) async fn book(
         let inserted = sqlx::query(&format!(
             "INSERT INTO reservations (charger_id, connector_id, customer_id, id_tag, \
              start_ms, end_ms, status, charger_ack, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, 'BOOKED', 'PENDING', $7, $7 \
+             SELECT $1, $2, (SELECT id FROM customers WHERE id = $3), $4, $5, $6, 'BOOKED', \
+             'PENDING', $7, $7 \
              FROM chargers WHERE id = $1 AND connectors >= $2 AND state = 'accepted' \
              AND {IN_SERVICE} RETURNING id"
         ))
@@ -69,7 +72,11 @@ pub(super) async fn book(
                 out_of_service.get_or_insert(connector);
             }
             Err(e) if is_overlap(&e) => overlapped = true,
-            Err(e) if is_foreign_key_violation(&e) => {
+            // No foreign key guards the customer (a deleted customer's past reservations
+            // stay): an unknown one selects NULL above, which the NOT NULL constraint refuses
+            // after the overlap trigger has judged the slot (as the key used to), and the
+            // aborted statement writes nothing.
+            Err(e) if is_not_null_violation(&e) || is_foreign_key_violation(&e) => {
                 return Err(BookError::UnknownCustomer(new.customer_id));
             }
             Err(e) => return Err(e.into()),
