@@ -152,6 +152,29 @@ impl Dialect {
 
 pub(crate) const LEDGER_ID: &str = "SELECT ledger_id FROM ledger_meta WHERE id = 1";
 pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
+/// Whether a customer is charging now (a deletion must wait for the stop).
+pub(crate) const CUSTOMER_CHARGING: &str = "SELECT EXISTS (SELECT 1 FROM reservations WHERE \
+     customer_id = $1 AND status = 'CHARGING_STARTED') \
+     OR EXISTS (SELECT 1 FROM transactions WHERE customer_id = $1 AND status = 'ACTIVE')";
+
+/// The last steps of deleting customer `$1`, in order, once its future bookings are cancelled:
+/// past transactions stay for the operator's books but belong to no one any more; its tags and
+/// the customer go.
+pub(crate) const FORGET_CUSTOMER: [&str; 3] = [
+    "UPDATE transactions SET customer_id = NULL WHERE customer_id = $1",
+    "DELETE FROM id_tags WHERE customer_id = $1",
+    "DELETE FROM customers WHERE id = $1",
+];
+
+/// A deletion's cancel of a booking read BOOKED in the same transaction: only a database error
+/// is expected; anything else would be a ledger bug and aborts the whole deletion.
+pub(crate) fn cancel_to_store(e: super::CancelError) -> StoreError {
+    match e {
+        super::CancelError::Store(e) => e,
+        other => StoreError::Conflict(format!("cancelling the customer's booking: {other}")),
+    }
+}
+
 /// A customer's next tag position (tags keep the order they were given in).
 pub(crate) const NEXT_TAG_POSITION: &str =
     "SELECT COALESCE(MAX(position) + 1, 0) FROM id_tags WHERE customer_id = $1";

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::events::append_event;
 use super::{Written, is_unique_violation};
-use crate::booking::store::{CancelError, CustomerDeletion, StoreError, rows};
+use crate::booking::store::{CustomerDeletion, StoreError, rows};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::{data, kind};
 use crate::domain::instant::{from_millis, to_millis};
@@ -246,14 +246,10 @@ pub(super) async fn delete_customer(
     if exists.is_none() {
         return Ok((CustomerDeletion::NotFound, None));
     }
-    let charging: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM reservations WHERE customer_id = $1 \
-         AND status = 'CHARGING_STARTED') \
-         OR EXISTS (SELECT 1 FROM transactions WHERE customer_id = $1 AND status = 'ACTIVE')",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let charging: bool = sqlx::query_scalar(rows::CUSTOMER_CHARGING)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
     if charging {
         return Ok((CustomerDeletion::Charging, None));
     }
@@ -273,22 +269,12 @@ pub(super) async fn delete_customer(
         // The ordinary cancel, so the dispatcher owes and sends CancelReservation as usual.
         let (r, _) = super::reservations::cancel_reservation(tx, reservation_id, None)
             .await
-            .map_err(cancel_to_store)?;
+            .map_err(rows::cancel_to_store)?;
         cancelled.push(r);
     }
-    // Past transactions stay for the operator's books but belong to no one any more.
-    sqlx::query("UPDATE transactions SET customer_id = NULL WHERE customer_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM id_tags WHERE customer_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM customers WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    for statement in rows::FORGET_CUSTOMER {
+        sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+    }
     let seq = append_event(
         tx,
         kind::CUSTOMER_DELETED,
@@ -299,13 +285,4 @@ pub(super) async fn delete_customer(
     )
     .await?;
     Ok((CustomerDeletion::Deleted { cancelled }, Some(seq)))
-}
-
-/// The reservation was read BOOKED in this very transaction, so only a database error is
-/// expected; anything else would be a ledger bug and aborts the whole deletion.
-fn cancel_to_store(e: CancelError) -> StoreError {
-    match e {
-        CancelError::Store(e) => e,
-        other => StoreError::Conflict(format!("cancelling the customer's booking: {other}")),
-    }
 }
