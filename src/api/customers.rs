@@ -22,7 +22,7 @@ use super::auth::{Operator, Principal};
 use super::chargers::present;
 use crate::booking::store::CustomerDeletion;
 use crate::domain::customer::{
-    Customer, CustomerChange, IdTag, NewCustomer, TagAuth, TagRecord, TagStatus, new_token,
+    Customer, CustomerChange, IdTag, NewCustomer, TagRecord, TagStatus, new_token, tag_verdict,
     token_digest,
 };
 use crate::problem::{ApiJson, Problem};
@@ -97,13 +97,7 @@ pub(super) struct TagView {
 
 impl TagView {
     fn new(t: TagRecord, now: OffsetDateTime) -> Self {
-        let verdict = TagAuth {
-            customer_id: 0,
-            status: t.status,
-            expires_at: t.expires_at,
-            parent_id_tag: None,
-        }
-        .verdict(now);
+        let verdict = tag_verdict(t.status, t.expires_at, now);
         TagView {
             id_tag: t.id_tag,
             status: t.status.as_str(),

@@ -38,7 +38,6 @@ use tokio::sync::mpsc;
 
 use crate::booking::store::{Store, StoreError};
 use crate::domain::customer::{Customer, TagAuth};
-use crate::domain::transaction::Authorization;
 use crate::settings::Settings;
 
 /// What every session and the upgrade handler share.
@@ -119,16 +118,6 @@ impl Central {
             self.id_tags.insert(key, a.clone());
         }
         Ok(auth)
-    }
-
-    /// The customer owning an idTag that may charge now (Accepted, not expired).
-    pub async fn customer_of_id_tag(&self, id_tag: &str) -> Result<Option<i64>, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
-        Ok(self
-            .id_tag_auth(id_tag)
-            .await?
-            .filter(|a| a.verdict(now) == Authorization::Accepted)
-            .map(|a| a.customer_id))
     }
 
     /// Forgets what is cached of a customer that changed (the next lookup reads the ledger):

@@ -25,22 +25,10 @@ use super::{Central, inbound};
 use crate::domain::ChargeBoxId;
 use crate::metrics;
 use crate::ocpp::v16::{
-    self as ocpp, CallError, CallResult, ChargePointRequest, DecodeError, Decoded, Deviation,
-    ErrorCode, Frame, FrameError, Strictness,
+    self as ocpp, CallError, CallResult, ChargePointRequest, DecodeError, Decoded, ErrorCode,
+    Frame, FrameError, Strictness,
 };
 use crate::telemetry::Escaped;
-
-/// Counts a deviation lenient mode accepted from this charger (see
-/// [`super::live::LiveState::note_deviation`]).
-pub(crate) fn note_deviation(
-    central: &Central,
-    id: &ChargeBoxId,
-    live: &ChargerLive,
-    action: &'static str,
-    deviation: &Deviation,
-) {
-    central.live.note_deviation(id, live, action, deviation);
-}
 
 /// A socket that cannot take a frame for this long is treated as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -378,7 +366,9 @@ impl Session {
                 let action = request.action();
                 metrics::frame_answered(action);
                 for deviation in &decoded.deviations {
-                    note_deviation(&self.central, &self.id, &self.live, action, deviation);
+                    self.central
+                        .live
+                        .note_deviation(&self.id, &self.live, action, deviation);
                 }
                 let answer = inbound::answer(
                     &self.central,

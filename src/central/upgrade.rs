@@ -203,7 +203,9 @@ async fn gate(
     if !connect_deviations.is_empty() {
         let live = central.live.entry(&id);
         for deviation in &connect_deviations {
-            session::note_deviation(&central, &id, &live, "Connect", deviation);
+            central
+                .live
+                .note_deviation(&id, &live, "Connect", deviation);
         }
     }
     let tracker = central.tracker.clone();

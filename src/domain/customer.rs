@@ -91,17 +91,24 @@ pub struct TagAuth {
     pub parent_id_tag: Option<String>,
 }
 
+/// A tag's verdict at `now`: Blocked wins over Expired (an operator's block is the stronger
+/// statement), Expired once `expires_at` has passed.
+pub fn tag_verdict(
+    status: TagStatus,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Authorization {
+    match status {
+        TagStatus::Blocked => Authorization::Blocked,
+        TagStatus::Accepted if expires_at.is_some_and(|at| at <= now) => Authorization::Expired,
+        TagStatus::Accepted => Authorization::Accepted,
+    }
+}
+
 impl TagAuth {
-    /// The verdict at `now`: Blocked wins over Expired (an operator's block is the stronger
-    /// statement), Expired once `expires_at` has passed.
+    /// See [`tag_verdict`].
     pub fn verdict(&self, now: OffsetDateTime) -> Authorization {
-        match self.status {
-            TagStatus::Blocked => Authorization::Blocked,
-            TagStatus::Accepted if self.expires_at.is_some_and(|at| at <= now) => {
-                Authorization::Expired
-            }
-            TagStatus::Accepted => Authorization::Accepted,
-        }
+        tag_verdict(self.status, self.expires_at, now)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
     BootInfo, ChargerRecord, ConnectorStatus, NewCharger, RegistrationState,
 };
-use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus};
+use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus, tag_verdict};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::try_from_millis;
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
@@ -522,16 +522,13 @@ pub(crate) fn tag_refusal(
     let Some(status) = status else {
         return Ok(None);
     };
-    let auth = TagAuth {
-        customer_id: 0,
-        status: tag_status(status)?,
-        expires_at: expires_ms.and_then(try_from_millis),
-        parent_id_tag: None,
-    };
-    Ok(match auth.verdict(OffsetDateTime::now_utc()) {
-        Authorization::Accepted => None,
-        refused => Some(refused),
-    })
+    let expires_at = expires_ms.and_then(try_from_millis);
+    Ok(
+        match tag_verdict(tag_status(status)?, expires_at, OffsetDateTime::now_utc()) {
+            Authorization::Accepted => None,
+            refused => Some(refused),
+        },
+    )
 }
 
 pub(crate) fn tag_status(text: &str) -> Result<TagStatus, StoreError> {
