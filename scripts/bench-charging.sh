@@ -49,7 +49,7 @@ if [[ -n ${SLOW_FSYNC_US:-} ]]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 
-ECHARGING_LOG=warn LD_PRELOAD=$preload taskset -c 0 "$BIN_DIR/echarging" \
+ECHARGING_LOG=${ECHARGING_LOG:-warn} LD_PRELOAD=$preload taskset -c 0 "$BIN_DIR/echarging" \
   --listen "127.0.0.1:$port" --database-url "sqlite://$work/bench.db${DATABASE_QUERY:-}" \
   --api-token "$token" --data-dir "$work" &
 server=$!
@@ -62,6 +62,13 @@ echo "== $chargers chargers charging for ${seconds}s${SLOW_FSYNC_US:+, fsync +${
 status=0
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 cpu0=$(cpu_seconds "$server"); t0=$(date +%s.%N)
+# The WAL file's largest size during the run: whether checkpoints let it restart or it grows.
+( max=0; while kill -0 "$server" 2>/dev/null; do
+    s=$(stat -c %s "$work/bench.db-wal" 2>/dev/null || echo 0)
+    (( s > max )) && max=$s && echo "$max" >"$work/wal-max"
+    sleep 0.5
+  done ) &
+walwatch=$!
 taskset -c 1 "$BIN_DIR/echarging-sim" --url "ws://127.0.0.1:$port/ocpp" \
   --api-url "http://127.0.0.1:$port" --api-token "$token" \
   --source-addrs 127.0.0.1-127.0.0.4 --json --mode charge \
@@ -71,6 +78,7 @@ taskset -c 1 "$BIN_DIR/echarging-sim" --url "ws://127.0.0.1:$port/ocpp" \
   --settle "${SETTLE:-1}" \
   >"$work/charge.json" || status=$?
 rss_end=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
+kill "$walwatch" 2>/dev/null || true
 cpu1=$(cpu_seconds "$server"); t1=$(date +%s.%N)
 cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')
 # My-page projection lag (commit → visible), from the server's Prometheus histogram, with
@@ -123,4 +131,6 @@ spread() {
 }
 echo "ledger writer rounds by hold: $(spread echarging_ledger_write_batch_seconds)" >&2
 echo "ledger WAL syncs (longest $(value echarging_ledger_wal_sync_max_seconds) s): $(spread echarging_ledger_wal_sync_seconds)" >&2
+catch_up() { awk -v c="$1" 'index($0, "echarging_ledger_wal_catch_up_total{complete=\"" c "\"}") == 1 { v = $NF } END { print v + 0 }' "$work/metrics.txt"; }
+echo "ledger WAL: largest file $(( $(cat "$work/wal-max" 2>/dev/null || echo 0) / 1048576 )) MiB, $(value echarging_ledger_wal_pages) pages at the last checkpoint; writer catch-ups $(catch_up true) complete, $(catch_up false) not" >&2
 exit "$status"

@@ -38,6 +38,7 @@ const LEDGER_BATCH_MAX: &str = "echarging_ledger_write_batch_max_seconds";
 const LEDGER_CHECKPOINT: &str = "echarging_ledger_checkpoint_seconds";
 const LEDGER_CHECKPOINT_MAX: &str = "echarging_ledger_checkpoint_max_seconds";
 const LEDGER_WAL_PAGES: &str = "echarging_ledger_wal_pages";
+const LEDGER_WAL_CAUGHT_UP: &str = "echarging_ledger_wal_catch_up_total";
 const LEDGER_WAL_SYNC: &str = "echarging_ledger_wal_sync_seconds";
 const LEDGER_WAL_SYNC_MAX: &str = "echarging_ledger_wal_sync_max_seconds";
 const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
@@ -225,6 +226,10 @@ fn describe() {
     describe_gauge!(
         LEDGER_WAL_PAGES,
         "Pages in the SQLite ledger's write-ahead log at the last checkpoint"
+    );
+    describe_counter!(
+        LEDGER_WAL_CAUGHT_UP,
+        "Times the SQLite writer copied what a checkpoint left (complete=true: the WAL restarts)"
     );
     describe_counter!(
         IMPLAUSIBLE_METER,
@@ -435,6 +440,12 @@ pub fn ledger_checkpoint(took: Duration, wal_pages: u64) {
     histogram!(LEDGER_CHECKPOINT).record(seconds);
     gauge!(LEDGER_CHECKPOINT_MAX).set(raise(&MAX, seconds));
     gauge!(LEDGER_WAL_PAGES).set(wal_pages as f64);
+}
+
+/// The writer copied what a checkpoint left; `complete`: all of it, so the WAL restarts.
+pub fn ledger_wal_caught_up(complete: bool) {
+    counter!(LEDGER_WAL_CAUGHT_UP, "complete" => if complete { "true" } else { "false" })
+        .increment(1);
 }
 
 /// An fsync of the ledger's WAL took `took`.

@@ -137,6 +137,8 @@ impl SqliteStore {
             // Once a checkpoint let the WAL restart, a file grown past this is cut back.
             .pragma("journal_size_limit", "67108864");
         let writer = SqlitePoolOptions::new()
+            // A local file: a ping before each acquire is a query for nothing.
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -148,6 +150,8 @@ impl SqliteStore {
             Durability::ProcessCrash => None,
         };
         let pool = SqlitePoolOptions::new()
+            // A local file: a ping before each acquire is a query for nothing.
+            .test_before_acquire(false)
             .max_connections(4)
             .min_connections(1)
             .connect_with(options.read_only(true))
@@ -159,7 +163,12 @@ impl SqliteStore {
             Durability::PowerLoss => sqlite_path(&url).map(|file| WalSync::new(&file)),
             Durability::ProcessCrash => None,
         };
-        let batches = Writer::spawn(writer.clone(), head.clone(), wal.clone());
+        let batches = Writer::spawn(
+            writer.clone(),
+            head.clone(),
+            wal.clone(),
+            checkpointer.as_ref().map(Checkpointer::catch_up),
+        );
         Ok(SqliteStore {
             pool,
             writer,

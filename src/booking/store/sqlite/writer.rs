@@ -29,6 +29,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Written;
+use super::checkpoint::CatchUp;
 use crate::booking::store::{BookError, CancelError, Head, StoreError};
 
 /// Most jobs per transaction: enough to amortise the commit, small enough to keep latency low.
@@ -131,7 +132,13 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Start the writer; with `wal`, every round is answered only once that WAL file is synced.
-    pub(super) fn spawn(pool: SqlitePool, head: Arc<Head>, wal: Option<WalSync>) -> Writer {
+    /// With `catch_up`, it copies what a checkpoint left between rounds when asked.
+    pub(super) fn spawn(
+        pool: SqlitePool,
+        head: Arc<Head>,
+        wal: Option<WalSync>,
+        catch_up: Option<CatchUp>,
+    ) -> Writer {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
         let alive = Arc::new(AtomicBool::new(true));
         let synced = wal.map(|wal| {
@@ -139,7 +146,14 @@ impl Writer {
             tokio::spawn(sync_rounds(wal, pending, head.clone()));
             rounds
         });
-        tokio::spawn(run(pool, queue, head, synced, AliveGuard(alive.clone())));
+        tokio::spawn(run(
+            pool,
+            queue,
+            head,
+            synced,
+            catch_up,
+            AliveGuard(alive.clone()),
+        ));
         Writer { jobs, alive }
     }
 
@@ -285,10 +299,14 @@ async fn run(
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     head: Arc<Head>,
     synced: Option<mpsc::UnboundedSender<Committed>>,
+    catch_up: Option<CatchUp>,
     _alive: AliveGuard,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if let Some(catch_up) = &catch_up {
+            catch_up.run(&pool).await;
+        }
         let outcome = loop {
             match attempt(&pool, &mut batch).await {
                 Round::Committed(seq) => break Ok(seq),
@@ -447,7 +465,12 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let writer = Arc::new(Writer::spawn(pool.clone(), Arc::new(Head::new(0)), None));
+        let writer = Arc::new(Writer::spawn(
+            pool.clone(),
+            Arc::new(Head::new(0)),
+            None,
+            None,
+        ));
         let tasks: Vec<_> = (0..200i64)
             .map(|v| {
                 let writer = writer.clone();
