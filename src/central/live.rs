@@ -37,6 +37,22 @@ struct Details {
     /// One entry per (action, rule) seen since this process started; empty (no allocation)
     /// for a charger that keeps to the schemas.
     deviations: Vec<DeviationSeen>,
+    /// What changed since the last flush took it: a flush writes only that, not the whole
+    /// state (under charging, StatusNotifications would otherwise rewrite the boot details and
+    /// every connector each time one connector changed).
+    unsaved: Unsaved,
+}
+
+/// Parts of a charger's state not yet handed to the store.
+#[derive(Default, Clone, Copy)]
+struct Unsaved {
+    boot: bool,
+    /// Bit `n`: connector `n` changed; bit 63 stands for every connector from 63 up.
+    connectors: u64,
+}
+
+fn connector_bit(connector_id: u32) -> u64 {
+    1u64 << connector_id.min(63)
 }
 
 /// How often one charger deviated from the schema in one way, since this process started.
@@ -73,13 +89,30 @@ impl ChargerLive {
         }
     }
 
-    fn snapshot(&self, id: &ChargeBoxId) -> ChargerState {
-        let d = self.details.lock().unwrap_or_else(|p| p.into_inner());
+    /// The state with what changed since the last call (boot details and connectors only if
+    /// they changed; when last seen always).
+    fn take_unsaved(&self, id: &ChargeBoxId) -> ChargerState {
+        let mut d = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        let unsaved = std::mem::take(&mut d.unsaved);
         ChargerState {
             id: id.clone(),
             last_seen_at: self.last_seen(),
-            boot: d.boot.clone(),
-            connector_status: d.connectors.clone(),
+            boot: d.boot.clone().filter(|_| unsaved.boot),
+            connector_status: d
+                .connectors
+                .iter()
+                .filter(|c| unsaved.connectors & connector_bit(c.connector_id) != 0)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// A flush of `state` failed: what it carried is unsaved again.
+    fn unsaved_again(&self, state: &ChargerState) {
+        let mut d = self.details.lock().unwrap_or_else(|p| p.into_inner());
+        d.unsaved.boot |= state.boot.is_some();
+        for c in &state.connector_status {
+            d.unsaved.connectors |= connector_bit(c.connector_id);
         }
     }
 }
@@ -126,7 +159,11 @@ impl LiveState {
     pub fn record_boot(&self, id: &ChargeBoxId, live: &ChargerLive, boot: BootInfo) {
         let now = OffsetDateTime::now_utc();
         live.touch(now);
-        live.details.lock().unwrap_or_else(|p| p.into_inner()).boot = Some((boot, now));
+        {
+            let mut d = live.details.lock().unwrap_or_else(|p| p.into_inner());
+            d.boot = Some((boot, now));
+            d.unsaved.boot = true;
+        }
         self.mark_dirty(id);
     }
 
@@ -209,6 +246,7 @@ impl LiveState {
     pub fn record_status(&self, id: &ChargeBoxId, live: &ChargerLive, status: ConnectorStatus) {
         {
             let mut d = live.details.lock().unwrap_or_else(|p| p.into_inner());
+            d.unsaved.connectors |= connector_bit(status.connector_id);
             match d
                 .connectors
                 .binary_search_by_key(&status.connector_id, |c| c.connector_id)
@@ -224,8 +262,18 @@ impl LiveState {
     pub fn drain_dirty(&self) -> Vec<ChargerState> {
         let ids = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
         ids.into_iter()
-            .filter_map(|id| self.get(&id).map(|live| live.snapshot(&id)))
+            .filter_map(|id| self.get(&id).map(|live| live.take_unsaved(&id)))
             .collect()
+    }
+
+    /// States a flush could not write: dirty again, with what they carried.
+    pub fn retry(&self, states: &[ChargerState]) {
+        for s in states {
+            if let Some(live) = self.get(&s.id) {
+                live.unsaved_again(s);
+            }
+            self.mark_dirty(&s.id);
+        }
     }
 
     /// Lay the fresher live state over what the store last persisted.
@@ -287,9 +335,73 @@ pub async fn flush(live: &LiveState, store: &dyn Store) {
     for chunk in states.chunks(FLUSH_CHUNK) {
         if let Err(e) = store.save_charger_states(chunk).await {
             tracing::warn!(error = %e, count = chunk.len(), "could not persist charger state; will retry");
-            for s in chunk {
-                live.mark_dirty(&s.id);
-            }
+            live.retry(chunk);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(connector_id: u32, status: &'static str) -> ConnectorStatus {
+        ConnectorStatus {
+            connector_id,
+            status: status.into(),
+            error_code: "NoError".into(),
+            info: None,
+            vendor_error_code: None,
+            reported_at: None,
+            updated_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn connectors(s: &ChargerState) -> Vec<(u32, &str)> {
+        s.connector_status
+            .iter()
+            .map(|c| (c.connector_id, c.status.as_ref()))
+            .collect()
+    }
+
+    /// A flush carries what changed since the last one, and what a failed flush carried comes
+    /// back in the next.
+    #[test]
+    fn a_flush_takes_only_what_changed_and_a_failed_one_is_taken_again() {
+        let state = LiveState::default();
+        let id = ChargeBoxId::parse("CP-1").unwrap();
+        let live = state.entry(&id);
+        state.record_boot(
+            &id,
+            &live,
+            BootInfo {
+                vendor: "V".into(),
+                model: "M".into(),
+                ..BootInfo::default()
+            },
+        );
+        state.record_status(&id, &live, status(1, "Available"));
+        state.record_status(&id, &live, status(2, "Available"));
+        state.record_status(&id, &live, status(70, "Available"));
+        let first = state.drain_dirty();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].boot.is_some());
+        assert_eq!(
+            connectors(&first[0]),
+            [(1, "Available"), (2, "Available"), (70, "Available")]
+        );
+
+        state.record_status(&id, &live, status(2, "Charging"));
+        let second = state.drain_dirty();
+        assert!(second[0].boot.is_none(), "the boot details did not change");
+        assert_eq!(connectors(&second[0]), [(2, "Charging")]);
+
+        state.retry(&second);
+        let again = state.drain_dirty();
+        assert_eq!(connectors(&again[0]), [(2, "Charging")]);
+        live.touch(OffsetDateTime::now_utc());
+        state.mark_dirty(&id);
+        let seen_only = state.drain_dirty();
+        assert!(seen_only[0].boot.is_none() && seen_only[0].connector_status.is_empty());
+        assert!(seen_only[0].last_seen_at.is_some());
     }
 }
