@@ -265,6 +265,8 @@ impl SqlitePages {
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
+            // A local file: a ping before each acquire is a query for nothing.
+            .test_before_acquire(false)
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
@@ -273,6 +275,8 @@ impl SqlitePages {
             prepare_sqlite(&mut conn).await?;
         }
         let pool = SqlitePoolOptions::new()
+            // A local file: a ping before each acquire is a query for nothing.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
