@@ -994,6 +994,12 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
         |t| t == "120",
     )
     .await;
+    b.execute(
+        "document.getElementById('tools-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot(&b, "13-operator-charger-toolbox").await;
 
     // The week view: from the booking's day, switch to its week; the booking sits on its day.
@@ -1054,7 +1060,10 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
     )
     .await;
     mark_page(&b).await;
+    // Apart by more than the sampler's 2 s, as a charger's meter values are, so each is kept.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     meter(&mut cp, tx, 8000, began + time::Duration::minutes(6)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     meter(&mut cp, tx, 9700, began + time::Duration::minutes(9)).await;
     wait_for(&b, &format!(r#"{chart}[data-energy-wh="4700"]"#), WAIT).await;
     wait_text(&b, &format!("{chart} [data-field=energy]"), |t| {
@@ -1063,6 +1072,20 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
     .await;
     // Start, the readings the server kept (at least the latest), as a line.
     wait_for(&b, &format!("{chart} svg.energy polyline.load"), WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b
+        .find_all(Locator::Css(&format!("{chart} svg.energy circle.point")))
+        .await
+        .unwrap()
+        .len()
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chart never showed the three readings"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(not_reloaded(&b).await, "the chart grew by a reload");
     b.execute(
         "document.getElementById('energy-h').scrollIntoView();",
