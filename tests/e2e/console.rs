@@ -790,3 +790,355 @@ async fn the_charger_page_shows_the_deviations_a_charger_sent() {
     }
     app.shutdown().await;
 }
+
+/// Runs `answer` as the charger's side of one command while the browser submits the form
+/// `form_css`, and returns the charger once it answered.
+async fn command_from_page(
+    b: &Client,
+    mut cp: Charger,
+    form_css: &str,
+    action: &'static str,
+    answer: Value,
+) -> (Charger, Value) {
+    let side = tokio::spawn(async move {
+        let (call, payload) = expect_call(&mut cp, action).await;
+        cp.reply(&call, answer).await.unwrap();
+        (cp, payload)
+    });
+    b.find(Locator::Css(&format!("{form_css} button[type=submit]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, side)
+        .await
+        .expect("the charger side finished")
+        .expect("the charger side did not panic")
+}
+
+/// Select the option `value` of the `<select>` `css`.
+async fn choose(b: &Client, css: &str, value: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+/// The charger page's toolbox, week view and energy chart, and the fleet's energy per day, in a
+/// real browser: the operator resets the charger (it receives Reset, the page shows Accepted),
+/// takes a connector out of service (it shows Inoperative), reads and changes the configuration,
+/// sees a booking on its day in the week view, and watches the running charge's energy chart
+/// grow without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() {
+    let Some((_driver, b)) = browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.register_charger("CP-TOOL", 2, None).await;
+    let ada = create_customer(&app, "Ada", &["ADA-TOOL"]).await;
+    // A booking two days ahead, 10:00–11:30 UTC, on connector 1.
+    let day = (now() + time::Duration::days(2)).date();
+    let from = day.with_hms(10, 0, 0).unwrap().assume_utc();
+    let r = crate::support::as_customer(&app, &ada, reqwest::Method::POST, "/api/v1/reservations")
+        .json(
+            &json!({"chargerId": "CP-TOOL", "connectorId": 1, "start": rfc(from),
+        "end": rfc(from + time::Duration::minutes(90))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let mut cp = app.connect("CP-TOOL").await;
+    assert_eq!(cp.boot().await.unwrap()["status"], "Accepted");
+    for connector in 1..=2 {
+        status(&mut cp, connector, "Available", "NoError").await;
+    }
+
+    sign_in(&b, &app, "/", TOKEN).await;
+    wait_for(&b, r#"[data-charger="CP-TOOL"]"#, WAIT).await;
+    b.goto(&app.url("/console/chargers/CP-TOOL")).await.unwrap();
+    wait_for(&b, r#"[data-charger="CP-TOOL"][data-online="true"]"#, WAIT).await;
+
+    // Reset: the charger receives Reset (Soft) and the page shows its Accepted.
+    choose(&b, "#t-reset", "Soft").await;
+    let (cp, reset) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/reset"]"#,
+        "Reset",
+        json!({"status": "Accepted"}),
+    )
+    .await;
+    assert_eq!(reset, json!({"type": "Soft"}));
+    wait_text(&b, r#"p.notice[data-answer="Accepted"]"#, |t| {
+        t == "Reset (Soft): the charger accepted."
+    })
+    .await;
+
+    // Connector 2 out of service: ChangeAvailability, Accepted, and the table says Inoperative.
+    choose(&b, "#t-av-conn", "2").await;
+    choose(&b, "#t-av-type", "Inoperative").await;
+    let (cp, change) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/availability"]"#,
+        "ChangeAvailability",
+        json!({"status": "Accepted"}),
+    )
+    .await;
+    assert_eq!(change, json!({"connectorId": 2, "type": "Inoperative"}));
+    wait_text(&b, "p.notice", |t| {
+        t == "Change availability: the charger accepted."
+    })
+    .await;
+    wait_text(
+        &b,
+        r#"tr[data-connector="2"][data-availability="Inoperative"] [data-field=availability]"#,
+        |t| t == "Inoperative",
+    )
+    .await;
+    wait_text(
+        &b,
+        r#"tr[data-connector="1"] [data-field=availability]"#,
+        |t| t == "Operative",
+    )
+    .await;
+
+    // Unlock and trigger reach the charger the same way; its answers show as it gave them.
+    choose(&b, "#t-unlock", "1").await;
+    let (cp, unlock) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/unlock"]"#,
+        "UnlockConnector",
+        json!({"status": "Unlocked"}),
+    )
+    .await;
+    assert_eq!(unlock, json!({"connectorId": 1}));
+    wait_text(&b, r#"p.notice[data-answer="Unlocked"]"#, |t| {
+        t.contains("unlocked the connector")
+    })
+    .await;
+    choose(&b, "#t-trig", "Heartbeat").await;
+    let (cp, trig) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/trigger"]"#,
+        "TriggerMessage",
+        json!({"status": "Accepted"}),
+    )
+    .await;
+    assert_eq!(trig, json!({"requestedMessage": "Heartbeat"}));
+    wait_text(&b, r#"p.notice[data-answer="Accepted"]"#, |t| {
+        t == "Trigger message: the charger accepted."
+    })
+    .await;
+
+    // Read the configuration: GetConfiguration, and the snapshot shows on the page.
+    wait_for(&b, r#"[data-configuration="none"]"#, WAIT).await;
+    let (cp, get) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/configuration/read"]"#,
+        "GetConfiguration",
+        json!({"configurationKey": [
+            {"key": "HeartbeatInterval", "readonly": false, "value": "300"},
+            {"key": "NumberOfConnectors", "readonly": true, "value": "2"}
+        ]}),
+    )
+    .await;
+    assert_eq!(get, json!({}));
+    wait_text(&b, "p.notice", |t| t.starts_with("Read configuration:")).await;
+    wait_text(
+        &b,
+        r#"tr[data-key="HeartbeatInterval"] [data-field=value]"#,
+        |t| t == "300",
+    )
+    .await;
+    wait_for(&b, r#"[data-configuration="2"]"#, WAIT).await;
+
+    // … and change a key: ChangeConfiguration, Accepted, and the snapshot shows the new value.
+    b.find(Locator::Css("#t-key"))
+        .await
+        .unwrap()
+        .send_keys("HeartbeatInterval")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#t-value"))
+        .await
+        .unwrap()
+        .send_keys("120")
+        .await
+        .unwrap();
+    let (mut cp, changed) = command_from_page(
+        &b,
+        cp,
+        r#"form[action$="/configuration"]"#,
+        "ChangeConfiguration",
+        json!({"status": "Accepted"}),
+    )
+    .await;
+    assert_eq!(changed, json!({"key": "HeartbeatInterval", "value": "120"}));
+    wait_text(&b, "p.notice", |t| {
+        t == "Change configuration: the charger accepted."
+    })
+    .await;
+    wait_text(
+        &b,
+        r#"tr[data-key="HeartbeatInterval"] [data-field=value]"#,
+        |t| t == "120",
+    )
+    .await;
+    b.execute(
+        "document.getElementById('tools-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&b, "13-operator-charger-toolbox").await;
+
+    // The week view: from the booking's day, switch to its week; the booking sits on its day.
+    let day_s = format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    );
+    b.goto(&app.url(&format!("/console/chargers/CP-TOOL?day={day_s}")))
+        .await
+        .unwrap();
+    wait_for(&b, r#"[data-view="day"]"#, WAIT).await;
+    wait_for(&b, &format!(r#"rect[data-booking="{rid}"]"#), WAIT).await;
+    b.find(Locator::Css(
+        r#"nav[aria-label="Timeline"] a[href*="view=week"]"#,
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for(&b, r#"[data-view="week"]"#, WAIT).await;
+    let block = wait_for(&b, &format!(r#"svg.week rect[data-booking="{rid}"]"#), WAIT).await;
+    assert_eq!(
+        block.attr("data-day").await.unwrap().as_deref(),
+        Some(day_s.as_str())
+    );
+    wait_text(&b, &format!(r#"[data-reservation="{rid}"]"#), |t| {
+        t.contains(&format!("{day_s} 10:00–11:30"))
+    })
+    .await;
+    b.execute("document.getElementById('day-h').scrollIntoView();", vec![])
+        .await
+        .unwrap();
+    shot(&b, "14-operator-charger-week").await;
+
+    // A charge runs on connector 1: its energy is a chart on the charger page that grows live.
+    let began = now() - time::Duration::minutes(10);
+    let started = cp
+        .call_result(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "ADA-TOOL", "meterStart": 5000,
+                "timestamp": rfc(began)}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started["idTagInfo"]["status"], "Accepted");
+    let tx = started["transactionId"].as_i64().unwrap();
+    status(&mut cp, 1, "Charging", "NoError").await;
+    meter(&mut cp, tx, 6500, began + time::Duration::minutes(3)).await;
+    b.goto(&app.url("/console/chargers/CP-TOOL")).await.unwrap();
+    let chart = format!(r#"[data-energy-chart="{tx}"]"#);
+    wait_for(
+        &b,
+        &format!(r#"{chart}[data-energy-wh="1500"] svg.energy"#),
+        WAIT,
+    )
+    .await;
+    mark_page(&b).await;
+    // Apart by more than the sampler's 2 s, as a charger's meter values are, so each is kept.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    meter(&mut cp, tx, 8000, began + time::Duration::minutes(6)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    meter(&mut cp, tx, 9700, began + time::Duration::minutes(9)).await;
+    wait_for(&b, &format!(r#"{chart}[data-energy-wh="4700"]"#), WAIT).await;
+    wait_text(&b, &format!("{chart} [data-field=energy]"), |t| {
+        t == "4.700 kWh"
+    })
+    .await;
+    // Start, the readings the server kept (at least the latest), as a line.
+    wait_for(&b, &format!("{chart} svg.energy polyline.load"), WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b
+        .find_all(Locator::Css(&format!("{chart} svg.energy circle.point")))
+        .await
+        .unwrap()
+        .len()
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chart never showed the three readings"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(not_reloaded(&b).await, "the chart grew by a reload");
+    b.execute(
+        "document.getElementById('energy-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&b, "15-operator-charger-energy").await;
+    b.set_window_size(390, 844).await.unwrap();
+    b.execute(
+        "document.getElementById('tools-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&b, "16-operator-charger-phone").await;
+    b.set_window_size(1280, 1400).await.unwrap();
+
+    // The fleet's energy per day counts today's charge beside the load chart.
+    let today = now().date();
+    let today_s = format!(
+        "{:04}-{:02}-{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    b.goto(&app.url("/")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let wh = match b.find(Locator::Css("[data-energy-today]")).await {
+            Ok(e) => e.attr("data-energy-today").await.unwrap_or_default(),
+            Err(_) => None,
+        };
+        if wh.as_deref() == Some("4700") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "today's energy never showed: {wh:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.refresh().await.unwrap();
+    }
+    let bars = b.find_all(Locator::Css("svg.days rect.bar")).await.unwrap();
+    assert_eq!(bars.len(), 14);
+    wait_for(
+        &b,
+        &format!(r#"svg.days rect.bar[data-day="{today_s}"][data-wh="4700"]"#),
+        WAIT,
+    )
+    .await;
+    shot(&b, "17-operator-fleet-energy").await;
+
+    b.close().await.unwrap();
+    app.shutdown().await;
+}

@@ -388,6 +388,7 @@ async fn free_slots(
                 end: b,
                 class: class.into(),
                 label,
+                booking: None,
             });
         }
     }

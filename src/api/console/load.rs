@@ -1,7 +1,11 @@
 //! Fleet load over time, for the console's chart: every two seconds the sampler reads the
 //! running transactions and turns the change of each one's meter (from MeterValues) into kW;
 //! the sum is kept for the last hour in memory. A transaction with one reading so far counts at
-//! its average since the start. It stops with the server; it writes nothing.
+//! its average since the start. The same pass keeps each running transaction's readings (the
+//! ledger keeps only the latest), for the charger page's energy chart, thinned to at most
+//! [`SERIES_POINTS`] each and dropped when the transaction ends. The fleet's energy per day is
+//! summed from the ledger's transactions on demand and cached for [`DAYS_FRESH`]. It stops with
+//! the server; it writes nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,6 +14,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::Console;
+use crate::booking::store::StoreError;
 use crate::domain::transaction::{TransactionFilter, TransactionStatus};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
@@ -25,16 +30,54 @@ pub struct Sample {
     pub charging: usize,
 }
 
-/// Samples, oldest first; the mutex is held only to push or copy, never across an `.await`.
+/// Readings kept per running transaction: when full, every other one is dropped, so the
+/// chart keeps its whole span at half the detail.
+pub const SERIES_POINTS: usize = 240;
+/// Days the fleet energy chart shows, today included.
+pub const DAYS: usize = 14;
+/// How long a fleet energy sum is reused before the ledger is read again.
+const DAYS_FRESH: Duration = Duration::from_secs(5);
+/// Transactions read at most for one fleet energy sum (newest first).
+const DAYS_MAX_READ: usize = 200_000;
+
+/// Samples, oldest first; the mutexes are held only to push or copy, never across an `.await`.
 #[derive(Default)]
 pub struct LoadHistory {
     samples: Mutex<VecDeque<Sample>>,
+    /// Meter readings (at, Wh register) of each running transaction, oldest first.
+    series: Mutex<HashMap<i32, Vec<(OffsetDateTime, i64)>>>,
+    /// The last fleet energy sum and when it was made.
+    days: Mutex<Option<(std::time::Instant, Vec<(time::Date, i64)>)>>,
 }
 
 impl LoadHistory {
     pub fn snapshot(&self) -> Vec<Sample> {
         let s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         s.iter().copied().collect()
+    }
+
+    /// The readings kept for transaction `id` (register Wh), oldest first.
+    pub fn series(&self, id: i32) -> Vec<(OffsetDateTime, i64)> {
+        let s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        s.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn keep_readings(&self, running: &[crate::domain::transaction::Transaction]) {
+        let mut s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        s.retain(|id, _| running.iter().any(|t| t.id == *id));
+        for t in running {
+            let (Some(wh), Some(at)) = (t.last_meter_wh, t.last_meter_at) else {
+                continue;
+            };
+            let points = s.entry(t.id).or_default();
+            if points.last().is_some_and(|&(last, _)| last >= at) {
+                continue;
+            }
+            if points.len() >= SERIES_POINTS {
+                thin(points);
+            }
+            points.push((at, wh));
+        }
     }
 
     fn push(&self, sample: Sample) {
@@ -98,11 +141,91 @@ async fn sample(console: &Console, seen: &mut Seen) -> Option<Sample> {
         next.insert(t.id, (wh, at, kw));
     }
     *seen = next;
+    console.load.keep_readings(&running);
     Some(Sample {
         at: OffsetDateTime::now_utc(),
         kw: total,
         charging: running.len(),
     })
+}
+
+/// Drops every other reading, keeping the last.
+fn thin(points: &mut Vec<(OffsetDateTime, i64)>) {
+    let last = points.last().copied();
+    let mut i = 0;
+    points.retain(|_| {
+        i += 1;
+        i % 2 == 1
+    });
+    if let Some(l) = last
+        && points.last() != Some(&l)
+    {
+        points.push(l);
+    }
+}
+
+/// The fleet's energy per UTC day for the last [`DAYS`] days (oldest first, today last): each
+/// transaction's energy so far counts on the day it started. Reused for [`DAYS_FRESH`].
+pub async fn energy_per_day(console: &Console) -> Result<Vec<(time::Date, i64)>, StoreError> {
+    {
+        let d = console.load.days.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, days)) = d.as_ref()
+            && at.elapsed() < DAYS_FRESH
+        {
+            return Ok(days.clone());
+        }
+    }
+    let today = OffsetDateTime::now_utc().date();
+    let mut days: Vec<(time::Date, i64)> = Vec::with_capacity(DAYS);
+    let mut d = today;
+    for _ in 0..DAYS {
+        days.push((d, 0));
+        match d.previous_day() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    days.reverse();
+    let Some(&(first, _)) = days.first() else {
+        return Ok(days);
+    };
+    let since = first.midnight().assume_utc();
+    let mut after = None;
+    let mut read = 0;
+    'pages: loop {
+        let page = console
+            .api
+            .central
+            .store
+            .transactions(&TransactionFilter {
+                after,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        for t in &page {
+            // Newest first by id, and ids follow the server's clock: once one was created
+            // before the window, the rest were too.
+            if t.created_at < since {
+                break 'pages;
+            }
+            let wh = t.energy_wh.unwrap_or(0).max(0);
+            if let Some(slot) = days
+                .iter_mut()
+                .find(|(d, _)| *d == t.started_at.to_offset(time::UtcOffset::UTC).date())
+            {
+                slot.1 = slot.1.saturating_add(wh);
+            }
+        }
+        read += page.len();
+        after = page.last().map(|t| t.id);
+        if page.len() < 1000 || after.is_none() || read >= DAYS_MAX_READ {
+            break;
+        }
+    }
+    let mut d = console.load.days.lock().unwrap_or_else(|p| p.into_inner());
+    *d = Some((std::time::Instant::now(), days.clone()));
+    Ok(days)
 }
 
 /// Average power between two meter readings; 0 when time did not advance or the meter went back.
@@ -127,5 +250,17 @@ mod tests {
         assert!((rate_kw(1000, t0, 4700, t1) - 7.4).abs() < 1e-9);
         assert_eq!(rate_kw(5000, t0, 4000, t1), 0.0);
         assert_eq!(rate_kw(1000, t1, 2000, t1), 0.0);
+    }
+
+    #[test]
+    fn thinning_keeps_the_span() {
+        let t0 = datetime!(2026-01-01 10:00 UTC);
+        let mut points: Vec<_> = (0..10)
+            .map(|i| (t0 + time::Duration::minutes(i), i * 100))
+            .collect();
+        thin(&mut points);
+        assert_eq!(points.first(), Some(&(t0, 0)));
+        assert_eq!(points.last(), Some(&(t0 + time::Duration::minutes(9), 900)));
+        assert_eq!(points.len(), 6);
     }
 }

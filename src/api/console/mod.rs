@@ -10,6 +10,7 @@ mod load;
 mod operator;
 pub mod session;
 mod svg;
+mod toolbox;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
         .merge(operator::routes())
+        .merge(toolbox::routes())
         .merge(driver::routes())
         .layer(axum::middleware::map_response(page_headers))
         .with_state(console)

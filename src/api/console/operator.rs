@@ -1,7 +1,8 @@
 //! The operator console at `/`: the fleet (paged, filtered, counted, kept live by an SSE stream
-//! polled from the live state), a charger's page with its bookings on a day timeline, its
-//! transactions and remote start/stop, the bookings and transactions lists, customers, and the
-//! fleet load chart. It reads the store and the live sessions as the REST handlers do and sends
+//! polled from the live state), a charger's page with its bookings on a day or week timeline,
+//! its transactions, the running ones' energy as a chart (a fragment the page refetches), remote
+//! start/stop and the toolbox's commands ([`super::toolbox`]), the bookings and transactions
+//! lists, customers, and the fleet load and energy-per-day charts. It reads the store and the live sessions as the REST handlers do and sends
 //! OCPP calls through `central.sessions.call`, as they do; it must not write charger state.
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 
 use super::session::{self, Side, Who};
 use super::svg::{self, Block};
+use super::toolbox;
 use super::{
     Console, Frame, OperatorSession, csrf_ok, csrf_refused, day_of, day_text, hhmm, internal, kwh,
     page, signin_page, when,
@@ -54,6 +56,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/signout", post(sign_out))
         .route("/console/events", get(fleet_events))
         .route("/console/chargers/{id}", get(charger_page))
+        .route("/console/chargers/{id}/energy", get(energy_fragment))
         .route("/console/chargers/{id}/remote-start", post(remote_start))
         .route("/console/chargers/{id}/remote-stop", post(remote_stop))
         .route("/console/reservations", get(reservations_page))
@@ -283,6 +286,13 @@ async fn fleet(
     let ids: Vec<&str> = slice.iter().map(|r| r.id.as_str()).collect();
     let stream = format!("/console/events?ids={}", ids.join(","));
     let link = |f: Filter, p: usize| format!("/?filter={}&page={p}", f.name());
+    let days = match super::load::energy_per_day(&c).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "console cannot sum the fleet's energy per day");
+            None
+        }
+    };
     let body = html! {
         section aria-labelledby="counts-h" {
             h2 #counts-h .visually-hidden { "Counts" }
@@ -296,13 +306,27 @@ async fn fleet(
                 }
             }
         }
-        section aria-labelledby="load-h" .card {
-            h2 #load-h { "Fleet load" }
-            @let samples = c.load.snapshot();
-            @if let Some(last) = samples.last() {
-                p data-load-kw=(format!("{:.1}", last.kw)) { "Now " strong { (format!("{:.1} kW", last.kw)) } " over " (last.charging) " charging sessions (from their meter values, as of " (hhmm(last.at)) " UTC)." }
+        div.charts {
+            section aria-labelledby="load-h" .card {
+                h2 #load-h { "Fleet load" }
+                @let samples = c.load.snapshot();
+                @if let Some(last) = samples.last() {
+                    p data-load-kw=(format!("{:.1}", last.kw)) { "Now " strong { (format!("{:.1} kW", last.kw)) } " over " (last.charging) " charging sessions (from their meter values, as of " (hhmm(last.at)) " UTC)." }
+                }
+                (svg::load_chart(&samples))
             }
-            (svg::load_chart(&samples))
+            section aria-labelledby="days-h" .card {
+                h2 #days-h { "Energy per day" }
+                @match &days {
+                    Some(days) => {
+                        @let total: i64 = days.iter().map(|d| d.1).fold(0, i64::saturating_add);
+                        @let today = days.last().map(|d| d.1).unwrap_or(0);
+                        p data-energy-today=(today) { "Today " strong { (kwh(today)) } "; " (kwh(total)) " over the last " (days.len()) " days (each charge counts on the UTC day it started)." }
+                        (svg::day_bars(days, &format!("Fleet energy per day, last {} days: {} in all, {} today", days.len(), kwh(total), kwh(today))))
+                    }
+                    None => { p.hint { "Not available just now." } }
+                }
+            }
         }
         section aria-labelledby="fleet-h" {
             h2 #fleet-h { "Chargers" span.hint { " (" (filter.name()) ", page " (at) " of " (pages) ", live)" } }
@@ -456,6 +480,9 @@ struct ChargerQuery {
     action: Option<String>,
     #[serde(default)]
     answer: Option<String>,
+    /// `week` for the week timeline; else the day's.
+    #[serde(default)]
+    view: Option<String>,
 }
 
 /// What a command's outcome may say on the page: only these words, so a crafted link cannot
@@ -464,11 +491,27 @@ fn outcome_text(action: &str, answer: &str) -> Option<String> {
     let action = match action {
         "start" => "Remote start",
         "stop" => "Remote stop",
+        "reset-soft" => "Reset (Soft)",
+        "reset-hard" => "Reset (Hard)",
+        "unlock" => "Unlock connector",
+        "availability" => "Change availability",
+        "trigger" => "Trigger message",
+        "config-read" => "Read configuration",
+        "config-change" => "Change configuration",
         _ => return None,
     };
     let answer = match answer {
         "Accepted" => "the charger accepted",
         "Rejected" => "the charger rejected it",
+        "Scheduled" => "the charger will do it once its running transaction ends",
+        "Unlocked" => "the charger unlocked the connector",
+        "UnlockFailed" => "the charger could not unlock the connector",
+        "NotSupported" => "the charger does not support it",
+        "NotImplemented" => "the charger does not implement it",
+        "RebootRequired" => "the charger accepted; it takes effect after a reboot",
+        "read" => "the charger answered; the snapshot below is new",
+        "notbooted" => "the charger has not booted on this connection",
+        "badconnector" => "the charger has no such connector",
         "offline" => "the charger is not connected",
         "timeout" => "the charger did not answer in time",
         "busy" => "the charger is not answering (breaker open or queue full); try later",
@@ -515,12 +558,21 @@ async fn charger_page(
     c.api.central.live.overlay(&mut live);
     let r = row(&c, record);
     let day = day_of(q.day.as_deref());
-    let day_start = day.midnight().assume_utc();
+    let week = q.view.as_deref() == Some("week");
+    // A week runs Monday to Sunday (UTC), as calendars show it.
+    let first = if week {
+        let back = i64::from(day.weekday().number_days_from_monday());
+        day.checked_sub(time::Duration::days(back)).unwrap_or(day)
+    } else {
+        day
+    };
+    let span = if week { 7 } else { 1 };
+    let day_start = first.midnight().assume_utc();
     let bookings = match store
         .reservations(&ReservationFilter {
             charger_id: Some(id.clone()),
             from: Some(day_start),
-            to: Some(day_start + time::Duration::DAY),
+            to: Some(day_start + time::Duration::days(span)),
             limit: 1000,
             ..Default::default()
         })
@@ -560,20 +612,38 @@ async fn charger_page(
                 b.status,
                 b.charger_ack
             ),
+            booking: Some(b.id),
         })
+        .collect();
+    let availability = match store.availability(&id).await {
+        Ok(a) => a,
+        Err(e) => return internal(&e),
+    };
+    let snapshot = match store.configuration(&id).await {
+        Ok(s) => s,
+        Err(e) => return internal(&e),
+    };
+    let running: Vec<&Transaction> = transactions
+        .iter()
+        .filter(|t| t.status == TransactionStatus::Active)
         .collect();
     let notice = match (&q.action, &q.answer) {
         (Some(a), Some(b)) => outcome_text(a, b),
         _ => None,
     };
-    let prev = day_text(day.previous_day().unwrap_or(day));
-    let next = day_text(day.next_day().unwrap_or(day));
+    let step = time::Duration::days(span);
+    let prev = day_text(first.checked_sub(step).unwrap_or(first));
+    let next = day_text(first.checked_add(step).unwrap_or(first));
+    let last = first
+        .checked_add(time::Duration::days(span - 1))
+        .unwrap_or(first);
+    let view = if week { "week" } else { "day" };
     let base = format!("/console/chargers/{id}");
     let title = format!("Charger {id}");
     let stream = format!("/console/events?ids={id}");
     let csrf = &s.session.csrf;
     let body = html! {
-        @if let Some(n) = notice { p.notice role="status" { (n) } }
+        @if let Some(n) = notice { p.notice role="status" data-answer=[q.answer.as_deref()] { (n) } }
         section.card data-charger=(r.id) data-online=(r.online) data-faulted=(r.faulted) aria-labelledby="state-h" {
             h2 #state-h { "State" }
             dl.facts {
@@ -590,13 +660,15 @@ async fn charger_page(
         section.card aria-labelledby="conn-h" {
             h2 #conn-h { "Connectors" }
             div.scroll { table {
-                thead { tr { th scope="col" { "#" } th scope="col" { "Status" } th scope="col" { "Error" } th scope="col" { "Since" } } }
+                thead { tr { th scope="col" { "#" } th scope="col" { "Status" } th scope="col" { "Availability" } th scope="col" { "Error" } th scope="col" { "Since" } } }
                 tbody {
                     @for n in 1..=connectors {
                         @let st = live.connector_status.iter().find(|x| x.connector_id == n);
-                        tr {
+                        @let av = toolbox::availability_of(&availability, n);
+                        tr data-connector=(n) data-availability=(av.split(' ').next().unwrap_or_default()) {
                             th scope="row" { (n) }
                             td { (st.map(|x| x.status.to_string()).unwrap_or_else(|| "not reported".into())) }
+                            td data-field="availability" { (av) }
                             td { (st.map(|x| x.error_code.to_string()).unwrap_or_default()) }
                             td { (st.map(|x| when(x.updated_at)).unwrap_or_default()) }
                         }
@@ -604,19 +676,38 @@ async fn charger_page(
                 }
             } }
         }
-        section.card aria-labelledby="day-h" {
-            h2 #day-h { "Bookings on " (day_text(day)) " (UTC)" }
-            nav.pager aria-label="Day" {
-                a href=(format!("{base}?day={prev}")) { "← " (prev) }
-                a href=(format!("{base}?day={next}")) { (next) " →" }
+        @if !running.is_empty() {
+            section.card aria-labelledby="energy-h" {
+                h2 #energy-h { "Running charge" span.hint { " (live)" } }
+                div data-refresh=(format!("{base}/energy")) aria-live="polite" {
+                    (energy_charts(&c, &running))
+                }
             }
-            (svg::timeline(day_start, connectors, &blocks, &format!("Bookings of {id} on {}", day_text(day))))
-            @if bookings.is_empty() { p.hint { "No bookings this day." } } @else {
+        }
+        section.card aria-labelledby="day-h" data-view=(view) {
+            @if week {
+                h2 #day-h { "Bookings " (day_text(first)) " to " (day_text(last)) " (UTC)" }
+            } @else {
+                h2 #day-h { "Bookings on " (day_text(day)) " (UTC)" }
+            }
+            nav.pager aria-label="Timeline" {
+                a href=(format!("{base}?view={view}&day={prev}")) rel="prev" { "← " (if week { "previous week" } else { prev.as_str() }) }
+                a href=(format!("{base}?view=day&day={}", day_text(first))) aria-current=[(!week).then_some("page")] class=(if week { "chip" } else { "chip active" }) { "Day" }
+                a href=(format!("{base}?view=week&day={}", day_text(first))) aria-current=[week.then_some("page")] class=(if week { "chip active" } else { "chip" }) { "Week" }
+                a href=(format!("{base}?view={view}&day={next}")) rel="next" { (if week { "next week" } else { next.as_str() }) " →" }
+            }
+            @if week {
+                (svg::week(first, connectors, &blocks, &format!("Bookings of {id}, week of {}", day_text(first))))
+            } @else {
+                (svg::timeline(day_start, connectors, &blocks, &format!("Bookings of {id} on {}", day_text(day))))
+            }
+            @if bookings.is_empty() { p.hint { (if week { "No bookings this week." } else { "No bookings this day." }) } } @else {
                 div.scroll { table {
                     thead { tr { th scope="col" { "Booking" } th scope="col" { "Connector" } th scope="col" { "Slot" } th scope="col" { "Status" } th scope="col" { "Charger said" } th scope="col" { "Customer" } } }
                     tbody { @for b in &bookings {
                         tr data-reservation=(b.id) data-status=(b.status.as_str()) {
-                            td { (b.id) } td { (b.connector_id) } td { (hhmm(b.slot.start())) "–" (hhmm(b.slot.end())) }
+                            td { (b.id) } td { (b.connector_id) }
+                            td { @if week { (day_text(b.slot.start().date())) " " } (hhmm(b.slot.start())) "–" (hhmm(b.slot.end())) }
                             td { (b.status.as_str()) } td { (b.charger_ack.as_str()) } td { (b.customer_id) }
                         }
                     } }
@@ -675,8 +766,85 @@ async fn charger_page(
                 button type="submit" { "Remote start" }
             }
         }
+        (toolbox::section(&id, connectors, csrf, snapshot.as_ref()))
     };
     page(frame(&title, &s, Some(stream)), body).into_response()
+}
+
+/// Each running transaction's energy as a chart: the readings the sampler kept, between its
+/// start and its latest reading (read just now from the ledger, so a new one shows at once).
+fn energy_charts(c: &Console, running: &[&Transaction]) -> Markup {
+    html! {
+        @for t in running {
+            @let since = energy_points(c, t);
+            @let energy = energy_of(t).unwrap_or(0);
+            figure.energy data-energy-chart=(t.id) data-energy-wh=(energy) {
+                (svg::energy_chart(&since, &format!("Energy of transaction {} on connector {}: {} since {}", t.id, t.connector_id, kwh(energy), hhmm(t.started_at))))
+                figcaption {
+                    "Transaction " (t.id) ", connector " (t.connector_id) ": " strong data-field="energy" { (kwh(energy)) }
+                    " since " (hhmm(t.started_at)) " UTC"
+                    @if let Some(at) = t.last_meter_at { " (latest reading " (hhmm(at)) ")" } @else { " (no meter reading yet)" }
+                }
+            }
+        }
+    }
+}
+
+/// `(when, Wh since the start)` of a running transaction, in time order, from its start.
+fn energy_points(c: &Console, t: &Transaction) -> Vec<(OffsetDateTime, i64)> {
+    let mut points = vec![(t.started_at, t.meter_start_wh)];
+    points.extend(c.load.series(t.id));
+    if let (Some(wh), Some(at)) = (t.last_meter_wh, t.last_meter_at) {
+        points.push((at, wh));
+    }
+    points.sort_by_key(|p| p.0);
+    points.dedup_by_key(|p| p.0);
+    points
+        .into_iter()
+        .map(|(at, wh)| (at, wh.saturating_sub(t.meter_start_wh).max(0)))
+        .collect()
+}
+
+/// The charger page's running-charge charts alone, which the page's script refetches every few
+/// seconds. 401 without a session, so a signed-out page keeps its last chart rather than
+/// drawing the sign-in form into it.
+async fn energy_fragment(
+    State(c): State<Arc<Console>>,
+    s: Result<OperatorSession, super::SignInFirst>,
+    Path(raw): Path<String>,
+) -> Response {
+    if s.is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(id) = ChargeBoxId::parse(&raw) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let running = match c
+        .api
+        .central
+        .store
+        .transactions(&TransactionFilter {
+            charger_id: Some(id),
+            status: Some(TransactionStatus::Active),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return internal(&e),
+    };
+    let refs: Vec<&Transaction> = running.iter().collect();
+    let body = if refs.is_empty() {
+        html! { p.hint data-energy-chart="none" { "The charge has ended." } }
+    } else {
+        energy_charts(&c, &refs)
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body.into_string(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -690,17 +858,17 @@ struct StartForm {
     id_tag: String,
 }
 
-fn back(id: &ChargeBoxId, action: &str, answer: &str) -> Response {
+pub(super) fn back(id: &ChargeBoxId, action: &str, answer: &str) -> Response {
     Redirect::to(&format!(
         "/console/chargers/{id}?action={action}&answer={answer}"
     ))
     .into_response()
 }
 
-fn failure_word(f: &CallFailure) -> &'static str {
+pub(super) fn failure_word(f: &CallFailure) -> &'static str {
     match f {
         CallFailure::Offline | CallFailure::Disconnected => "offline",
-        CallFailure::NotBooted => "not booted",
+        CallFailure::NotBooted => "notbooted",
         CallFailure::Timeout => "timeout",
         CallFailure::BreakerOpen | CallFailure::QueueFull => "busy",
         CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => "refused",

@@ -1,8 +1,22 @@
 // echarging console: keeps server-rendered pages live from the Server-Sent Events stream the
-// page names in <body data-stream>. Fleet rows ([data-charger]) take `chargers` and `counts`
+// page names in <body data-stream>, and refetches server-drawn fragments. Fleet rows ([data-charger]) take `chargers` and `counts`
 // events; bookings ([data-reservation]) take `reservation` events. No framework, no build step.
 (function () {
   'use strict';
+  // Fragments ([data-refresh="URL"]) the server redraws, e.g. a running charge's energy chart:
+  // refetched every few seconds; a failed fetch (signed out, server away) keeps the last one.
+  Array.prototype.forEach.call(document.querySelectorAll('[data-refresh]'), function (el) {
+    var busy = false;
+    window.setInterval(function () {
+      if (busy || document.hidden) { return; }
+      busy = true;
+      fetch(el.getAttribute('data-refresh'), { credentials: 'same-origin', redirect: 'error' })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null && el.innerHTML !== html) { el.innerHTML = html; } })
+        .catch(function () {})
+        .then(function () { busy = false; });
+    }, 2000);
+  });
   var url = document.body && document.body.getAttribute('data-stream');
   if (!url || !window.EventSource) { return; }
 
