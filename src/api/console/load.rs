@@ -47,8 +47,11 @@ pub struct LoadHistory {
     /// Meter readings (at, Wh register) of each running transaction, oldest first.
     series: Mutex<HashMap<i32, Vec<(OffsetDateTime, i64)>>>,
     /// The last fleet energy sum and when it was made.
-    days: Mutex<Option<(std::time::Instant, Vec<(time::Date, i64)>)>>,
+    days: Mutex<Option<(std::time::Instant, EnergyDays)>>,
 }
+
+/// Energy in Wh per UTC day, oldest first.
+type EnergyDays = Vec<(time::Date, i64)>;
 
 impl LoadHistory {
     pub fn snapshot(&self) -> Vec<Sample> {
