@@ -145,7 +145,7 @@ fn row(c: &Console, mut record: ChargerRecord) -> Row {
         BreakerState::HalfOpen => "half open",
     };
     Row {
-        online: c.api.central.sessions.is_online(&record.id),
+        online: c.api.central.holder(&record.id).is_some(),
         id: record.id.to_string(),
         name: record.name.unwrap_or_default(),
         faulted,
@@ -702,7 +702,9 @@ fn failure_word(f: &CallFailure) -> &'static str {
         CallFailure::Offline | CallFailure::Disconnected => "offline",
         CallFailure::NotBooted => "not booted",
         CallFailure::Timeout => "timeout",
-        CallFailure::BreakerOpen | CallFailure::QueueFull => "busy",
+        CallFailure::BreakerOpen | CallFailure::QueueFull | CallFailure::ClusterUnavailable => {
+            "busy"
+        }
         CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => "refused",
         CallFailure::Encode(_) => "refused",
     }
