@@ -68,6 +68,23 @@ impl Application {
             }),
             CancellationToken::new(),
         ));
+        if let Some(url) = &settings.cluster_url {
+            // Nodes share the ledger through PostgreSQL; NATS only carries what is in flight.
+            if !settings.database_url.starts_with("postgres") {
+                anyhow::bail!("cluster_url needs a postgres:// database_url shared by the nodes");
+            }
+            let ledger = central.store.ledger_id().await?;
+            let cluster = central::cluster::Cluster::connect(
+                url,
+                &settings.node_id,
+                &ledger,
+                settings.call_timeout,
+                settings.cluster_presence_ttl,
+            )
+            .await
+            .with_context(|| format!("cannot reach the cluster at {url}"))?;
+            central.join(Arc::new(cluster));
+        }
         let pages = mypage::pages::open(&settings.database_url)
             .await
             .context("cannot open the my-page view")?;
@@ -150,6 +167,9 @@ impl Application {
             central.clone(),
             flusher_stop.clone(),
         ));
+        if let Some(cluster) = central.sessions.cluster() {
+            central::cluster::run(cluster.clone(), &central, flusher_stop.clone());
+        }
         let projector = tokio::spawn(mypage::projector::run(
             central.store.clone(),
             api.pages.clone(),
@@ -163,7 +183,13 @@ impl Application {
             stop_watch.cancelled().await;
             sessions_stop.cancel();
         });
-        tracing::info!(%addr, database = %redact(&settings.database_url), "echarging listening");
+        tracing::info!(
+            %addr,
+            database = %redact(&settings.database_url),
+            node = %settings.node_id,
+            cluster = settings.cluster_url.as_deref().unwrap_or("none"),
+            "echarging listening"
+        );
         // On stop: readiness turns 503 and charger sockets close with 1001 at once (the
         // sessions watch `central.shutdown`); HTTP keeps being answered for the drain delay so
         // load balancers notice, then the listener closes and in-flight requests get the grace

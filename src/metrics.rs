@@ -20,6 +20,8 @@ use crate::ocpp::v16::{ErrorCode, OCPP16_ACTIONS};
 
 // Names. Counters carry `_total` themselves: the exporter's recommended naming is off.
 const CHARGERS_CONNECTED: &str = "echarging_chargers_connected";
+const CLUSTER_CHARGERS: &str = "echarging_cluster_chargers";
+const NODE_INFO: &str = "echarging_node_info";
 const OCPP_FRAMES: &str = "echarging_ocpp_frames_total";
 const OCPP_CALLERRORS: &str = "echarging_ocpp_callerrors_total";
 const OCPP_CALLS: &str = "echarging_ocpp_calls_total";
@@ -138,6 +140,12 @@ fn describe() {
         CHARGERS_CONNECTED,
         "Chargers with an open OCPP WebSocket session (a replaced connection counts once)"
     );
+    describe_gauge!(
+        CLUSTER_CHARGERS,
+        "Chargers connected per node of the cluster, by node (this node's from its sessions, \
+         the others' from the presence bucket), at scrape time"
+    );
+    describe_gauge!(NODE_INFO, "Always 1; `node` is this process's node_id");
     describe_counter!(
         OCPP_FRAMES,
         "OCPP-J frames by action and direction (in: received, out: sent). An answer carries the \
@@ -240,6 +248,24 @@ fn describe() {
         HTTP_SHED,
         "REST requests answered 503 at once because rest_max_concurrency were already running"
     );
+}
+
+/// The cluster's gauges, sampled before a render: this node's name and each node's chargers
+/// (`per_node`). A node no longer listed is set to 0 rather than left at its last count.
+pub fn cluster_sampled(node: &str, per_node: &[(String, usize)]) {
+    static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut reported = REPORTED.lock().unwrap_or_else(|p| p.into_inner());
+    gauge!(NODE_INFO, "node" => node.to_string()).set(1.0);
+    for old in reported.iter() {
+        if !per_node.iter().any(|(n, _)| n == old) {
+            gauge!(CLUSTER_CHARGERS, "node" => old.clone()).set(0.0);
+        }
+    }
+    reported.clear();
+    for (n, count) in per_node {
+        gauge!(CLUSTER_CHARGERS, "node" => n.clone()).set(*count as f64);
+        reported.push(n.clone());
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition of this process, with the gauges sampled from

@@ -107,6 +107,14 @@ pub struct Settings {
     /// Whether a charger's configuration is read (GetConfiguration) after the first Boot this
     /// process accepts from it.
     pub read_configuration_on_boot: bool,
+    /// NATS servers (`nats://HOST:PORT`, comma-separated) that join the nodes sharing one
+    /// PostgreSQL into one cluster; `None`: a single node, no NATS at all.
+    pub cluster_url: Option<String>,
+    /// This node's name in the cluster, logs and metrics; generated at start when unset.
+    pub node_id: String,
+    /// How long a node's word that it holds a charger lasts without a refresh (it refreshes
+    /// every third of it): how soon a dead node's chargers show offline.
+    pub cluster_presence_ttl: Duration,
 }
 
 impl Settings {
@@ -143,6 +151,9 @@ impl Settings {
             unknown_chargers: UnknownChargers::Reject,
             subprotocol_mismatch: SubprotocolMismatch::Refuse,
             read_configuration_on_boot: true,
+            cluster_url: None,
+            node_id: generated_node_id(),
+            cluster_presence_ttl: Duration::from_secs(30),
         }
     }
 
@@ -151,6 +162,11 @@ impl Settings {
         self.heartbeat_interval
             .mul_f64(self.offline_after_intervals)
     }
+}
+
+/// `node-` and 8 random hex digits: unique enough among a cluster's nodes, short in logs.
+fn generated_node_id() -> String {
+    format!("node-{:08x}", rand::random::<u32>())
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/echarging.db";
@@ -301,6 +317,17 @@ struct CliValues {
     /// Read each charger's configuration after its first Boot: true or false [default: true]
     #[arg(long, env = "ECHARGING_READ_CONFIGURATION_ON_BOOT", global = true)]
     read_configuration_on_boot: Option<String>,
+    /// NATS URL(s) joining nodes on one PostgreSQL into a cluster, e.g. nats://127.0.0.1:4222
+    /// [default: none, a single node]
+    #[arg(long, env = "ECHARGING_CLUSTER_URL", global = true)]
+    cluster_url: Option<String>,
+    /// This node's name in the cluster, logs and metrics [default: generated at start]
+    #[arg(long, env = "ECHARGING_NODE_ID", global = true)]
+    node_id: Option<String>,
+    /// How long a node's presence entries last unrefreshed (a dead node's chargers go offline
+    /// after it) [default: 30s]
+    #[arg(long, env = "ECHARGING_CLUSTER_PRESENCE_TTL", global = true)]
+    cluster_presence_ttl: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -594,6 +621,40 @@ fn resolve(
         }
     ) {
         s.read_configuration_on_boot = v;
+    }
+    s.cluster_url = parse!(cluster_url, |p: &Pick| {
+        let urls: Vec<&str> = p.value.split(',').map(str::trim).collect();
+        for url in &urls {
+            let rest = url
+                .strip_prefix("nats://")
+                .or_else(|| url.strip_prefix("tls://"))
+                .ok_or_else(|| p.fail("expected nats://HOST:PORT (comma-separated for several)"))?;
+            if rest.is_empty() || rest.contains(['/', ' ']) {
+                return Err(p.fail("expected nats://HOST:PORT (comma-separated for several)"));
+            }
+        }
+        Ok(urls.join(","))
+    });
+    if let Some(v) = parse!(node_id, |p: &Pick| {
+        let v = p.value.trim();
+        if v.is_empty()
+            || v.len() > 64
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            Err(p.fail("1 to 64 letters, digits, '-' or '_'"))
+        } else {
+            Ok(v.to_string())
+        }
+    }) {
+        s.node_id = v;
+    }
+    if let Some(v) = parse!(
+        cluster_presence_ttl,
+        duration(Duration::from_secs(3), false)
+    ) {
+        s.cluster_presence_ttl = v;
     }
     Ok(s)
 }

@@ -182,8 +182,10 @@ pub struct ChargerView {
     connectors: u32,
     /// Whether the charger must connect with HTTP Basic auth (the password is never shown).
     password_protected: bool,
-    /// Whether the charger has an open OCPP WebSocket now.
+    /// Whether the charger has an open OCPP WebSocket now (on any node of the cluster).
     online: bool,
+    /// The node holding the charger's socket (setting `node_id`); `null` when offline.
+    node: Option<String>,
     /// The circuit breaker in front of calls to this charger.
     breaker: BreakerView,
     /// When the charger last sent a frame.
@@ -311,12 +313,14 @@ pub(super) struct DeviationView {
 impl Api {
     fn view(&self, mut record: ChargerRecord) -> ChargerView {
         self.central.live.overlay(&mut record);
-        let online = self.central.sessions.is_online(&record.id);
+        let node = self.central.holder(&record.id);
+        let online = node.is_some();
         let breaker = BreakerView::from(self.central.sessions.breaker(&record.id));
         let boot = record.boot.unwrap_or_default();
         let known = |s: String| (!s.is_empty()).then_some(s);
         ChargerView {
             online,
+            node,
             breaker,
             id: record.id.to_string(),
             state: record.state,

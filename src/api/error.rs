@@ -187,6 +187,7 @@ fn charger_status(failure: &CallFailure) -> (StatusCode, &'static str) {
             (StatusCode::BAD_GATEWAY, "Charger refused the call")
         }
         CallFailure::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+        CallFailure::ClusterUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "Cluster unavailable"),
     }
 }
 

@@ -69,6 +69,14 @@ async fn healthz() -> Json<Value> {
     security(())
 )]
 async fn metrics(State(central): State<Arc<Central>>) -> axum::response::Response {
+    let mut per_node = vec![(
+        central.node_id().to_string(),
+        central.sessions.online_count(),
+    )];
+    if let Some(cluster) = central.sessions.cluster() {
+        per_node.extend(cluster.held_elsewhere());
+    }
+    crate::metrics::cluster_sampled(central.node_id(), &per_node);
     crate::metrics::render(
         central.sessions.online_count(),
         central.sessions.open_breakers(),

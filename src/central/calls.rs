@@ -40,6 +40,10 @@ pub enum CallFailure {
     },
     #[error("could not encode the request: {0}")]
     Encode(String),
+    /// The charger is not held by this node and the cluster (NATS) cannot be reached to find
+    /// the node that holds it: retry later.
+    #[error("the cluster is unreachable: the charger is not connected to this node")]
+    ClusterUnavailable,
 }
 
 impl CallFailure {
@@ -55,6 +59,7 @@ impl CallFailure {
             CallFailure::QueueFull => "queue_full",
             CallFailure::BreakerOpen => "breaker_open",
             CallFailure::Encode(_) => "encode_error",
+            CallFailure::ClusterUnavailable => "cluster_unavailable",
         }
     }
 }

@@ -254,6 +254,9 @@ async fn start_transaction(
                 None => {
                     info!(transaction = t.id, connector = t.connector_id, reservation = ?t.reservation_id, "transaction started");
                     central.starts.started(t);
+                    if let Some(cluster) = central.sessions.cluster() {
+                        cluster.started(&t.charger_id, t.connector_id, &t.id_tag, t.id);
+                    }
                 }
             }
             // The ledger's verdict is the answer's status; expiry and parent come from the tag.

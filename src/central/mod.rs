@@ -3,7 +3,8 @@
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
 //! each charger's [`configuration`] snapshot and the [`availability`] the server gave its
-//! connectors.
+//! connectors, and the [`cluster`] that carries commands, presence, takeovers and commit
+//! wake-ups between nodes over NATS.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
@@ -11,6 +12,7 @@
 pub mod availability;
 pub mod breaker;
 pub mod calls;
+pub mod cluster;
 pub mod configuration;
 pub mod dispatcher;
 mod inbound;
@@ -95,6 +97,25 @@ impl Central {
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
         }
+    }
+
+    /// Joins the cluster (before any charger connects): see [`cluster`].
+    pub fn join(&self, cluster: Arc<cluster::Cluster>) {
+        self.sessions.attach_cluster(cluster);
+    }
+
+    /// This node's name (setting `node_id`).
+    pub fn node_id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    /// The node holding the charger's socket: this one, another one of the cluster (its
+    /// presence entry), or none (offline everywhere, as far as this node can tell).
+    pub fn holder(&self, id: &crate::domain::ChargeBoxId) -> Option<String> {
+        if self.sessions.is_online(id) {
+            return Some(self.settings.node_id.clone());
+        }
+        self.sessions.cluster().and_then(|c| c.holder(id))
     }
 
     pub(crate) fn signal(&self, signal: dispatcher::Signal) {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{BreakerSettings, BreakerState, CallEnd};
 use super::calls::{CallFailure, QueuedCall};
+use super::cluster::Cluster;
 use super::live::LiveState;
 use crate::domain::ChargeBoxId;
 use crate::ocpp::v16::messages::TriggerMessage;
@@ -58,6 +59,8 @@ pub struct Sessions {
     strictness: Strictness,
     /// Where deviations in answers are counted per charger; set once by `Central::new`.
     live_state: OnceLock<Arc<LiveState>>,
+    /// The other nodes, when this one is in a cluster; set once at start.
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Default for Sessions {
@@ -80,10 +83,21 @@ impl Sessions {
         let _ = self.live_state.set(live);
     }
 
+    /// Joins the cluster: calls to chargers not held here go through it, and sessions that
+    /// start and end here are announced to it.
+    pub(crate) fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
     pub fn new(breaker: BreakerSettings) -> Self {
         Sessions {
             strictness: Strictness::default(),
             live_state: OnceLock::new(),
+            cluster: OnceLock::new(),
             live: DashMap::new(),
             next_connection: AtomicU64::new(0),
             breakers: DashMap::new(),
@@ -116,6 +130,10 @@ impl Sessions {
     /// Register a new session; an older one for the same charger is told to end. (One entry
     /// per charger: `online_count`, the connected gauge, counts a replacement once.)
     pub(crate) fn register(&self, id: ChargeBoxId, handle: SessionHandle) {
+        let connection = handle.connection;
+        if let Some(cluster) = self.cluster.get() {
+            cluster.held(&id, connection);
+        }
         if let Some(old) = self.live.insert(id, handle) {
             old.end(EndReason::Replaced);
         }
@@ -123,7 +141,12 @@ impl Sessions {
 
     /// Remove a session at its end, unless a newer one already took its place.
     pub(crate) fn unregister(&self, id: &ChargeBoxId, connection: u64) {
-        self.live.remove_if(id, |_, h| h.connection == connection);
+        if let Some((_, handle)) = self.live.remove_if(id, |_, h| h.connection == connection)
+            && let Some(cluster) = self.cluster.get()
+        {
+            let replaced = handle.end_reason.get() == Some(&EndReason::Replaced);
+            cluster.released(id, connection, replaced);
+        }
     }
 
     pub fn is_online(&self, id: &ChargeBoxId) -> bool {
@@ -171,14 +194,48 @@ impl Sessions {
 
     /// Send `request` to the charger and wait for its typed answer. Calls to one charger go out
     /// one at a time in order; each is timed from the moment it is written to the socket.
+    ///
+    /// The one seam every command goes through (REST, the toolbox, the dispatcher): a charger
+    /// held here is called here; one that is not, in a cluster, is called through the node that
+    /// holds it (`cluster`), whose registry applies the same boot rule and breaker, and whose
+    /// raw answer is decoded here exactly as a local one.
     pub async fn call<A: Action>(
         &self,
         id: &ChargeBoxId,
         request: &A,
     ) -> Result<A::Response, CallFailure> {
+        let result = match serde_json::to_string(request) {
+            Err(e) => Err(CallFailure::Encode(e.to_string())),
+            Ok(payload) => match self.cluster.get() {
+                Some(cluster) if !self.live.contains_key(id) => cluster
+                    .call(id, A::NAME, payload)
+                    .await
+                    .and_then(|raw| self.decode::<A>(id, &raw, false)),
+                _ => match self.call_local(id, A::NAME, payload).await {
+                    Ok(raw) => self.decode::<A>(id, &raw, true),
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        crate::metrics::call_finished(
+            A::NAME,
+            result
+                .as_ref()
+                .map_or_else(CallFailure::label, |_| "result"),
+        );
+        result
+    }
+
+    /// A CALL to a charger held here (never forwarded): the boot rule, the breaker, the queue;
+    /// the raw CALLRESULT payload.
+    pub(crate) async fn call_local(
+        &self,
+        id: &ChargeBoxId,
+        action: &'static str,
+        payload: String,
+    ) -> Result<String, CallFailure> {
         // Before the breaker: a refusal that sends nothing says nothing about the charger.
-        if !self.may_send(id, request) {
-            crate::metrics::call_finished(A::NAME, CallFailure::NotBooted.label());
+        if !self.may_send(id, action, &payload) {
             return Err(CallFailure::NotBooted);
         }
         let admitted = match self.breakers.get_mut(id) {
@@ -186,16 +243,9 @@ impl Sessions {
             None => true,
         };
         if !admitted {
-            crate::metrics::call_finished(A::NAME, CallFailure::BreakerOpen.label());
             return Err(CallFailure::BreakerOpen);
         }
-        let result = self.call_unguarded(id, request).await;
-        crate::metrics::call_finished(
-            A::NAME,
-            result
-                .as_ref()
-                .map_or_else(CallFailure::label, |_| "result"),
-        );
+        let result = self.call_unguarded(id, action, payload).await;
         let end = match &result {
             Ok(_) | Err(CallFailure::CallError { .. } | CallFailure::BadResponse { .. }) => {
                 CallEnd::Answered
@@ -226,30 +276,29 @@ impl Sessions {
         result
     }
 
-    /// Whether `request` may go to the charger now: always once it booted Accepted on this
+    /// Whether `action` may go to the charger now: always once it booted Accepted on this
     /// connection, before that only TriggerMessage(BootNotification), the one call OCPP allows
     /// to a charger that is not (yet) accepted. An offline charger passes: the send then says
     /// `Offline`.
-    fn may_send<A: Action>(&self, id: &ChargeBoxId, request: &A) -> bool {
+    fn may_send(&self, id: &ChargeBoxId, action: &str, payload: &str) -> bool {
         let booted = match self.live.get(id) {
             Some(h) => h.booted.load(Ordering::Acquire),
             None => return true,
         };
         booted
-            || (A::NAME == TriggerMessage::NAME
-                && serde_json::to_value(request).is_ok_and(|v| {
+            || (action == TriggerMessage::NAME
+                && serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| {
                     v.get("requestedMessage").and_then(|m| m.as_str())
                         == Some(MessageTrigger::BootNotification.as_str())
                 }))
     }
 
-    async fn call_unguarded<A: Action>(
+    async fn call_unguarded(
         &self,
         id: &ChargeBoxId,
-        request: &A,
-    ) -> Result<A::Response, CallFailure> {
-        let payload =
-            serde_json::to_string(request).map_err(|e| CallFailure::Encode(e.to_string()))?;
+        action: &'static str,
+        payload: String,
+    ) -> Result<String, CallFailure> {
         let sender = self
             .live
             .get(id)
@@ -258,7 +307,7 @@ impl Sessions {
         let (reply, answer) = oneshot::channel();
         sender
             .try_send(Box::new(QueuedCall {
-                action: A::NAME,
+                action,
                 payload,
                 reply,
             }))
@@ -266,14 +315,25 @@ impl Sessions {
                 mpsc::error::TrySendError::Full(_) => CallFailure::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => CallFailure::Offline,
             })?;
-        let raw = answer.await.map_err(|_| CallFailure::Disconnected)??;
-        let decoded = decode_payload_with::<A::Response>(&raw, self.strictness).map_err(|e| {
+        answer.await.map_err(|_| CallFailure::Disconnected)?
+    }
+
+    /// A raw answer as `A`'s typed response, read as `strictness` says. Deviations are counted
+    /// only for a charger held here (the holding node's live state is the one that is kept).
+    fn decode<A: Action>(
+        &self,
+        id: &ChargeBoxId,
+        raw: &str,
+        local: bool,
+    ) -> Result<A::Response, CallFailure> {
+        let decoded = decode_payload_with::<A::Response>(raw, self.strictness).map_err(|e| {
             CallFailure::BadResponse {
                 action: A::NAME,
                 reason: format!("{}: {}", e.code, e.description),
             }
         })?;
-        if !decoded.deviations.is_empty()
+        if local
+            && !decoded.deviations.is_empty()
             && let Some(state) = self.live_state.get()
         {
             let live = state.entry(id);

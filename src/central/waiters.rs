@@ -68,18 +68,25 @@ impl StartWaiters {
 
     /// A transaction started: hand its id to the first matching waiter.
     pub fn started(&self, t: &Transaction) {
+        self.started_on(&t.charger_id, t.connector_id, &t.id_tag, t.id);
+    }
+
+    /// Transaction `id` started on `charger`'s `connector` for `id_tag` (here, or on the node
+    /// holding the charger: see `cluster`).
+    pub fn started_on(&self, charger: &ChargeBoxId, connector: u32, id_tag: &str, id: i32) {
         let mut waiting = self.lock();
         if waiting.is_empty() {
             return;
         }
+        let key = id_tag.to_ascii_lowercase();
         let matches = |w: &Waiter| {
-            w.charger == t.charger_id
-                && w.connector.is_none_or(|c| c == t.connector_id)
-                && w.id_tag_key == t.id_tag.to_ascii_lowercase()
+            w.charger == *charger
+                && w.connector.is_none_or(|c| c == connector)
+                && w.id_tag_key == key
         };
         if let Some(i) = waiting.iter().position(matches) {
             let w = waiting.swap_remove(i);
-            let _ = w.found.send(t.id);
+            let _ = w.found.send(id);
         }
     }
 }

@@ -13,6 +13,7 @@ mod charger_sessions;
 mod chargers_api;
 mod charging_story;
 mod cli;
+mod cluster;
 mod console;
 mod deployment;
 mod durability;

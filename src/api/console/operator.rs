@@ -148,7 +148,7 @@ fn row(c: &Console, mut record: ChargerRecord) -> Row {
         BreakerState::HalfOpen => "half open",
     };
     Row {
-        online: c.api.central.sessions.is_online(&record.id),
+        online: c.api.central.holder(&record.id).is_some(),
         id: record.id.to_string(),
         name: record.name.unwrap_or_default(),
         faulted,
@@ -870,7 +870,9 @@ pub(super) fn failure_word(f: &CallFailure) -> &'static str {
         CallFailure::Offline | CallFailure::Disconnected => "offline",
         CallFailure::NotBooted => "notbooted",
         CallFailure::Timeout => "timeout",
-        CallFailure::BreakerOpen | CallFailure::QueueFull => "busy",
+        CallFailure::BreakerOpen | CallFailure::QueueFull | CallFailure::ClusterUnavailable => {
+            "busy"
+        }
         CallFailure::CallError { .. } | CallFailure::BadResponse { .. } => "refused",
         CallFailure::Encode(_) => "refused",
     }

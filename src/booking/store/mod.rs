@@ -288,6 +288,10 @@ pub trait Store: Send + Sync + 'static {
     /// The `seq` of the last committed event, updated after every commit.
     fn head(&self) -> watch::Receiver<i64>;
 
+    /// Another node committed up to `seq` in this shared log (the cluster said so): the head
+    /// moves there, so whoever follows it reads the new events at once.
+    fn observe_head(&self, seq: i64);
+
     /// Events with `seq > after`, in order, at most `limit`.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// The charger's configuration as last read (GetConfiguration), if it was ever read.

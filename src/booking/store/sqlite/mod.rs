@@ -521,6 +521,10 @@ impl Store for SqliteStore {
         self.head.subscribe()
     }
 
+    fn observe_head(&self, seq: i64) {
+        self.head.advance(seq);
+    }
+
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         events::events_after(&self.pool, after, limit).await
     }

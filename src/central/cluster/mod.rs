@@ -1,0 +1,668 @@
+//! The cluster: nodes that share one PostgreSQL and one NATS (setting `cluster_url`). NATS
+//! carries only what is in flight; the ledger stays the one source of truth, so nothing here
+//! is needed for correctness of bookings, only for reach and speed. Without `cluster_url` this
+//! module is never built and no NATS is touched.
+//!
+//! - **Command routing**: a request/reply subject per charger, `echarging.{ledger}.call.{key}`, which
+//!   the node holding the charger's socket subscribes to while the session lives. A node that
+//!   does not hold the charger sends the CALL (action and JSON payload) there and gets the raw
+//!   answer or a typed [`CallFailure`] back; it decodes the answer itself, so a command through
+//!   any node answers exactly what it would on the holding node. Chosen over per-node subjects
+//!   plus a presence lookup because NATS's no-responders status then says "offline" at once,
+//!   with no window where a stale presence entry sends a command to a node that just lost the
+//!   charger. NATS down → [`CallFailure::ClusterUnavailable`] (503 with Retry-After); local
+//!   chargers never touch NATS.
+//! - **Presence**: the JetStream KV bucket `echarging_presence_{ledger}` (key: the charger, value: the
+//!   holding node), refreshed by the holder every third of `cluster_presence_ttl`; each node
+//!   mirrors it through a watch. An entry not refreshed for the TTL counts as gone (the bucket's `max_age`
+//!   removes it too), so a node that dies without a word drops out by expiry.
+//! - **Takeover**: a node that registers a charger publishes `….takeover.{key}`; the
+//!   node that still holds a socket for it closes it (`EndReason::Replaced`).
+//! - **Commit notifications**: each local commit's log head goes out on `….commit`;
+//!   another node's head is fed to the local store's head, waking the dispatcher and the my-page
+//!   projector at once (their one-second poll stays as the fallback).
+//! - **Remote starts**: a StartTransaction goes out on `….started`, so a remote start
+//!   asked on another node learns its transaction id.
+//!
+//! It must not write the ledger, and must never hold a map guard across an `.await`.
+
+pub mod wire;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::{RwLock, watch};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{CallFailure, Central};
+use crate::domain::ChargeBoxId;
+use crate::ocpp::v16::OCPP16_ACTIONS;
+use wire::{CallReply, CallRequest, Commit, Started, Takeover};
+
+/// One charger's holder as the presence bucket says.
+#[derive(Debug, Clone)]
+struct Seen {
+    node: String,
+    at: OffsetDateTime,
+}
+
+pub struct Cluster {
+    node: String,
+    /// `echarging.{ledger}`: every subject's prefix, so clusters (and test runs) sharing one
+    /// NATS never hear each other; the nodes of one cluster share the ledger, so its id.
+    prefix: String,
+    /// The presence bucket's name, scoped the same way.
+    bucket_name: String,
+    client: async_nats::Client,
+    /// How long a presence entry lives without a refresh (setting `cluster_presence_ttl`).
+    ttl: Duration,
+    /// The same, to compare with instants.
+    ttl_as_time: time::Duration,
+    /// How long a forwarded call may take: the call timeout plus room for the queue.
+    call_wait: Duration,
+    /// The presence bucket, once it could be opened (again, after NATS lost it).
+    bucket: RwLock<Option<kv::Store>>,
+    /// The bucket's mirror: charger → holder and when it was last refreshed.
+    presence: DashMap<ChargeBoxId, Seen>,
+    /// The call subscription of each charger held here, by connection.
+    serving: DashMap<ChargeBoxId, (u64, AbortHandle)>,
+    /// The highest head learned from another node: not published again.
+    remote_head: AtomicI64,
+    /// Counts NATS (re)connects: presence is refreshed and watched again at once.
+    reconnected: watch::Sender<u64>,
+    central: OnceLock<Weak<Central>>,
+}
+
+/// A charger id as one NATS subject token and KV key: letters, digits, `-` and `_` as they
+/// are, every other byte (`.`, `*`, `>`, spaces, `=` itself) as `=XX`.
+pub fn key(id: &ChargeBoxId) -> String {
+    let mut out = String::with_capacity(id.as_str().len());
+    for b in id.as_str().bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`key`]; `None` for a key no charger id gives.
+pub fn unkey(key: &str) -> Option<ChargeBoxId> {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            let hex = key.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    ChargeBoxId::parse(&String::from_utf8(out).ok()?).ok()
+}
+
+impl Cluster {
+    /// Connects to `url` (retrying in the background: a node starts, and serves its own
+    /// chargers, while NATS is down).
+    pub async fn connect(
+        url: &str,
+        node: &str,
+        ledger_id: &str,
+        call_timeout: Duration,
+        ttl: Duration,
+    ) -> anyhow::Result<Self> {
+        let scope: String = ledger_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+        let reconnected = watch::Sender::new(0u64);
+        let wake = reconnected.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("echarging {node}"))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            // Forwarded calls are bounded by `call_wait`, which knows the call timeout.
+            .request_timeout(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts as u64).min(2000))
+            })
+            .event_callback(move |event| {
+                let wake = wake.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            info!("cluster: connected to NATS");
+                            wake.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                        async_nats::Event::Disconnected => warn!("cluster: NATS disconnected"),
+                        other => debug!(event = %other, "cluster: NATS event"),
+                    }
+                }
+            })
+            .connect(url)
+            .await?;
+        Ok(Cluster {
+            node: node.to_string(),
+            prefix: format!("echarging.{scope}"),
+            bucket_name: format!("echarging_presence_{scope}"),
+            client,
+            ttl,
+            ttl_as_time: time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX),
+            call_wait: call_timeout
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(5)),
+            bucket: RwLock::new(None),
+            presence: DashMap::new(),
+            serving: DashMap::new(),
+            remote_head: AtomicI64::new(0),
+            reconnected,
+            central: OnceLock::new(),
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn subject(&self, what: &str) -> String {
+        format!("{}.{what}", self.prefix)
+    }
+
+    fn call_subject(&self, id: &ChargeBoxId) -> String {
+        self.subject(&format!("call.{}", key(id)))
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn central(&self) -> Option<Arc<Central>> {
+        self.central.get().and_then(Weak::upgrade)
+    }
+
+    /// The node holding `id`'s socket, as the presence bucket says (this node's own entries
+    /// are the local registry's business, not read here).
+    pub fn holder(&self, id: &ChargeBoxId) -> Option<String> {
+        let seen = self.presence.get(id)?;
+        let fresh = OffsetDateTime::now_utc() - seen.at < self.ttl_as_time;
+        (fresh && seen.node != self.node).then(|| seen.node.clone())
+    }
+
+    /// Chargers held by each other node (fresh entries only), for the metrics.
+    pub fn held_elsewhere(&self) -> Vec<(String, usize)> {
+        let now = OffsetDateTime::now_utc();
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for e in self.presence.iter() {
+            if e.node != self.node && now - e.at < self.ttl_as_time {
+                *counts.entry(e.node.clone()).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
+    // ---- Command routing ------------------------------------------------------------------
+
+    /// Sends a CALL to a charger held by another node; the raw answer or why there is none.
+    pub(crate) async fn call(
+        &self,
+        id: &ChargeBoxId,
+        action: &'static str,
+        payload: String,
+    ) -> Result<String, CallFailure> {
+        if !self.connected() {
+            return Err(CallFailure::ClusterUnavailable);
+        }
+        let body = serde_json::to_vec(&CallRequest {
+            action: action.to_string(),
+            payload,
+        })
+        .map_err(|e| CallFailure::Encode(e.to_string()))?;
+        let asked = self.client.request(self.call_subject(id), body.into());
+        let message = match tokio::time::timeout(self.call_wait, asked).await {
+            Err(_) => return Err(CallFailure::Timeout),
+            Ok(Ok(message)) => message,
+            Ok(Err(e)) => {
+                use async_nats::client::RequestErrorKind;
+                return Err(match e.kind() {
+                    RequestErrorKind::NoResponders => CallFailure::Offline,
+                    RequestErrorKind::TimedOut => CallFailure::Timeout,
+                    _ => CallFailure::ClusterUnavailable,
+                });
+            }
+        };
+        match serde_json::from_slice::<CallReply>(&message.payload) {
+            Ok(reply) => reply.into_answer(action),
+            Err(e) => Err(CallFailure::BadResponse {
+                action,
+                reason: format!("the holding node's reply is unreadable: {e}"),
+            }),
+        }
+    }
+
+    /// A session for `id` started here: announce it (takeover, presence) and serve its calls.
+    pub(crate) fn held(self: &Arc<Self>, id: &ChargeBoxId, connection: u64) {
+        let cluster = self.clone();
+        let charger = id.clone();
+        let task = tokio::spawn(async move { cluster.serve(charger, connection).await });
+        if let Some((_, (_, old))) = self.serving.remove(id) {
+            old.abort();
+        }
+        self.serving
+            .insert(id.clone(), (connection, task.abort_handle()));
+    }
+
+    /// The session `connection` for `id` ended here. Presence is withdrawn unless another
+    /// node took the charger over (its entry must stay).
+    pub(crate) fn released(self: &Arc<Self>, id: &ChargeBoxId, connection: u64, taken_over: bool) {
+        if let Some((_, (_, task))) = self.serving.remove_if(id, |_, (c, _)| *c == connection) {
+            task.abort();
+        }
+        if taken_over {
+            return;
+        }
+        let cluster = self.clone();
+        let charger = id.clone();
+        tokio::spawn(async move {
+            // Only our own entry: the charger may already be back on another node.
+            let Some(bucket) = cluster.bucket().await else {
+                return;
+            };
+            let k = key(&charger);
+            if let Ok(Some(entry)) = bucket.entry(&k).await
+                && entry.value.as_ref() == cluster.node.as_bytes()
+                && let Err(e) = bucket
+                    .delete_expect_revision(&k, Some(entry.revision))
+                    .await
+            {
+                debug!(charger = %charger, error = %e, "cluster: presence not withdrawn");
+            }
+        });
+    }
+
+    async fn serve(self: Arc<Self>, id: ChargeBoxId, connection: u64) {
+        let takeover = serde_json::to_vec(&Takeover {
+            node: self.node.clone(),
+            connection,
+        })
+        .unwrap_or_default();
+        // Serving first, so no command finds nobody once the others hear of the takeover.
+        let mut calls = match self.client.subscribe(self.call_subject(&id)).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(charger = %id, error = %e, "cluster: cannot serve the charger's calls");
+                return;
+            }
+        };
+        let k = key(&id);
+        if let Err(e) = self
+            .client
+            .publish(self.subject(&format!("takeover.{k}")), takeover.into())
+            .await
+        {
+            warn!(charger = %id, error = %e, "cluster: takeover not announced");
+        }
+        self.put_presence(&id).await;
+        while let Some(message) = calls.next().await {
+            let Some(reply_to) = message.reply.clone() else {
+                continue;
+            };
+            let cluster = self.clone();
+            let charger = id.clone();
+            // Each call on its own task: the charger's queue orders them, as for local calls.
+            tokio::spawn(async move {
+                let reply = cluster.answer(&charger, &message.payload).await;
+                let body = serde_json::to_vec(&reply).unwrap_or_default();
+                if let Err(e) = cluster.client.publish(reply_to, body.into()).await {
+                    debug!(charger = %charger, error = %e, "cluster: reply not sent");
+                }
+            });
+        }
+    }
+
+    /// Serves one forwarded call through the local registry only (never forwarded again).
+    async fn answer(&self, id: &ChargeBoxId, body: &[u8]) -> CallReply {
+        let request = match serde_json::from_slice::<CallRequest>(body) {
+            Ok(r) => r,
+            Err(e) => return CallReply::from_answer(Err(CallFailure::Encode(e.to_string()))),
+        };
+        let Some(action) = OCPP16_ACTIONS
+            .iter()
+            .copied()
+            .find(|a| *a == request.action)
+        else {
+            return CallReply::from_answer(Err(CallFailure::Encode(format!(
+                "unknown action {:?}",
+                request.action
+            ))));
+        };
+        let Some(central) = self.central() else {
+            return CallReply::from_answer(Err(CallFailure::Offline));
+        };
+        CallReply::from_answer(
+            central
+                .sessions
+                .call_local(id, action, request.payload)
+                .await,
+        )
+    }
+
+    // ---- Presence ---------------------------------------------------------------------------
+
+    async fn bucket(&self) -> Option<kv::Store> {
+        if let Some(b) = self.bucket.read().await.as_ref() {
+            return Some(b.clone());
+        }
+        self.open_bucket().await
+    }
+
+    /// Opens (creating when missing) the presence bucket.
+    async fn open_bucket(&self) -> Option<kv::Store> {
+        if !self.connected() {
+            return None;
+        }
+        let js = async_nats::jetstream::new(self.client.clone());
+        let opened = match js.get_key_value(self.bucket_name.as_str()).await {
+            Ok(b) => Ok(b),
+            Err(_) => {
+                js.create_key_value(kv::Config {
+                    bucket: self.bucket_name.clone(),
+                    description: "echarging: which node holds which charger".into(),
+                    history: 1,
+                    max_age: self.ttl,
+                    storage: async_nats::jetstream::stream::StorageType::Memory,
+                    ..Default::default()
+                })
+                .await
+            }
+        };
+        match opened {
+            Ok(b) => {
+                *self.bucket.write().await = Some(b.clone());
+                Some(b)
+            }
+            Err(e) => {
+                // Another node may have created it meanwhile.
+                match js.get_key_value(self.bucket_name.as_str()).await {
+                    Ok(b) => {
+                        *self.bucket.write().await = Some(b.clone());
+                        Some(b)
+                    }
+                    Err(_) => {
+                        warn!(error = %e, "cluster: presence bucket unavailable");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    async fn put_presence(&self, id: &ChargeBoxId) -> bool {
+        let Some(bucket) = self.bucket().await else {
+            return false;
+        };
+        match bucket.put(key(id), self.node.clone().into()).await {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(charger = %id, error = %e, "cluster: presence not written");
+                // NATS may have lost the bucket (restarted): open it again next time.
+                *self.bucket.write().await = None;
+                false
+            }
+        }
+    }
+
+    /// Refreshes every local charger's presence every third of the TTL, and at once on reconnect.
+    async fn refresh(self: Arc<Self>, stop: CancellationToken) {
+        let mut reconnected = self.reconnected.subscribe();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.ttl / 3) => {}
+                _ = reconnected.changed() => {
+                    // The server may be a fresh one: the bucket and watch are opened again.
+                    *self.bucket.write().await = None;
+                }
+            }
+            let Some(central) = self.central() else {
+                return;
+            };
+            let held: Vec<ChargeBoxId> = self.serving.iter().map(|e| e.key().clone()).collect();
+            drop(central);
+            futures_util::stream::iter(held)
+                .for_each_concurrent(64, |id| {
+                    let cluster = &self;
+                    async move {
+                        cluster.put_presence(&id).await;
+                    }
+                })
+                .await;
+        }
+    }
+
+    /// Mirrors the presence bucket, watching it again whenever the watch ends.
+    async fn mirror(self: Arc<Self>, stop: CancellationToken) {
+        let mut reconnected = self.reconnected.subscribe();
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let watch = match self.bucket().await {
+                Some(b) => b.watch_with_history(">").await.ok(),
+                None => None,
+            };
+            if let Some(mut watch) = watch {
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = reconnected.changed() => break,
+                        next = watch.next() => next,
+                    };
+                    let Some(Ok(entry)) = next else { break };
+                    let Some(id) = unkey(&entry.key) else {
+                        continue;
+                    };
+                    match entry.operation {
+                        kv::Operation::Put => {
+                            let node = String::from_utf8_lossy(&entry.value).into_owned();
+                            self.presence.insert(
+                                id,
+                                Seen {
+                                    node,
+                                    at: entry.created,
+                                },
+                            );
+                        }
+                        kv::Operation::Delete | kv::Operation::Purge => {
+                            self.presence.remove(&id);
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    // ---- Takeover, commits, starts ----------------------------------------------------------
+
+    async fn takeovers(self: Arc<Self>, stop: CancellationToken) {
+        let prefix = self.subject("takeover.");
+        let Ok(mut sub) = self.client.subscribe(self.subject("takeover.*")).await else {
+            warn!("cluster: cannot listen for takeovers");
+            return;
+        };
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = sub.next() => match m { Some(m) => m, None => return },
+            };
+            let Ok(takeover) = serde_json::from_slice::<Takeover>(&message.payload) else {
+                continue;
+            };
+            if takeover.node == self.node {
+                continue;
+            }
+            let Some(id) = message
+                .subject
+                .as_str()
+                .strip_prefix(prefix.as_str())
+                .and_then(unkey)
+            else {
+                continue;
+            };
+            self.presence.insert(
+                id.clone(),
+                Seen {
+                    node: takeover.node.clone(),
+                    at: OffsetDateTime::now_utc(),
+                },
+            );
+            if let Some(central) = self.central()
+                && central.sessions.disconnect(&id, super::EndReason::Replaced)
+            {
+                info!(charger = %id, to = %takeover.node, "cluster: charger taken over by another node; socket closed");
+            }
+        }
+    }
+
+    /// Publishes local commits' heads; feeds other nodes' heads to the local store.
+    async fn commits(self: Arc<Self>, stop: CancellationToken) {
+        let Some(central) = self.central() else {
+            return;
+        };
+        let store = central.store.clone();
+        drop(central);
+        let mut head = store.head();
+        let subject = self.subject("commit");
+        let Ok(mut sub) = self.client.subscribe(subject.clone()).await else {
+            warn!("cluster: cannot listen for commits");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let seq = *head.borrow_and_update();
+                    if seq <= self.remote_head.load(Ordering::Acquire) {
+                        continue; // learned from another node: it published it already
+                    }
+                    let body = serde_json::to_vec(&Commit { node: self.node.clone(), head: seq })
+                        .unwrap_or_default();
+                    if let Err(e) = self.client.publish(subject.clone(), body.into()).await {
+                        debug!(error = %e, "cluster: commit not announced");
+                    }
+                }
+                m = sub.next() => {
+                    let Some(m) = m else { return };
+                    let Ok(commit) = serde_json::from_slice::<Commit>(&m.payload) else { continue };
+                    if commit.node == self.node {
+                        continue;
+                    }
+                    self.remote_head.fetch_max(commit.head, Ordering::AcqRel);
+                    store.observe_head(commit.head);
+                }
+            }
+        }
+    }
+
+    /// A StartTransaction this node accepted, for remote starts asked elsewhere.
+    pub(crate) fn started(
+        self: &Arc<Self>,
+        charger: &ChargeBoxId,
+        connector: u32,
+        id_tag: &str,
+        id: i32,
+    ) {
+        let body = serde_json::to_vec(&Started {
+            node: self.node.clone(),
+            charger: charger.to_string(),
+            connector,
+            id_tag: id_tag.to_string(),
+            transaction_id: id,
+        })
+        .unwrap_or_default();
+        let client = self.client.clone();
+        let subject = self.subject("started");
+        tokio::spawn(async move {
+            if let Err(e) = client.publish(subject, body.into()).await {
+                debug!(error = %e, "cluster: start not announced");
+            }
+        });
+    }
+
+    async fn starts(self: Arc<Self>, stop: CancellationToken) {
+        let Ok(mut sub) = self.client.subscribe(self.subject("started")).await else {
+            warn!("cluster: cannot listen for starts");
+            return;
+        };
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = sub.next() => match m { Some(m) => m, None => return },
+            };
+            let Ok(s) = serde_json::from_slice::<Started>(&message.payload) else {
+                continue;
+            };
+            if s.node == self.node {
+                continue;
+            }
+            let (Some(central), Ok(charger)) = (self.central(), ChargeBoxId::parse(&s.charger))
+            else {
+                continue;
+            };
+            central
+                .starts
+                .started_on(&charger, s.connector, &s.id_tag, s.transaction_id);
+        }
+    }
+}
+
+/// Starts the cluster's tasks for `central` (whose sessions already know `cluster`); they end
+/// when `stop` fires.
+pub fn run(cluster: Arc<Cluster>, central: &Arc<Central>, stop: CancellationToken) {
+    let _ = cluster.central.set(Arc::downgrade(central));
+    tokio::spawn(cluster.clone().refresh(stop.clone()));
+    tokio::spawn(cluster.clone().mirror(stop.clone()));
+    tokio::spawn(cluster.clone().takeovers(stop.clone()));
+    tokio::spawn(cluster.clone().commits(stop.clone()));
+    tokio::spawn(cluster.starts(stop));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_subject_tokens_and_round_trip() {
+        for raw in ["CP-1", "a.b", "x*y>z", "with space", "eq=ual", "ÄÖ", "_ok_"] {
+            let id = ChargeBoxId::parse(raw).unwrap();
+            let k = key(&id);
+            assert!(
+                k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)),
+                "{k}"
+            );
+            assert_eq!(unkey(&k).unwrap(), id);
+        }
+        assert!(unkey("bad=Z").is_none());
+        assert!(unkey("trail=").is_none());
+    }
+}
