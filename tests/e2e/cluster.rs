@@ -206,7 +206,7 @@ async fn remote_start_and_stop_through_every_node_reach_a_charger_on_another() {
         .await;
     }
     // Through each node, the one holding the socket included: the same typed answer.
-    for node in [&nodes[1], &nodes[2], &nodes[0]] {
+    for (round, node) in [&nodes[1], &nodes[2], &nodes[0]].into_iter().enumerate() {
         let request = node
             .api(Method::POST, "/chargers/CP-CL-1/remote-start")
             .json(&json!({"connectorId": 1, "idTag": "CL-TAG-1"}))
@@ -222,7 +222,8 @@ async fn remote_start_and_stop_through_every_node_reach_a_charger_on_another() {
         let started = cp
             .call_result(
                 "StartTransaction",
-                json!({"connectorId": 1, "idTag": "CL-TAG-1", "meterStart": 0,
+                // Each round its own start: the same one within a second is a repeat.
+                json!({"connectorId": 1, "idTag": "CL-TAG-1", "meterStart": round * 1000,
                        "timestamp": rfc(now())}),
             )
             .await

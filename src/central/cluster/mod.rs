@@ -377,15 +377,33 @@ impl Cluster {
         let opened = match js.get_key_value(self.bucket_name.as_str()).await {
             Ok(b) => Ok(b),
             Err(_) => {
-                js.create_key_value(kv::Config {
-                    bucket: self.bucket_name.clone(),
-                    description: "echarging: which node holds which charger".into(),
-                    history: 1,
-                    max_age: self.ttl,
-                    storage: async_nats::jetstream::stream::StorageType::Memory,
-                    ..Default::default()
-                })
-                .await
+                // The bucket's stream made directly, as `create_key_value` would make it:
+                // that call first reads the account's JetStream info, whose answer from
+                // servers before 2.10 (Debian's is 2.9) the client cannot parse.
+                use async_nats::jetstream::stream;
+                let made = js
+                    .get_or_create_stream(stream::Config {
+                        name: format!("KV_{}", self.bucket_name),
+                        description: Some("echarging: which node holds which charger".into()),
+                        subjects: vec![format!("$KV.{}.>", self.bucket_name)],
+                        max_messages_per_subject: 1,
+                        max_age: self.ttl,
+                        storage: stream::StorageType::Memory,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        discard: stream::DiscardPolicy::New,
+                        num_replicas: 1,
+                        ..Default::default()
+                    })
+                    .await;
+                match made {
+                    Ok(_) => js.get_key_value(self.bucket_name.as_str()).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: presence stream not created");
+                        js.get_key_value(self.bucket_name.as_str()).await
+                    }
+                }
             }
         };
         match opened {
