@@ -215,6 +215,10 @@ pub struct ChargerView {
     /// An Inoperative connector is out of service: it cannot be booked.
     #[serde(skip_serializing_if = "Option::is_none")]
     availability: Option<Vec<ConnectorAvailabilityView>>,
+    /// Shown by `GET /chargers/{id}` (not in lists): the charger's local authorization list as
+    /// the server last synced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_list: Option<LocalListView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -241,6 +245,39 @@ pub(super) struct ConnectorStatusView {
     /// When the central system received it.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// A charger's local authorization list as the server last synced it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LocalListView {
+    /// The list version the charger last accepted (the ledger's version is the number of the
+    /// last customer change); 0 when it never accepted one.
+    pub(super) version: i32,
+    /// When the charger last accepted a list, full or differential.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub(super) synced_at: Option<OffsetDateTime>,
+    /// The charger's last answer: `Accepted`, `Failed`, `NotSupported` or `VersionMismatch`;
+    /// `NeverSynced` when no list was ever sent (the charger does not say it keeps one).
+    #[schema(example = "Accepted")]
+    pub(super) status: String,
+}
+
+impl From<Option<crate::domain::local_list::LocalListState>> for LocalListView {
+    fn from(state: Option<crate::domain::local_list::LocalListState>) -> Self {
+        match state {
+            Some(s) => LocalListView {
+                version: s.version,
+                synced_at: s.synced_at,
+                status: s.status,
+            },
+            None => LocalListView {
+                version: 0,
+                synced_at: None,
+                status: "NeverSynced".into(),
+            },
+        }
+    }
 }
 
 /// A connector's availability in the ledger.
@@ -366,6 +403,7 @@ impl Api {
                 })
                 .collect(),
             availability: None,
+            local_list: None,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -532,6 +570,7 @@ async fn show(
             let connectors = record.connectors;
             let mut view = api.view(record);
             view.availability = Some(availability_views(connectors, &recorded));
+            view.local_list = Some(api.store.local_list_state(&id).await?.into());
             Ok(Json(view))
         }
         None => Err(ApiError::NoSuchCharger(raw)),

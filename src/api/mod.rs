@@ -12,6 +12,7 @@ mod customers;
 pub mod error;
 pub mod listener;
 pub mod load_shed;
+mod local_list;
 mod mypage;
 pub mod openapi;
 pub mod ops;
@@ -69,6 +70,7 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(transactions::routes())
                 .merge(commands::routes())
                 .merge(configuration::routes())
+                .merge(local_list::routes())
                 .merge(mypage::routes())
                 .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::commands::{self, ToolboxSchemas};
-use super::{chargers, configuration, customers, mypage, reservations, transactions};
+use super::{chargers, configuration, customers, local_list, mypage, reservations, transactions};
 use crate::api::ops;
 use crate::central::upgrade;
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
@@ -87,6 +87,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         commands::trigger,
         configuration::show,
         configuration::refresh,
+        local_list::sync,
         mypage::me,
         mypage::customer_page,
         mypage::events,
@@ -127,6 +128,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         commands::OcppAnswer,
         configuration::ConfigurationView,
         configuration::ConfigurationKeyView,
+        chargers::LocalListView,
         crate::domain::transaction::Transaction,
         crate::domain::transaction::TransactionStatus,
         crate::domain::transaction::Authorization,

@@ -42,9 +42,12 @@ pub(super) struct BookRequest {
     /// The charger's charge box id.
     #[schema(example = "CP-0001")]
     charger_id: String,
-    /// Omitted: the lowest connector free for the whole slot.
+    /// Omitted: the lowest connector free for the whole slot. 0: the whole charger (any of
+    /// its connectors): its slot overlaps every connector's, and it is sent as ReserveNow
+    /// connectorId 0 where the charger's `ReserveConnectorZeroSupported` is true, else on a
+    /// connector that reported Available.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 0)]
     connector_id: Option<u32>,
     /// One of the customer's idTags (compared case-insensitively); defaults to its first.
     #[serde(default)]

@@ -53,11 +53,15 @@ pub async fn refresh(
 
 /// A charger's Boot was accepted: the first time in this process, its configuration is read in
 /// the background (queued behind the Boot answer, like every call to it). A read that fails is
-/// tried again at the charger's next Boot.
+/// tried again at the charger's next Boot. Then (at every Boot) its local list is checked.
 pub(crate) fn booted(central: &Arc<Central>, id: &ChargeBoxId) {
-    if !central.settings.read_configuration_on_boot
-        || !central.configurations.read.insert(id.clone())
-    {
+    // The local list is judged on the configuration, so it follows the read (and, like it,
+    // is left to the operator when reading on Boot is off).
+    if !central.settings.read_configuration_on_boot {
+        return;
+    }
+    if !central.configurations.read.insert(id.clone()) {
+        super::local_list::booted(central, id);
         return;
     }
     let (central, id) = (central.clone(), id.clone());
@@ -70,6 +74,7 @@ pub(crate) fn booted(central: &Arc<Central>, id: &ChargeBoxId) {
                 warn!(charger = %id, error = %e, "configuration not read after boot");
             }
         }
+        super::local_list::booted(&central, &id);
     });
 }
 

@@ -3,7 +3,8 @@
 //! of other nodes), sends ReserveNow when a slot starts (minus the early-start grace, so the
 //! connector is held when the driver may arrive) or at once when it already has, records each
 //! answer as the reservation's `chargerAck`, sends CancelReservation for a cancelled reservation
-//! the charger may hold, and expires BOOKED reservations whose slot ended unused.
+//! the charger may hold, and expires BOOKED reservations whose slot ended unused. Customer
+//! changes in the log are also handed to `local_list`, which carries them to chargers' lists.
 //!
 //! Bookings never wait for it (fault isolation): a charger that is offline, or connected but
 //! not booted Accepted, keeps its reservations PENDING and gets them after its next accepted
@@ -136,6 +137,11 @@ pub async fn run(central: Arc<Central>, stop: CancellationToken) {
             }
         }
     }
+    // Who holds which tags, for the local lists' differentials (tags removed later are named
+    // from it). Best effort: without it a change names only the tags its event shows.
+    if let Err(e) = super::local_list::load_index(&d.central).await {
+        error!(error = %e, "local list index not loaded; removed tags reach chargers at their next full list");
+    }
     d.expire(OffsetDateTime::now_utc()).await;
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,6 +167,27 @@ pub async fn run(central: Arc<Central>, stop: CancellationToken) {
         }
     }
     d.tasks.abort_all();
+}
+
+/// Where a whole-charger reservation (connector 0) is sent: as connector 0 when the charger's
+/// configuration says `ReserveConnectorZeroSupported` is true; otherwise (false, or not known)
+/// on the lowest connector it last reported Available, connector 1 when none did. The ledger
+/// holds the whole charger either way; the charger holds one connector for the driver.
+async fn whole_charger_connector(central: &Central, charger: &ChargeBoxId) -> i32 {
+    let supported = match central.store.configuration(charger).await {
+        Ok(snapshot) => {
+            snapshot.is_some_and(|s| s.flag("ReserveConnectorZeroSupported") == Some(true))
+        }
+        Err(e) => {
+            warn!(charger = %charger, error = %e, "configuration not read; reserving a connector");
+            false
+        }
+    };
+    if supported {
+        return 0;
+    }
+    let connector = central.live.first_available(charger).unwrap_or(1);
+    i32::try_from(connector).unwrap_or(1)
 }
 
 async fn sleep_until(at: Option<OffsetDateTime>) {
@@ -243,7 +270,10 @@ impl Dispatcher {
                 if let Some(customer) = e.customer_id {
                     self.central.forget_customer(customer);
                 }
+                super::local_list::customer_changed(&self.central, e);
             }
+            // New tags join the lists chargers hold.
+            kind::CUSTOMER_CREATED => super::local_list::customer_changed(&self.central, e),
             kind::RESERVATION_ACK_CHANGED => {
                 if let Some(r) = e.reservation()
                     && let Some(known) = self.booked.get_mut(&r.id)
@@ -321,7 +351,7 @@ impl Dispatcher {
             error!(reservation = id, "idTag does not fit OCPP; not sent");
             return;
         };
-        let request = ReserveNow {
+        let mut request = ReserveNow {
             connector_id: r.connector_id as i32,
             expiry_date: Timestamp::from(r.slot.end()),
             id_tag,
@@ -332,6 +362,9 @@ impl Dispatcher {
         let central = self.central.clone();
         self.sending.insert(id);
         self.tasks.spawn(async move {
+            if request.connector_id == 0 {
+                request.connector_id = whole_charger_connector(&central, &charger).await;
+            }
             let answer = central.sessions.call(&charger, &request).await;
             let ack = match &answer {
                 Ok(a) => Some(match a.status {
@@ -465,7 +498,7 @@ impl Dispatcher {
                     .flatten()
                     .filter(|id| {
                         self.booked.get(id).is_some_and(|r| {
-                            r.connector_id == connector
+                            (r.connector_id == connector || r.connector_id == 0)
                                 && matches!(
                                     r.charger_ack,
                                     ChargerAck::Occupied

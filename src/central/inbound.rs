@@ -32,7 +32,7 @@ use crate::telemetry::Escaped;
 /// The idTagInfo for a tag: its verdict now (or `status` when the ledger already gave one), its
 /// expiry and its parent, so chargers that cache authorizations learn them. An unknown tag is
 /// Invalid.
-fn tag_info(auth: Option<&TagAuth>, status: Option<Authorization>) -> IdTagInfo {
+pub(super) fn tag_info(auth: Option<&TagAuth>, status: Option<Authorization>) -> IdTagInfo {
     let Some(auth) = auth else {
         return IdTagInfo::new(authorization(status.unwrap_or(Authorization::Invalid)));
     };

@@ -258,6 +258,16 @@ impl LiveState {
         self.mark_dirty(id);
     }
 
+    /// The lowest connector (not 0) whose last StatusNotification said Available, if any did.
+    pub fn first_available(&self, id: &ChargeBoxId) -> Option<u32> {
+        let live = self.get(id)?;
+        let d = live.details.lock().unwrap_or_else(|p| p.into_inner());
+        d.connectors
+            .iter()
+            .find(|c| c.connector_id >= 1 && c.status == "Available")
+            .map(|c| c.connector_id)
+    }
+
     /// Take the states changed since the last call.
     pub fn drain_dirty(&self) -> Vec<ChargerState> {
         let ids = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));

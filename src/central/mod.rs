@@ -2,9 +2,10 @@
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
-//! each charger's [`configuration`] snapshot and the [`availability`] the server gave its
-//! connectors, and the [`cluster`] that carries commands, presence, takeovers and commit
-//! wake-ups between nodes over NATS.
+//! each charger's [`configuration`] snapshot, the [`availability`] the server gave its
+//! connectors, the chargers' [`local_list`]s kept in step with the ledger's tags, and the
+//! [`cluster`] that carries commands, presence, takeovers and commit wake-ups between nodes
+//! over NATS.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
@@ -17,6 +18,7 @@ pub mod configuration;
 pub mod dispatcher;
 mod inbound;
 pub mod live;
+pub mod local_list;
 pub mod machine_key;
 pub mod registry;
 mod session;
@@ -60,6 +62,8 @@ pub struct Central {
     pub starts: waiters::StartWaiters,
     /// Whose configuration this process has read (see [`configuration`]).
     pub configurations: configuration::Configurations,
+    /// Chargers' local authorization lists in sync (see [`local_list`]).
+    pub local_lists: local_list::LocalLists,
     /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
     /// CustomerUpdated or CustomerDeleted event is applied (block, expiry, removal, the
     /// customer's deletion), on every node that follows
@@ -94,6 +98,7 @@ impl Central {
             signal_inbox: Mutex::new(Some(inbox)),
             starts: Default::default(),
             configurations: Default::default(),
+            local_lists: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
         }

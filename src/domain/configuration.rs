@@ -25,6 +25,24 @@ pub struct ConfigurationSnapshot {
 }
 
 impl ConfigurationSnapshot {
+    /// A boolean key's value (`true`/`false`, any case); `None` when absent or not a boolean.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        let value = self
+            .keys
+            .iter()
+            .find(|k| k.key.eq_ignore_ascii_case(key))?
+            .value
+            .as_deref()?
+            .trim();
+        if value.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if value.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Records a value the charger accepted for `key`: the entry's value (keys compare
     /// case-insensitively, as OCPP's CiString does), or a new writable entry when the snapshot
     /// did not list the key. The time of the snapshot stays that of the read.

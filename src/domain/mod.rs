@@ -11,6 +11,7 @@ pub mod customer;
 pub mod event;
 pub mod ids;
 pub mod instant;
+pub mod local_list;
 pub mod placement;
 pub mod remote_start;
 pub mod reservation;

@@ -1,6 +1,7 @@
-//! Reservations: a customer's claim on one connector of one charger for a half-open time slot
-//! `[start, end)`. Two live reservations (BOOKED or CHARGING_STARTED) on the same connector never
-//! overlap: the database refuses it (see each store backend), never a check in this code.
+//! Reservations: a customer's claim on one connector of one charger, or on the whole charger
+//! (connector 0), for a half-open time slot `[start, end)`. Two live reservations (BOOKED or
+//! CHARGING_STARTED) on the same connector never overlap, and a whole-charger one overlaps no
+//! connector's: the database refuses it (see each store backend), never a check in this code.
 
 use time::{Duration, OffsetDateTime};
 
@@ -143,6 +144,7 @@ pub struct Reservation {
     /// Fits OCPP's 32-bit reservationId.
     pub id: i32,
     pub charger_id: ChargeBoxId,
+    /// 0: the whole charger (its holder may start on any connector).
     pub connector_id: u32,
     pub customer_id: i64,
     pub id_tag: String,

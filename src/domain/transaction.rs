@@ -106,7 +106,8 @@ pub enum StartDecision {
 }
 
 /// The rules of issue "charging story": an unknown idTag is Invalid; the reservation the charger
-/// names is used when it is this customer's, on this charger and connector, still BOOKED and not
+/// names is used when it is this customer's, on this charger and connector (or the whole charger,
+/// connector 0), still BOOKED and not
 /// over; otherwise a current reservation of this customer on the connector is used; a connector
 /// inside someone else's live reservation is refused; a free connector is a walk-in if allowed.
 pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy) -> StartDecision {
@@ -138,7 +139,8 @@ pub fn decide_start(req: &StartRequest, ctx: &StartContext, policy: &StartPolicy
     let usable = |r: &Reservation| {
         r.customer_id == customer
             && r.charger_id == req.charger_id
-            && r.connector_id == req.connector_id
+            // A whole-charger reservation (connector 0) is used on any connector.
+            && (r.connector_id == req.connector_id || r.connector_id == 0)
             && r.status == ReservationStatus::Booked
             && r.slot.start().saturating_sub(policy.early_grace) <= req.timestamp
             && req.timestamp < r.slot.end()
@@ -425,6 +427,40 @@ mod tests {
             decide_start(&start(early, None), &by_slot, &POLICY),
             accept7
         );
+    }
+
+    #[test]
+    fn a_whole_charger_reservation_is_used_on_any_connector() {
+        let whole = Reservation {
+            connector_id: 0,
+            ..reservation(9, 1, ReservationStatus::Booked)
+        };
+        let at = datetime!(2026-01-01 10:30 UTC);
+        let on_two = StartRequest {
+            connector_id: 2,
+            ..start(at, Some(9))
+        };
+        let by_id = StartContext {
+            named: Some(whole.clone()),
+            on_connector: vec![whole.clone()],
+            ..ctx(1)
+        };
+        let accept9 = StartDecision::Accept {
+            reservation_id: Some(9),
+        };
+        assert_eq!(decide_start(&on_two, &by_id, &POLICY), accept9);
+        // Someone else on any connector of it is refused.
+        let other = StartContext {
+            on_connector: vec![whole],
+            ..ctx(2)
+        };
+        assert!(matches!(
+            decide_start(&on_two, &other, &POLICY),
+            StartDecision::Refuse {
+                status: Authorization::Invalid,
+                ..
+            }
+        ));
     }
 
     #[test]

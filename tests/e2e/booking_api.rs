@@ -402,10 +402,6 @@ async fn bad_bookings_are_422_or_400_naming_the_field() {
             "connectorId",
         ),
         (
-            json!({"chargerId": "CP-V", "connectorId": 0, "start": s, "end": e}),
-            "connectorId",
-        ),
-        (
             json!({"chargerId": "CP-V", "start": "tomorrow", "end": e}),
             "start",
         ),

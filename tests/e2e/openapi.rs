@@ -44,6 +44,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/chargers/{id}/trigger"),
     ("GET", "/api/v1/chargers/{id}/configuration"),
     ("POST", "/api/v1/chargers/{id}/configuration/refresh"),
+    ("POST", "/api/v1/chargers/{id}/local-list/sync"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/me/events"),
     ("GET", "/api/v1/customers/{id}/mypage"),
@@ -131,6 +132,10 @@ const PROBED: &[(&str, &str)] = &[
     (
         "/api/v1/chargers/{id}/configuration/refresh",
         "/api/v1/chargers/CP-probe/configuration/refresh",
+    ),
+    (
+        "/api/v1/chargers/{id}/local-list/sync",
+        "/api/v1/chargers/CP-probe/local-list/sync",
     ),
     ("/api/v1/events", "/api/v1/events"),
     ("/api/v1", "/api/v1"),

@@ -22,8 +22,9 @@ use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
-use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
+use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::Event;
+use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
@@ -189,8 +190,9 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_by_token(&self, token_digest: &str) -> Result<Option<Customer>, StoreError>;
 
     /// Book a slot. The database itself refuses an overlap with a live reservation on the same
-    /// connector; with `connector_id: None` the lowest connector free for the whole slot is
-    /// taken. A connector out of service (see [`Store::record_availability_change`]) is
+    /// connector, where `connector_id: Some(0)` (the whole charger) overlaps every connector's
+    /// slot and they its; with `connector_id: None` the lowest connector free for the whole slot
+    /// is taken. A connector out of service (see [`Store::record_availability_change`]) is
     /// refused (`OutOfService`) or skipped, judged in the same write transaction. Appends `ReservationBooked` in the same transaction.
     async fn book(&self, new: &NewReservation) -> Result<Reservation, BookError>;
     async fn reservation(&self, id: i32) -> Result<Option<Reservation>, StoreError>;
@@ -333,7 +335,26 @@ pub trait Store: Send + Sync + 'static {
         id: &ChargeBoxId,
     ) -> Result<Vec<ConnectorAvailability>, StoreError>;
 
-    /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
+    /// The local list's version: the seq of the last CustomerCreated, CustomerUpdated or
+    /// CustomerDeleted event (0 when there was none).
+    async fn local_list_version(&self) -> Result<i64, StoreError>;
+    /// Every customer's tags with their owner, in idTag order: what a full local list holds.
+    async fn local_list_tags(&self) -> Result<Vec<(i64, TagRecord)>, StoreError>;
+    /// The charger's local list as last synced, if a sync was ever tried.
+    async fn local_list_state(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<LocalListState>, StoreError>;
+    /// Records a sync's outcome. Telemetry, like reported state: appends nothing. A charger
+    /// deleted meanwhile keeps none.
+    async fn save_local_list_state(
+        &self,
+        id: &ChargeBoxId,
+        state: &LocalListState,
+    ) -> Result<(), StoreError>;
+
+    /// Pairs of live reservations on one connector (connector 0, the whole charger, shares every
+    /// connector) whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError>;
 

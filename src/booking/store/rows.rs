@@ -121,13 +121,15 @@ impl Dialect {
         )
     }
 
-    /// The earliest live slot on charger `$1`, connectors `$2..=$3`, that overlaps `[$4, $5)`
-    /// (`start_ms`, `end_ms`): what an overlap refusal names.
+    /// The earliest live slot on charger `$1`, connectors `$2..=$3` and the whole charger's
+    /// (connector 0; every connector when `$2` is 0), that overlaps `[$4, $5)` (`start_ms`,
+    /// `end_ms`): what an overlap refusal names.
     pub fn first_overlap(&self) -> String {
         let (s, e) = (self.slot_start, self.slot_end);
         format!(
             "SELECT {} AS start_ms, {} AS end_ms FROM reservations WHERE charger_id = $1 \
-             AND connector_id BETWEEN $2 AND $3 AND status IN ('BOOKED', 'CHARGING_STARTED') \
+             AND (connector_id BETWEEN $2 AND $3 OR connector_id = 0 OR $2 = 0) \
+             AND status IN ('BOOKED', 'CHARGING_STARTED') \
              AND {s} < {} AND {} < {e} ORDER BY {s} LIMIT 1",
             self.instant_column.replace("{}", s),
             self.instant_column.replace("{}", e),
@@ -136,13 +138,15 @@ impl Dialect {
         )
     }
 
-    /// Pairs of live reservations on one connector whose slots overlap. Deliberately not the
+    /// Pairs of live reservations on one connector (a whole-charger one, connector 0, sharing
+    /// every connector) whose slots overlap. Deliberately not the
     /// constraint's own operator or trigger: an independent check of them.
     pub fn overlapping(&self) -> String {
         let (s, e) = (self.slot_start, self.slot_end);
         format!(
             "SELECT a.id AS a, b.id AS b FROM reservations a JOIN reservations b \
-             ON a.charger_id = b.charger_id AND a.connector_id = b.connector_id AND a.id < b.id \
+             ON a.charger_id = b.charger_id AND a.id < b.id \
+             AND (a.connector_id = b.connector_id OR a.connector_id = 0 OR b.connector_id = 0) \
              AND a.{s} < b.{e} AND b.{s} < a.{e} \
              WHERE a.status IN ('BOOKED', 'CHARGING_STARTED') \
              AND b.status IN ('BOOKED', 'CHARGING_STARTED') ORDER BY a.id, b.id"
@@ -549,4 +553,15 @@ pub(crate) fn all<R, T>(
     map: impl Fn(&R) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     rows.iter().map(map).collect()
+}
+
+/// A `local_lists` row: `version`, `synced_at` (Unix ms), `status`.
+pub(crate) fn local_list_state(
+    r: &impl Columns,
+) -> Result<crate::domain::local_list::LocalListState, StoreError> {
+    Ok(crate::domain::local_list::LocalListState {
+        version: r.int32("version")?,
+        synced_at: r.opt_instant("synced_at")?,
+        status: r.text("status")?,
+    })
 }

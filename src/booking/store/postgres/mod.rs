@@ -15,6 +15,7 @@ mod chargers;
 mod configuration;
 mod customers;
 mod events;
+mod local_list;
 mod reservations;
 mod transactions;
 
@@ -35,8 +36,9 @@ use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
-use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
+use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::Event;
+use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
 use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
@@ -529,6 +531,31 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         in_transaction!(self, |tx| configuration::record_configuration_change(
             &mut tx, id, change
+        ))
+    }
+
+    async fn local_list_version(&self) -> Result<i64, StoreError> {
+        local_list::local_list_version(&self.pool).await
+    }
+
+    async fn local_list_tags(&self) -> Result<Vec<(i64, TagRecord)>, StoreError> {
+        local_list::local_list_tags(&self.pool).await
+    }
+
+    async fn local_list_state(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<LocalListState>, StoreError> {
+        local_list::local_list_state(&self.pool, id).await
+    }
+
+    async fn save_local_list_state(
+        &self,
+        id: &ChargeBoxId,
+        state: &LocalListState,
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| local_list::save_local_list_state(
+            &mut tx, id, state
         ))
     }
 

@@ -26,12 +26,10 @@ pub(super) async fn book(
     tx: &mut PgConnection,
     new: &NewReservation,
 ) -> Result<Written<Reservation>, BookError> {
-    // Which refusal wins when several apply is SQLite's: connector 0, then an unknown
-    // charger or connector, then an overlap, and only then an unknown customer (known by
-    // the foreign key refusing an insert the slot itself allowed).
-    if new.connector_id == Some(0) {
-        return Err(BookError::UnknownConnector(0));
-    }
+    // Which refusal wins when several apply is SQLite's: an unknown charger or connector,
+    // then an overlap, and only then an unknown customer (known by the foreign key refusing
+    // an insert the slot itself allowed). Connector 0 is the whole charger: the exclusion
+    // constraint judges it against every connector.
     // KEY SHARE keeps the charger from being deleted until this commits (delete_charger
     // takes the row FOR UPDATE), without blocking telemetry updates of the same row.
     // Rejecting a charger takes it FOR UPDATE too, so its state cannot change under this.
@@ -78,14 +76,22 @@ pub(super) async fn book(
         // other (rare: their index insertions must interleave), and then one waits out
         // deadlock_timeout (1 s by default) before being killed and retried. Locks are taken
         // after the charger row, in connector order, and before the event counter, so the
-        // queue itself cannot deadlock.
-        let inserted = sqlx::query_scalar::<_, i32>(
-            "WITH queued AS (SELECT pg_advisory_xact_lock(hashtext($1), $2)) \
+        // queue itself cannot deadlock. A whole-charger booking (connector 0) overlaps every
+        // connector's, so it queues behind all of them: it takes (charger, 0) exclusively,
+        // the others take it shared first (bookers of different connectors still pass each
+        // other).
+        let queue = if connector == 0 {
+            "pg_advisory_xact_lock(hashtext($1), 0)"
+        } else {
+            "pg_advisory_xact_lock_shared(hashtext($1), 0), pg_advisory_xact_lock(hashtext($1), $2)"
+        };
+        let inserted = sqlx::query_scalar::<_, i32>(&format!(
+            "WITH queued AS (SELECT {queue}) \
              INSERT INTO reservations (charger_id, connector_id, customer_id, id_tag, \
              start_at, end_at, status, charger_ack, created_at, updated_at) \
              SELECT $1, $2, $3, $4, ms_to_ts($5), ms_to_ts($6), 'BOOKED', 'PENDING', \
-             ms_to_ts($7), ms_to_ts($7) FROM queued RETURNING id",
-        )
+             ms_to_ts($7), ms_to_ts($7) FROM queued RETURNING id"
+        ))
         .bind(new.charger_id.as_str())
         .bind(connector as i32)
         .bind(new.customer_id)
@@ -370,9 +376,9 @@ pub(super) async fn overlapping_reservations(pool: &PgPool) -> Result<Vec<(i32, 
     rows::all(&rows, rows::pair)
 }
 
-/// A reservation live on connector `$3` of charger `$2` whose slot, widened by the early grace
+/// A reservation live on connector `$3` (or the whole charger, connector 0) of charger `$2` whose slot, widened by the early grace
 /// before its start, holds the instant `$5`; `$4` is that instant plus the grace (milliseconds).
-const LIVE_AT: &str = "charger_id = $2 AND connector_id = $3 \
+const LIVE_AT: &str = "charger_id = $2 AND connector_id IN (0, $3) \
      AND status IN ('BOOKED', 'CHARGING_STARTED') \
      AND start_at <= ms_to_ts($4) AND end_at > ms_to_ts($5)";
 

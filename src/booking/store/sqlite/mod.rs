@@ -20,6 +20,7 @@ mod checkpoint;
 mod configuration;
 mod customers;
 mod events;
+mod local_list;
 mod reservations;
 mod transactions;
 mod writer;
@@ -48,8 +49,9 @@ use crate::domain::charger::{
     BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
-use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth};
+use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
 use crate::domain::event::Event;
+use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
 use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
@@ -558,6 +560,33 @@ impl Store for SqliteStore {
             Box::pin(
                 async move { configuration::record_configuration_change(tx, &id, &change).await },
             )
+        })
+        .await
+    }
+
+    async fn local_list_version(&self) -> Result<i64, StoreError> {
+        local_list::local_list_version(&self.pool).await
+    }
+
+    async fn local_list_tags(&self) -> Result<Vec<(i64, TagRecord)>, StoreError> {
+        local_list::local_list_tags(&self.pool).await
+    }
+
+    async fn local_list_state(
+        &self,
+        id: &ChargeBoxId,
+    ) -> Result<Option<LocalListState>, StoreError> {
+        local_list::local_list_state(&self.pool, id).await
+    }
+
+    async fn save_local_list_state(
+        &self,
+        id: &ChargeBoxId,
+        state: &LocalListState,
+    ) -> Result<(), StoreError> {
+        let (id, state) = (id.clone(), state.clone());
+        self.write(move |tx| {
+            Box::pin(async move { local_list::save_local_list_state(tx, &id, &state).await })
         })
         .await
     }

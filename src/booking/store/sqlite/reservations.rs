@@ -32,7 +32,7 @@ pub(super) async fn book(
     // happens when the charger has that connector; the overlap trigger judges the slot, and
     // a refusal aborts just that statement.
     let (first, last) = match new.connector_id {
-        Some(0) => return Err(BookError::UnknownConnector(0)),
+        // Connector 0 is the whole charger: the triggers judge it against every connector.
         Some(c) => (c, c),
         None => (1, MAX_CONNECTORS),
     };

@@ -80,7 +80,7 @@ pub(super) async fn start_transaction(
     }
     let found = sqlx::query(&format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1 OR (charger_id = $2 \
-         AND connector_id = $3 AND status IN ('BOOKED', 'CHARGING_STARTED') \
+         AND connector_id IN (0, $3) AND status IN ('BOOKED', 'CHARGING_STARTED') \
          AND start_ms <= $4 AND end_ms > $5) ORDER BY start_ms LIMIT 5"
     ))
     .bind(req.reservation_id.map(i64::from))
@@ -95,7 +95,7 @@ pub(super) async fn start_transaction(
     for row in &found {
         let r = rows::reservation(row)?;
         let current = r.charger_id == req.charger_id
-            && r.connector_id == req.connector_id
+            && (r.connector_id == req.connector_id || r.connector_id == 0)
             && r.status.is_live()
             && r.slot.start() <= req.timestamp.saturating_add(policy.early_grace)
             && r.slot.end() > req.timestamp;
