@@ -14,10 +14,12 @@
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
 //!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, the
 //!   dispatcher that carries reservations to chargers and drops caches on the log's changes,
-//!   per-charger deviation counts, the chargers' configuration snapshots and what their
+//!   per-charger deviation counts, the chargers' configuration snapshots and the fleet's key
+//!   policy, the firmware and diagnostics statuses they report, and what their
 //!   ChangeAvailability answers do to the ledger. It owns no REST.
 //! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
 //!   my page and its SSE stream, the operator's toolbox (any OCPP command, configuration),
+//!   firmware and diagnostics files hosted for chargers (`/files/`), fleet operations,
 //!   OpenAPI and `/docs`, auth, operations probes and `/metrics`,
 //!   REST load shedding, and the web console (`/` for operators, `/my/` for drivers).
 //! - [`app`]: composes them, serves, drains.

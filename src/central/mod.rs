@@ -2,8 +2,9 @@
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
-//! each charger's [`configuration`] snapshot and the [`availability`] the server gave its
-//! connectors.
+//! each charger's [`configuration`] snapshot, the fleet's configuration [`policy`], the
+//! [`firmware`] and diagnostics statuses chargers report, and the [`availability`] the server
+//! gave its connectors.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
@@ -13,9 +14,11 @@ pub mod breaker;
 pub mod calls;
 pub mod configuration;
 pub mod dispatcher;
+pub mod firmware;
 mod inbound;
 pub mod live;
 pub mod machine_key;
+pub mod policy;
 pub mod registry;
 mod session;
 pub mod upgrade;
@@ -58,6 +61,10 @@ pub struct Central {
     pub starts: waiters::StartWaiters,
     /// Whose configuration this process has read (see [`configuration`]).
     pub configurations: configuration::Configurations,
+    /// What chargers reported about firmware updates and diagnostics uploads.
+    pub files: firmware::FileStatuses,
+    /// The fleet's configuration key policy and each charger's outcome (see [`policy`]).
+    pub policies: policy::Policies,
     /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
     /// CustomerUpdated or CustomerDeleted event is applied (block, expiry, removal, the
     /// customer's deletion), on every node that follows
@@ -92,6 +99,8 @@ impl Central {
             signal_inbox: Mutex::new(Some(inbox)),
             starts: Default::default(),
             configurations: Default::default(),
+            files: Default::default(),
+            policies: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
         }

@@ -329,6 +329,15 @@ pub trait Store: Send + Sync + 'static {
         id: &ChargeBoxId,
     ) -> Result<Vec<ConnectorAvailability>, StoreError>;
 
+    /// The fleet's configuration key policy (key, value), by key. Operator configuration, not
+    /// a ledger change: appends nothing.
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Replaces the whole policy with `keys` in one transaction (empty: no policy).
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError>;
+
     /// Pairs of live reservations on one connector whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.
     async fn overlapping_reservations(&self) -> Result<Vec<(i32, i32)>, StoreError>;

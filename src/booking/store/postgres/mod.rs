@@ -15,6 +15,7 @@ mod chargers;
 mod configuration;
 mod customers;
 mod events;
+mod policy;
 mod reservations;
 mod transactions;
 
@@ -525,6 +526,19 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         in_transaction!(self, |tx| configuration::record_configuration_change(
             &mut tx, id, change
+        ))
+    }
+
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {
+        policy::configuration_policy(&self.pool).await
+    }
+
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| policy::replace_configuration_policy(
+            &mut tx, keys
         ))
     }
 

@@ -20,6 +20,7 @@ mod checkpoint;
 mod configuration;
 mod customers;
 mod events;
+mod policy;
 mod reservations;
 mod transactions;
 mod writer;
@@ -545,6 +546,21 @@ impl Store for SqliteStore {
             Box::pin(
                 async move { configuration::record_configuration_change(tx, &id, &change).await },
             )
+        })
+        .await
+    }
+
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {
+        policy::configuration_policy(&self.pool).await
+    }
+
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.write(move |tx| {
+            Box::pin(async move { policy::replace_configuration_policy(tx, &keys).await })
         })
         .await
     }
