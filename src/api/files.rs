@@ -849,7 +849,7 @@ async fn list_diagnostics(
             });
         }
     }
-    files.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    files.sort_by_key(|f| std::cmp::Reverse(f.received_at));
     Ok(Json(files))
 }
 

@@ -513,7 +513,7 @@ async fn list(_: Operator, State(api): State<Arc<Api>>) -> Json<Vec<JobView>> {
         .iter()
         .map(|j| j.lock().expect("job").view(false))
         .collect();
-    views.sort_by(|a, b| b.id.cmp(&a.id));
+    views.sort_by_key(|v| std::cmp::Reverse(v.id));
     Json(views)
 }
 

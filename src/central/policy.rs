@@ -58,11 +58,14 @@ pub struct KeyOutcome {
     pub at: OffsetDateTime,
 }
 
+/// The policy's keys and values, by key.
+pub type PolicyKeys = Arc<Vec<(String, String)>>;
+
 /// The policy as last read, and every charger's outcomes. Guards are never held across
 /// `.await`.
 #[derive(Default)]
 pub struct Policies {
-    cached: Mutex<Option<(Instant, Arc<Vec<(String, String)>>)>>,
+    cached: Mutex<Option<(Instant, PolicyKeys)>>,
     outcomes: DashMap<ChargeBoxId, BTreeMap<String, KeyOutcome>>,
 }
 
