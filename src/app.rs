@@ -59,6 +59,7 @@ impl Application {
         let listener = bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        let settings = with_public_url(settings, addr);
         let central = Arc::new(Central::new(
             settings.clone(),
             store,
@@ -95,6 +96,8 @@ impl Application {
             operator,
             pages: pages.clone(),
             hub: Arc::new(PageHub::default()),
+            fleet: Default::default(),
+            files: Default::default(),
         });
         // REST and operations are measured, and REST is shed past its concurrency limit; the
         // OCPP upgrade is neither, so a REST overload cannot starve charger sessions (nor the
@@ -254,6 +257,20 @@ pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<usize> {
     pages.close().await;
     store.close().await;
     Ok(events)
+}
+
+/// The settings with `public_url` known: as configured, else `http://` + the bound address
+/// (the port is known only now when `listen` asked for port 0).
+fn with_public_url(settings: Arc<Settings>, addr: SocketAddr) -> Arc<Settings> {
+    if settings.public_url.is_some() {
+        return settings;
+    }
+    if addr.ip().is_unspecified() {
+        tracing::warn!(%addr, "public_url not set and listening on all addresses: firmware and diagnostics locations sent to chargers name this address; set public_url");
+    }
+    let mut resolved = (*settings).clone();
+    resolved.public_url = Some(format!("http://{addr}"));
+    Arc::new(resolved)
 }
 
 /// What axum answers to an unrouted request by default: 404 with no body.

@@ -14,13 +14,15 @@
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
 //!   registry of live sessions with typed outbound CALLs, the breaker, live charger state, the
 //!   dispatcher that carries reservations to chargers and drops caches on the log's changes,
-//!   per-charger deviation counts, the chargers' configuration snapshots, what their
-//!   ChangeAvailability answers do to the ledger, their local authorization lists kept in step
-//!   with the ledger's tags, and the cluster (NATS: commands to chargers on other nodes,
-//!   presence, takeover, commit wake-ups). It owns no REST.
+//!   per-charger deviation counts, the chargers' configuration snapshots and the fleet's key
+//!   policy, the firmware and diagnostics statuses they report, what their ChangeAvailability
+//!   answers do to the ledger, their local authorization lists kept in step with the ledger's
+//!   tags, and the cluster (NATS: commands to chargers on other nodes, presence, takeover,
+//!   commit wake-ups). It owns no REST.
 //! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
 //!   my page and its SSE stream, the operator's toolbox (any OCPP command, configuration,
-//!   a forced local list sync),
+//!   a forced local list sync), firmware and diagnostics files hosted for chargers (`/files/`),
+//!   fleet operations,
 //!   OpenAPI and `/docs`, auth, operations probes and `/metrics`,
 //!   REST load shedding, and the web console (`/` for operators, `/my/` for drivers).
 //! - [`app`]: composes them, serves, drains.

@@ -115,6 +115,13 @@ pub struct Settings {
     /// How long a node's word that it holds a charger lasts without a refresh (it refreshes
     /// every third of it): how soon a dead node's chargers show offline.
     pub cluster_presence_ttl: Duration,
+    /// The base URL chargers reach this server at (`https://cs.example.com`), for the firmware
+    /// and diagnostics locations sent to them; `None`: `http://` + the bound `listen` address.
+    pub public_url: Option<String>,
+    /// The largest firmware file the operator may upload.
+    pub firmware_max_bytes: u64,
+    /// The largest diagnostics file a charger may upload.
+    pub diagnostics_max_bytes: u64,
 }
 
 impl Settings {
@@ -154,6 +161,9 @@ impl Settings {
             cluster_url: None,
             node_id: generated_node_id(),
             cluster_presence_ttl: Duration::from_secs(30),
+            public_url: None,
+            firmware_max_bytes: 256 << 20,
+            diagnostics_max_bytes: 64 << 20,
         }
     }
 
@@ -328,6 +338,16 @@ struct CliValues {
     /// after it) [default: 30s]
     #[arg(long, env = "ECHARGING_CLUSTER_PRESENCE_TTL", global = true)]
     cluster_presence_ttl: Option<String>,
+    /// Base URL chargers reach this server at, for firmware and diagnostics locations
+    /// [default: http:// + the listen address]
+    #[arg(long, env = "ECHARGING_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
+    /// Largest firmware upload in bytes [default: 268435456 (256 MiB)]
+    #[arg(long, env = "ECHARGING_FIRMWARE_MAX_BYTES", global = true)]
+    firmware_max_bytes: Option<String>,
+    /// Largest diagnostics upload from a charger in bytes [default: 67108864 (64 MiB)]
+    #[arg(long, env = "ECHARGING_DIAGNOSTICS_MAX_BYTES", global = true)]
+    diagnostics_max_bytes: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -655,6 +675,24 @@ fn resolve(
         duration(Duration::from_secs(3), false)
     ) {
         s.cluster_presence_ttl = v;
+    }
+    s.public_url = parse!(public_url, |p: &Pick| {
+        let v = p.value.trim().trim_end_matches('/');
+        let rest = v
+            .strip_prefix("http://")
+            .or_else(|| v.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(v.to_string())
+            }
+            _ => Err(p.fail("expected http://HOST[:PORT][/PATH] or https://…")),
+        }
+    });
+    if let Some(v) = parse!(firmware_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
+        s.firmware_max_bytes = v as u64;
+    }
+    if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
+        s.diagnostics_max_bytes = v as u64;
     }
     Ok(s)
 }

@@ -19,6 +19,7 @@ use super::ApiError;
 use super::auth::Operator;
 use crate::booking::store::Page;
 use crate::central::breaker::BreakerState;
+use crate::central::firmware::Kind;
 use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{Availability, ConnectorAvailability, out_of_service};
@@ -219,6 +220,14 @@ pub struct ChargerView {
     /// the server last synced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     local_list: Option<LocalListView>,
+    /// Shown by `GET /chargers/{id}` (not in lists): the charger's FirmwareStatusNotifications
+    /// since this server started (see `POST /chargers/{id}/firmware-update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    firmware_status: Option<super::files::StatusTrailView>,
+    /// Shown by `GET /chargers/{id}` (not in lists): its DiagnosticsStatusNotifications since
+    /// this server started (see `POST /chargers/{id}/diagnostics`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostics_status: Option<super::files::StatusTrailView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -404,6 +413,8 @@ impl Api {
                 .collect(),
             availability: None,
             local_list: None,
+            firmware_status: None,
+            diagnostics_status: None,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -571,6 +582,8 @@ async fn show(
             let mut view = api.view(record);
             view.availability = Some(availability_views(connectors, &recorded));
             view.local_list = Some(api.store.local_list_state(&id).await?.into());
+            view.firmware_status = Some(super::files::trail_view(&api, Kind::Firmware, &id));
+            view.diagnostics_status = Some(super::files::trail_view(&api, Kind::Diagnostics, &id));
             Ok(Json(view))
         }
         None => Err(ApiError::NoSuchCharger(raw)),
@@ -692,6 +705,8 @@ async fn remove(
         .disconnect(&id, EndReason::Deregistered);
     api.central.live.forget(&id);
     api.central.sessions.forget(&id);
+    api.central.files.forget(&id);
+    api.central.policies.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -77,6 +77,16 @@ macro_rules! toolbox_actions {
             )+
             Err(unknown_action(action))
         }
+
+        /// Decodes `body` as `action`'s request without sending it (422 naming the field).
+        pub(super) fn validate(action: &str, body: &str) -> Result<(), ApiError> {
+            $(
+                if action == <$action as Action>::NAME {
+                    return decode::<$action>(body).map(drop);
+                }
+            )+
+            Err(unknown_action(action))
+        }
     };
 }
 
@@ -178,24 +188,34 @@ async fn send_any(
         return Err(unknown_action(&action));
     }
     let record = charger(&api, &raw).await?;
-    let body = body.get();
-    let response = if action == ChangeConfiguration::NAME {
-        // The one action whose answer the server keeps: the configuration snapshot.
-        let request = decode::<ChangeConfiguration>(body)?;
-        let answer = api.central.sessions.call(&record.id, &request).await?;
-        configuration::record_change(&api.central, &record.id, &request, &answer).await;
-        serde_json::to_value(answer).map_err(ApiError::internal)?
-    } else if action == ChangeAvailability::NAME {
-        // The ledger keeps what it does to bookings (see `availability`).
-        let request = decode::<ChangeAvailability>(body)?;
-        change_availability(&api, &record.id, &request).await?
-    } else {
-        dispatch(&api, &record.id, &action, body).await?
-    };
+    let response = perform(&api, &record.id, &action, body.get()).await?;
     Ok(Json(OcppAnswer {
         status: 200,
         response,
     }))
+}
+
+/// Sends `action` with `body` to the charger and returns its answer, keeping what the ledger
+/// keeps of it (shared with the fleet's commands).
+pub(super) async fn perform(
+    api: &Api,
+    charger: &ChargeBoxId,
+    action: &str,
+    body: &str,
+) -> Result<Value, ApiError> {
+    if action == ChangeConfiguration::NAME {
+        // The one action whose answer the server keeps: the configuration snapshot.
+        let request = decode::<ChangeConfiguration>(body)?;
+        let answer = api.central.sessions.call(charger, &request).await?;
+        configuration::record_change(&api.central, charger, &request, &answer).await;
+        serde_json::to_value(answer).map_err(ApiError::internal)
+    } else if action == ChangeAvailability::NAME {
+        // The ledger keeps what it does to bookings (see `availability`).
+        let request = decode::<ChangeAvailability>(body)?;
+        change_availability(api, charger, &request).await
+    } else {
+        dispatch(api, charger, action, body).await
+    }
 }
 
 /// What a typed command to a charger may answer instead of the charger's payload (REST's own

@@ -44,6 +44,13 @@ pub async fn shed_rest(State(limit): State<RestLimit>, request: Request, next: N
     if !request.uri().path().starts_with(LIMITED_PREFIX) {
         return next.run(request).await;
     }
+    // A firmware upload is streamed to disk by its handler, under its own size limit and idle
+    // timeout, and holds no permit for as long as the upload takes.
+    if request.method() == axum::http::Method::POST
+        && request.uri().path() == crate::api::files::FIRMWARE_UPLOAD_PATH
+    {
+        return next.run(request).await;
+    }
     let request = match read_body(request).await {
         Ok(r) => r,
         Err(refused) => return refused,

@@ -1,7 +1,8 @@
 //! The REST API under `/api/v1` (api.md): one module per resource, each exposing its routes.
 //! Handlers validate into domain types, call the store or the live sessions, and answer JSON in
 //! camelCase or problem+json. [`openapi`] documents it all and serves `/openapi.json` and
-//! `/docs`.
+//! `/docs`. [`files`] also serves chargers their firmware downloads and diagnostics uploads
+//! under `/files/`, outside `/api/v1`.
 
 pub mod auth;
 mod chargers;
@@ -10,6 +11,8 @@ mod configuration;
 pub mod console;
 mod customers;
 pub mod error;
+pub mod files;
+mod fleet;
 pub mod listener;
 pub mod load_shed;
 mod local_list;
@@ -18,6 +21,7 @@ pub mod openapi;
 pub mod ops;
 mod reservations;
 mod transactions;
+mod upload;
 
 use std::sync::Arc;
 
@@ -37,6 +41,10 @@ pub struct Api {
     /// The my-page read model, and where its changes are announced.
     pub pages: Arc<dyn crate::booking::mypage::pages::PageStore>,
     pub hub: Arc<crate::booking::mypage::projector::PageHub>,
+    /// Fleet commands this process runs or ran.
+    pub fleet: fleet::FleetJobs,
+    /// What the firmware and diagnostics file routes share.
+    pub files: files::FileKeys,
 }
 
 impl Api {
@@ -71,9 +79,12 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(commands::routes())
                 .merge(configuration::routes())
                 .merge(local_list::routes())
+                .merge(files::routes())
+                .merge(fleet::routes())
                 .merge(mypage::routes())
                 .layer(axum::middleware::from_fn(refuse_nul_in_query)),
         )
+        .merge(files::charger_routes())
         .with_state(api)
         .merge(openapi::router())
 }

@@ -10,7 +10,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::commands::{self, ToolboxSchemas};
-use super::{chargers, configuration, customers, local_list, mypage, reservations, transactions};
+use super::{
+    chargers, configuration, customers, files, fleet, local_list, mypage, reservations, transactions,
+};
 use crate::api::ops;
 use crate::central::upgrade;
 use crate::domain::reservation::{ChargerAck, ReservationStatus};
@@ -88,6 +90,22 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         configuration::show,
         configuration::refresh,
         local_list::sync,
+        files::upload_firmware,
+        files::list_firmware,
+        files::serve_firmware,
+        files::update_firmware,
+        files::request_diagnostics,
+        files::list_diagnostics,
+        files::download_diagnostics,
+        files::receive_diagnostics,
+        files::receive_named_diagnostics,
+        files::post_diagnostics,
+        files::post_named_diagnostics,
+        fleet::start,
+        fleet::list,
+        fleet::show,
+        fleet::show_policy,
+        fleet::replace_policy,
         mypage::me,
         mypage::customer_page,
         mypage::events,
@@ -129,6 +147,22 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         configuration::ConfigurationView,
         configuration::ConfigurationKeyView,
         chargers::LocalListView,
+        files::FirmwareView,
+        files::FirmwareUpdateRequest,
+        files::FileCommandAnswer,
+        files::DiagnosticsRequest,
+        files::DiagnosticsFileView,
+        files::StatusTrailView,
+        files::ReportedView,
+        fleet::FleetCommand,
+        fleet::FleetFilter,
+        fleet::JobView,
+        fleet::JobState,
+        fleet::Outcome,
+        fleet::ChargerOutcome,
+        fleet::PolicyView,
+        fleet::ChargerPolicyView,
+        fleet::PolicyKeyView,
         crate::domain::transaction::Transaction,
         crate::domain::transaction::TransactionStatus,
         crate::domain::transaction::Authorization,
@@ -151,6 +185,10 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
             description = "Remote start and stop, and the transactions chargers report"),
         (name = "toolbox",
             description = "Any OCPP command to any charger, and typed conveniences (operator only)"),
+        (name = "files",
+            description = "Firmware and diagnostics files hosted for chargers"),
+        (name = "fleet",
+            description = "One command to many chargers, and the configuration key policy (operator only)"),
         (name = "my page",
             description = "The customer's read model: bookings with live charging, and its stream"),
         (name = "operations",

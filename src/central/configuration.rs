@@ -2,7 +2,7 @@
 //! (all keys) after the first Boot this process accepts from a charger and on demand, kept as a
 //! snapshot in the ledger; a ChangeConfiguration the charger accepts updates it and is logged.
 //! Calls go through the registry like every other; this module holds no socket and decides
-//! nothing about the charger's keys (which ones a fleet policy wants is for later).
+//! nothing about the charger's keys (the fleet's wishes are `policy`'s).
 
 use std::sync::Arc;
 
@@ -52,29 +52,36 @@ pub async fn refresh(
 }
 
 /// A charger's Boot was accepted: the first time in this process, its configuration is read in
-/// the background (queued behind the Boot answer, like every call to it). A read that fails is
-/// tried again at the charger's next Boot. Then (at every Boot) its local list is checked.
+/// the background (queued behind the Boot answer, like every call to it); a read that fails is
+/// tried again at the charger's next Boot. Then, at every Boot, its local list is checked and
+/// the fleet's configuration policy is enforced against what is known of it (`policy`).
 pub(crate) fn booted(central: &Arc<Central>, id: &ChargeBoxId) {
-    // The local list is judged on the configuration, so it follows the read (and, like it,
-    // is left to the operator when reading on Boot is off).
-    if !central.settings.read_configuration_on_boot {
-        return;
-    }
-    if !central.configurations.read.insert(id.clone()) {
-        super::local_list::booted(central, id);
-        return;
-    }
+    let on_boot = central.settings.read_configuration_on_boot;
+    let read = on_boot && central.configurations.read.insert(id.clone());
     let (central, id) = (central.clone(), id.clone());
     let tracker = central.tracker.clone();
     tracker.spawn(async move {
-        match refresh(&central, &id).await {
-            Ok(snapshot) => debug!(charger = %id, keys = snapshot.keys.len(), "configuration read"),
-            Err(e) => {
-                central.configurations.read.remove(&id);
-                warn!(charger = %id, error = %e, "configuration not read after boot");
+        let snapshot = if read {
+            match refresh(&central, &id).await {
+                Ok(snapshot) => {
+                    debug!(charger = %id, keys = snapshot.keys.len(), "configuration read");
+                    Some(snapshot)
+                }
+                Err(e) => {
+                    central.configurations.read.remove(&id);
+                    warn!(charger = %id, error = %e, "configuration not read after boot");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        // The local list is judged on the configuration, so it follows the read (and, like it,
+        // is left to the operator when reading on Boot is off).
+        if on_boot {
+            super::local_list::booted(&central, &id);
         }
-        super::local_list::booted(&central, &id);
+        super::policy::after_boot(&central, &id, snapshot).await;
     });
 }
 

@@ -122,10 +122,16 @@ pub(crate) async fn answer(
         }
         Req::DiagnosticsStatusNotification(d) => {
             info!(status = d.status.as_str(), "diagnostics status");
+            central
+                .files
+                .record(super::firmware::Kind::Diagnostics, id, d.status.as_str());
             reply(message_id, &DiagnosticsStatusNotificationResponse {})
         }
         Req::FirmwareStatusNotification(f) => {
             info!(status = f.status.as_str(), "firmware status");
+            central
+                .files
+                .record(super::firmware::Kind::Firmware, id, f.status.as_str());
             reply(message_id, &FirmwareStatusNotificationResponse {})
         }
     }

@@ -2,8 +2,9 @@
 //! one task per session ([`session`]), the registry of live sessions with typed outbound CALLs
 //! ([`registry`]), the state chargers report ([`live`]), what each inbound action does
 //! ([`inbound`]), the [`dispatcher`] that carries the ledger's reservations to the chargers, and
-//! each charger's [`configuration`] snapshot, the [`availability`] the server gave its
-//! connectors, the chargers' [`local_list`]s kept in step with the ledger's tags, and the
+//! each charger's [`configuration`] snapshot, the fleet's configuration [`policy`], the
+//! [`firmware`] and diagnostics statuses chargers report, the [`availability`] the server gave
+//! its connectors, the chargers' [`local_list`]s kept in step with the ledger's tags, and the
 //! [`cluster`] that carries commands, presence, takeovers and commit wake-ups between nodes
 //! over NATS.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
@@ -16,10 +17,12 @@ pub mod calls;
 pub mod cluster;
 pub mod configuration;
 pub mod dispatcher;
+pub mod firmware;
 mod inbound;
 pub mod live;
 pub mod local_list;
 pub mod machine_key;
+pub mod policy;
 pub mod registry;
 mod session;
 pub mod upgrade;
@@ -64,6 +67,10 @@ pub struct Central {
     pub configurations: configuration::Configurations,
     /// Chargers' local authorization lists in sync (see [`local_list`]).
     pub local_lists: local_list::LocalLists,
+    /// What chargers reported about firmware updates and diagnostics uploads.
+    pub files: firmware::FileStatuses,
+    /// The fleet's configuration key policy and each charger's outcome (see [`policy`]).
+    pub policies: policy::Policies,
     /// idTag (lower case) → its owner and standing. An entry is dropped when its customer's
     /// CustomerUpdated or CustomerDeleted event is applied (block, expiry, removal, the
     /// customer's deletion), on every node that follows
@@ -99,6 +106,8 @@ impl Central {
             starts: Default::default(),
             configurations: Default::default(),
             local_lists: Default::default(),
+            files: Default::default(),
+            policies: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
         }

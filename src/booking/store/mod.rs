@@ -353,6 +353,15 @@ pub trait Store: Send + Sync + 'static {
         state: &LocalListState,
     ) -> Result<(), StoreError>;
 
+    /// The fleet's configuration key policy (key, value), by key. Operator configuration, not
+    /// a ledger change: appends nothing.
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Replaces the whole policy with `keys` in one transaction (empty: no policy).
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError>;
+
     /// Pairs of live reservations on one connector (connector 0, the whole charger, shares every
     /// connector) whose slots overlap. Always empty unless the
     /// ledger is broken; tests and benchmarks use it as the double-booking check.

@@ -16,6 +16,7 @@ mod configuration;
 mod customers;
 mod events;
 mod local_list;
+mod policy;
 mod reservations;
 mod transactions;
 
@@ -556,6 +557,19 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         in_transaction!(self, |tx| local_list::save_local_list_state(
             &mut tx, id, state
+        ))
+    }
+
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {
+        policy::configuration_policy(&self.pool).await
+    }
+
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| policy::replace_configuration_policy(
+            &mut tx, keys
         ))
     }
 

@@ -21,6 +21,7 @@ mod configuration;
 mod customers;
 mod events;
 mod local_list;
+mod policy;
 mod reservations;
 mod transactions;
 mod writer;
@@ -587,6 +588,21 @@ impl Store for SqliteStore {
         let (id, state) = (id.clone(), state.clone());
         self.write(move |tx| {
             Box::pin(async move { local_list::save_local_list_state(tx, &id, &state).await })
+        })
+        .await
+    }
+
+    async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {
+        policy::configuration_policy(&self.pool).await
+    }
+
+    async fn replace_configuration_policy(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.write(move |tx| {
+            Box::pin(async move { policy::replace_configuration_policy(tx, &keys).await })
         })
         .await
     }

@@ -1,0 +1,8 @@
+-- The fleet's configuration key policy: the value each key should have on every charger
+-- (ChangeConfiguration after Boot when a charger's snapshot differs). Replaced as a whole by
+-- `PUT /fleet/configuration-policy`.
+CREATE TABLE configuration_policy (
+    key        TEXT    PRIMARY KEY NOT NULL,
+    value      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
