@@ -486,6 +486,10 @@ pub(super) struct FileCommandAnswer {
     request_body = FirmwareUpdateRequest,
     responses(
         (status = 200, description = "The charger accepted the request", body = FileCommandAnswer),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The charger is not connected, or not booted",
@@ -571,6 +575,10 @@ pub(super) struct DiagnosticsRequest {
     request_body = DiagnosticsRequest,
     responses(
         (status = 200, description = "The charger's answer", body = FileCommandAnswer),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charger",
             body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The charger is not connected, or not booted",

@@ -311,6 +311,10 @@ async fn targets(api: &Api, command: &FleetCommand) -> Result<Vec<ChargeBoxId>, 
     responses(
         (status = 202, description = "Started", body = JobView,
             headers(("Location" = String, description = "The job"))),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown action, a payload the action's schema refuses, \
             or bad targets (`field` names it)",
             body = Problem, content_type = "application/problem+json")
@@ -638,6 +642,10 @@ async fn show_policy(
         example = json!({"HeartbeatInterval": "300", "MeterValueSampleInterval": "60"})),
     responses(
         (status = 200, description = "The new policy", body = PolicyView),
+        (status = 400, description = "The body is not valid JSON",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as JSON",
+            body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A key or value does not fit (`field` names the key)",
             body = Problem, content_type = "application/problem+json")
     ),

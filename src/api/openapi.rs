@@ -11,7 +11,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::commands::{self, ToolboxSchemas};
 use super::{
-    chargers, configuration, customers, files, fleet, local_list, mypage, reservations, transactions,
+    chargers, configuration, customers, files, fleet, local_list, mypage, reservations,
+    transactions,
 };
 use crate::api::ops;
 use crate::central::upgrade;

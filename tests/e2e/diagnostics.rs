@@ -49,7 +49,8 @@ async fn a_charger_uploads_diagnostics_that_the_operator_downloads() {
         location.starts_with(&format!("{}/files/diagnostics/CP-DIAG/", app.base)),
         "{location}"
     );
-    assert_eq!(payload["startTime"], "2026-11-30T00:00:00Z");
+    // Sent as every time the server writes: to the millisecond.
+    assert_eq!(payload["startTime"], "2026-11-30T00:00:00.000Z");
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["location"], location);
     assert_eq!(answer["response"]["fileName"], "diag.log");
