@@ -54,6 +54,8 @@ enum Done {
         failure: Option<CallFailure>,
         /// The reservation as the ledger has it after the answer was recorded.
         now: Option<Reservation>,
+        /// What the charger answered, if it answered.
+        ack: Option<ChargerAck>,
     },
     Cancel {
         id: i32,
@@ -392,6 +394,7 @@ impl Dispatcher {
                 id,
                 failure: answer.err(),
                 now,
+                ack,
             }
         });
     }
@@ -431,13 +434,22 @@ impl Dispatcher {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Reserve { id, failure, now } => {
+            Done::Reserve {
+                id,
+                failure,
+                now,
+                ack,
+            } => {
                 self.sending.remove(&id);
                 if let Some(r) = now {
+                    // Cancelled while ReserveNow was on its way (the cancel's event showed it
+                    // not yet acknowledged, so it owed nothing), and the charger took it: take
+                    // it back. The ledger keeps a cancelled reservation's ack, so the charger's
+                    // answer says so, not `r`.
                     if r.status == ReservationStatus::Cancelled
-                        && r.charger_ack == ChargerAck::Accepted
+                        && (ack == Some(ChargerAck::Accepted)
+                            || r.charger_ack == ChargerAck::Accepted)
                     {
-                        // Cancelled while ReserveNow was on its way: take it back.
                         self.owe_cancel(r);
                     } else if let Some(known) = self.booked.get_mut(&id) {
                         known.charger_ack = r.charger_ack;

@@ -318,6 +318,41 @@ async fn a_booking_on_an_offline_charger_reaches_it_after_boot() {
     app.shutdown().await;
 }
 
+/// The driver cancels while ReserveNow is still unanswered: the cancel owes the charger
+/// nothing yet (it was never acknowledged), so when the charger then accepts, the reservation
+/// it now holds must be taken back with CancelReservation.
+#[tokio::test]
+async fn a_cancel_while_reserve_now_is_unanswered_is_carried_after_the_charger_accepts() {
+    let app = spawn_app().await;
+    let mut cp = charger(&app, "CP-RACE", 1).await;
+    let ada = create_customer(&app, "Ada", &["ADA-RACE"]).await;
+    let booked = book(&app, &ada, "CP-RACE", 1, &slot(0, 30)).await;
+    let rid = booked["id"].as_i64().unwrap();
+    let (call, reserve) = expect_call(&mut cp, "ReserveNow").await;
+    assert_eq!(reserve["reservationId"], rid);
+    let r = as_customer(
+        &app,
+        &ada,
+        Method::DELETE,
+        &format!("/api/v1/reservations/{rid}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    // Let the dispatcher read the cancel before the charger's answer arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cp.reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    let (call, cancel) = expect_call(&mut cp, "CancelReservation").await;
+    assert_eq!(cancel["reservationId"], rid);
+    cp.reply(&call, json!({"status": "Accepted"}))
+        .await
+        .unwrap();
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn nobody_else_charges_on_a_reserved_connector() {
     let app = spawn_app().await;
