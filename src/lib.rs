@@ -37,3 +37,4 @@ pub mod ocpp;
 pub mod problem;
 pub mod settings;
 pub mod telemetry;
+pub mod transport;

@@ -122,6 +122,17 @@ pub struct Settings {
     pub firmware_max_bytes: u64,
     /// The largest diagnostics file a charger may upload.
     pub diagnostics_max_bytes: u64,
+    /// PEM certificate chain and private key: with both, `listen` speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs that sign charger client certificates (security profile 3).
+    pub tls_client_ca: Option<PathBuf>,
+    /// A second, plaintext listener (profile 0/1 chargers on a private network, or a proxy).
+    pub plain_listen: Option<SocketAddr>,
+    /// Failed logins per source address or name before attempts are slowed.
+    pub auth_free_failures: u32,
+    /// How long a slowed login waits; at most one per key per this.
+    pub auth_delay: Duration,
 }
 
 impl Settings {
@@ -164,6 +175,12 @@ impl Settings {
             public_url: None,
             firmware_max_bytes: 256 << 20,
             diagnostics_max_bytes: 64 << 20,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            plain_listen: None,
+            auth_free_failures: 5,
+            auth_delay: Duration::from_secs(1),
         }
     }
 
@@ -348,6 +365,26 @@ struct CliValues {
     /// Largest diagnostics upload from a charger in bytes [default: 67108864 (64 MiB)]
     #[arg(long, env = "ECHARGING_DIAGNOSTICS_MAX_BYTES", global = true)]
     diagnostics_max_bytes: Option<String>,
+    /// PEM certificate chain; with tls_key, `listen` speaks TLS only (wss://, https://)
+    /// [default: none, plaintext]
+    #[arg(long, env = "ECHARGING_TLS_CERT", global = true)]
+    tls_cert: Option<String>,
+    /// PEM private key of tls_cert [default: none]
+    #[arg(long, env = "ECHARGING_TLS_KEY", global = true)]
+    tls_key: Option<String>,
+    /// PEM bundle of the CAs that sign charger client certificates (security profile 3)
+    /// [default: none]
+    #[arg(long, env = "ECHARGING_TLS_CLIENT_CA", global = true)]
+    tls_client_ca: Option<String>,
+    /// A second, plaintext listener address, e.g. 10.0.0.5:8081 [default: none]
+    #[arg(long, env = "ECHARGING_PLAIN_LISTEN", global = true)]
+    plain_listen: Option<String>,
+    /// Failed logins per source address or charger before attempts are slowed [default: 5]
+    #[arg(long, env = "ECHARGING_AUTH_FREE_FAILURES", global = true)]
+    auth_free_failures: Option<String>,
+    /// How long a slowed login waits (one per address or charger per this) [default: 1s]
+    #[arg(long, env = "ECHARGING_AUTH_DELAY", global = true)]
+    auth_delay: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -693,6 +730,56 @@ fn resolve(
     }
     if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
         s.diagnostics_max_bytes = v as u64;
+    }
+    let file = |p: &Pick| {
+        let path = PathBuf::from(p.value.trim());
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(p.fail("not a file")),
+            Err(e) => Err(p.fail(e.to_string())),
+        }
+    };
+    s.tls_cert = parse!(tls_cert, file);
+    s.tls_key = parse!(tls_key, file);
+    s.tls_client_ca = parse!(tls_client_ca, file);
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            let (key, value) = if s.tls_cert.is_some() {
+                ("tls_key", String::new())
+            } else {
+                ("tls_cert", String::new())
+            };
+            return Err(SettingError {
+                key,
+                value,
+                source_name: "settings".into(),
+                reason: "tls_cert and tls_key go together".into(),
+            });
+        }
+        _ => {}
+    }
+    if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
+        return Err(SettingError {
+            key: "tls_client_ca",
+            value: s
+                .tls_client_ca
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            source_name: "settings".into(),
+            reason: "client certificates need TLS: set tls_cert and tls_key too".into(),
+        });
+    }
+    s.plain_listen = parse!(plain_listen, |p: &Pick| p
+        .value
+        .trim()
+        .parse::<SocketAddr>()
+        .map_err(|e| p.fail(e.to_string())));
+    if let Some(v) = parse!(auth_free_failures, |p: &Pick| parse_count(p, 1, 1_000_000)) {
+        s.auth_free_failures = v as u32;
+    }
+    if let Some(v) = parse!(auth_delay, duration(Duration::from_millis(1), false)) {
+        s.auth_delay = v;
     }
     Ok(s)
 }

@@ -32,6 +32,7 @@ mod operations;
 mod rest_hardening;
 mod store_conformance;
 mod tag_lifecycle;
+mod tls;
 mod toolbox;
 mod transactions_paging;
 mod unknown_chargers;
