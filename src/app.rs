@@ -64,6 +64,12 @@ impl Application {
             tracing::info!(path = %path.display(), "operator token file (use it as the Bearer token)");
         }
         let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("tls_cert and tls_key go together: set both or neither")
+            }
+            (None, None) if settings.tls_client_ca.is_some() => {
+                anyhow::bail!("tls_client_ca needs TLS: set tls_cert and tls_key too")
+            }
             (Some(cert), Some(key)) => Some(Arc::new(
                 Tls::load(TlsFiles {
                     cert: cert.clone(),

@@ -731,45 +731,15 @@ fn resolve(
     if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
         s.diagnostics_max_bytes = v as u64;
     }
-    let file = |p: &Pick| {
-        let path = PathBuf::from(p.value.trim());
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(path),
-            Ok(_) => Err(p.fail("not a file")),
-            Err(e) => Err(p.fail(e.to_string())),
-        }
+    // Paths only: the files are read (and paired) when the server starts, so an example file
+    // can name them before they exist.
+    let path = |p: &Pick| match p.value.trim() {
+        "" => Err(p.fail("empty path")),
+        v => Ok(PathBuf::from(v)),
     };
-    s.tls_cert = parse!(tls_cert, file);
-    s.tls_key = parse!(tls_key, file);
-    s.tls_client_ca = parse!(tls_client_ca, file);
-    match (&s.tls_cert, &s.tls_key) {
-        (Some(_), None) | (None, Some(_)) => {
-            let (key, value) = if s.tls_cert.is_some() {
-                ("tls_key", String::new())
-            } else {
-                ("tls_cert", String::new())
-            };
-            return Err(SettingError {
-                key,
-                value,
-                source_name: "settings".into(),
-                reason: "tls_cert and tls_key go together".into(),
-            });
-        }
-        _ => {}
-    }
-    if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
-        return Err(SettingError {
-            key: "tls_client_ca",
-            value: s
-                .tls_client_ca
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            source_name: "settings".into(),
-            reason: "client certificates need TLS: set tls_cert and tls_key too".into(),
-        });
-    }
+    s.tls_cert = parse!(tls_cert, path);
+    s.tls_key = parse!(tls_key, path);
+    s.tls_client_ca = parse!(tls_client_ca, path);
     s.plain_listen = parse!(plain_listen, |p: &Pick| p
         .value
         .trim()
