@@ -509,3 +509,54 @@ async fn raising_the_profile_refuses_the_lower_one_from_then_on() {
     assert_eq!(r.json::<Value>().await.unwrap()["field"], "securityProfile");
     t.app.shutdown().await;
 }
+
+/// PostgreSQL over TLS with `sslmode=verify-full`: the ledger opens when the server's
+/// certificate chains to `sslrootcert` and names the host, and refuses to when it does not.
+/// The server's CA comes from `TEST_DATABASE_CA` (default: Debian's snakeoil certificate, which
+/// the packaged PostgreSQL serves, for `localhost`).
+#[tokio::test]
+async fn the_ledger_opens_postgres_over_verified_tls() {
+    use sqlx::Connection;
+    let Some(pg) = crate::support::pg::PgSchema::new().await else {
+        return;
+    };
+    let ca = std::env::var("TEST_DATABASE_CA")
+        .unwrap_or_else(|_| "/etc/ssl/certs/ssl-cert-snakeoil.pem".into());
+    if !Path::new(&ca).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_DATABASE_CA {ca} does not exist, but CI is set"
+        );
+        println!("skipped: no CA file for the database's certificate ({ca})");
+        return;
+    }
+    let verified = |root: &str| {
+        format!(
+            "{}&sslmode=verify-full&sslrootcert={root}",
+            pg.url.replace("@127.0.0.1:", "@localhost:")
+        )
+    };
+    let url = verified(&ca);
+    let store = echarging::booking::store::open(&url)
+        .await
+        .expect("the ledger opens over verified TLS");
+    store.ping().await.unwrap();
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(ssl, "the connection is encrypted");
+    let _ = conn.close().await;
+
+    // A root the server's certificate does not chain to is refused.
+    let files = tempfile::tempdir().unwrap();
+    let stranger = write(files.path(), "stranger.pem", &Ca::new("Stranger").pem);
+    assert!(
+        echarging::booking::store::open(&verified(&stranger.display().to_string()))
+            .await
+            .is_err(),
+        "verify-full with the wrong root must not connect"
+    );
+}
