@@ -117,6 +117,8 @@ fn describe_close(code: Option<u16>, reason: &str) -> String {
 /// A virtual charge point holding one WebSocket to the central system.
 pub struct Charger {
     ws: WebSocketStream<Stream>,
+    /// Which endpoint of the config the current connection went to (see `endpoint_at`).
+    turn: usize,
     charge_box_id: String,
     protocol: Option<String>,
     call_timeout: Duration,
@@ -134,9 +136,10 @@ pub struct Charger {
 impl Charger {
     /// Opens the WebSocket as `cfg.charge_box_id`. Sends nothing: call `boot` next.
     pub async fn connect(cfg: &ChargerConfig) -> Result<Charger, ConnectError> {
-        let (ws, protocol) = connect::open(cfg).await?;
+        let (ws, protocol) = connect::open(cfg, cfg.first_turn).await?;
         Ok(Charger {
             ws,
+            turn: cfg.first_turn,
             charge_box_id: cfg.charge_box_id.clone(),
             protocol,
             call_timeout: cfg.call_timeout,
@@ -154,8 +157,11 @@ impl Charger {
     /// Opens a fresh WebSocket for this charger after the old one dropped (or to reboot). Message
     /// ids, frame counters and logs carry on; frames still queued from the old connection are
     /// discarded, since neither requests nor answers survive their connection in OCPP-J.
+    /// With `alternate_urls`, each attempt takes the next endpoint, so the chargers of a node
+    /// that went away spread over the others.
     pub async fn reconnect(&mut self, cfg: &ChargerConfig) -> Result<(), ConnectError> {
-        let (ws, protocol) = connect::open(cfg).await?;
+        self.turn = self.turn.wrapping_add(1);
+        let (ws, protocol) = connect::open(cfg, self.turn).await?;
         self.ws = ws;
         self.protocol = protocol;
         self.closed = None;

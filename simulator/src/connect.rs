@@ -52,6 +52,11 @@ pub struct ChargerConfig {
     pub trailing_slash: bool,
     /// The TLS client for `wss://` URLs (see [`tls_client`]); `None` refuses them.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Other endpoints of the same central system (the other nodes of a cluster): `url` and
+    /// these are taken in turn, starting at `first_turn`, one step on every reconnect.
+    pub alternate_urls: Vec<String>,
+    /// Which of `url` (0) and `alternate_urls` (1…) the first connection uses.
+    pub first_turn: usize,
 }
 
 impl ChargerConfig {
@@ -67,14 +72,26 @@ impl ChargerConfig {
             keep_frames: 10_000,
             trailing_slash: false,
             tls: None,
+            alternate_urls: Vec::new(),
+            first_turn: 0,
         }
     }
 
     /// The full URL of this charger's endpoint.
     pub fn endpoint(&self) -> String {
+        self.endpoint_at(0)
+    }
+
+    /// The endpoint of connection `turn`: `url`, then each alternate, round and round.
+    pub fn endpoint_at(&self, turn: usize) -> String {
+        let n = 1 + self.alternate_urls.len();
+        let base = match turn % n {
+            0 => &self.url,
+            i => &self.alternate_urls[i - 1],
+        };
         format!(
             "{}/{}{}",
-            self.url.trim_end_matches('/'),
+            base.trim_end_matches('/'),
             percent_encode_segment(&self.charge_box_id),
             if self.trailing_slash { "/" } else { "" }
         )
@@ -210,8 +227,8 @@ impl AsyncWrite for Stream {
 /// The open socket and the subprotocol the server echoed.
 pub(crate) type Opened = (WebSocketStream<Stream>, Option<String>);
 
-pub(crate) async fn open(cfg: &ChargerConfig) -> Result<Opened, ConnectError> {
-    let mut request = cfg.endpoint().into_client_request()?;
+pub(crate) async fn open(cfg: &ChargerConfig, turn: usize) -> Result<Opened, ConnectError> {
+    let mut request = cfg.endpoint_at(turn).into_client_request()?;
     let headers = request.headers_mut();
     if !cfg.subprotocols.is_empty() {
         headers.insert(
@@ -349,8 +366,20 @@ mod tests {
     fn endpoint_appends_the_encoded_id() {
         let cfg = ChargerConfig::new("ws://127.0.0.1:8080/ocpp/", "CP 1/ä");
         assert_eq!(cfg.endpoint(), "ws://127.0.0.1:8080/ocpp/CP%201%2F%C3%A4");
-        let cfg = ChargerConfig::new("ws://h/ocpp", "SIM-00001");
+        let mut cfg = ChargerConfig::new("ws://h/ocpp", "SIM-00001");
         assert_eq!(cfg.endpoint(), "ws://h/ocpp/SIM-00001");
+        cfg.alternate_urls = vec!["ws://b/ocpp".into(), "ws://c/ocpp/".into()];
+        let turns: Vec<String> = (0..4).map(|t| cfg.endpoint_at(t)).collect();
+        assert_eq!(
+            turns,
+            [
+                "ws://h/ocpp/SIM-00001",
+                "ws://b/ocpp/SIM-00001",
+                "ws://c/ocpp/SIM-00001",
+                "ws://h/ocpp/SIM-00001"
+            ],
+            "each reconnect takes the next node"
+        );
     }
 
     #[test]

@@ -625,7 +625,12 @@ async fn setup(
         .acquire()
         .await
         .map_err(|_| no_stats("connect slots closed".to_owned()))?;
-    let mut charger_cfg = ChargerConfig::new(cfg.url.clone(), id);
+    // `url` may list several endpoints (the nodes of a cluster), comma-separated: chargers
+    // start spread over them and each reconnect takes the next.
+    let mut urls = cfg.url.split(',').map(str::trim).filter(|u| !u.is_empty());
+    let mut charger_cfg = ChargerConfig::new(urls.next().unwrap_or_default(), id);
+    charger_cfg.alternate_urls = urls.map(str::to_owned).collect();
+    charger_cfg.first_turn = index;
     charger_cfg.password = cfg.password.clone();
     charger_cfg.tls = cfg.tls.clone();
     if !cfg.source_addrs.is_empty() {

@@ -30,7 +30,9 @@ use echarging_sim::{LoadConfig, Mode, Provisioning, Quirks};
                   usage error."
 )]
 struct Cli {
-    /// OCPP endpoint; each charger connects to URL/CHARGE_BOX_ID.
+    /// OCPP endpoint; each charger connects to URL/CHARGE_BOX_ID. Several, comma-separated
+    /// (the nodes of a cluster): chargers start spread over them and each reconnect takes the
+    /// next one, so a dead node's chargers move to the others.
     #[arg(
         long,
         env = "ECHARGING_SIM_URL",
