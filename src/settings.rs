@@ -122,6 +122,10 @@ pub struct Settings {
     pub firmware_max_bytes: u64,
     /// The largest diagnostics file a charger may upload.
     pub diagnostics_max_bytes: u64,
+    /// The CA that signs chargers' certificates (SignCertificate): its certificate and its
+    /// private key, PEM files, always both or neither. `None`: SignCertificate is rejected.
+    pub charger_ca_cert: Option<PathBuf>,
+    pub charger_ca_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -164,6 +168,8 @@ impl Settings {
             public_url: None,
             firmware_max_bytes: 256 << 20,
             diagnostics_max_bytes: 64 << 20,
+            charger_ca_cert: None,
+            charger_ca_key: None,
         }
     }
 
@@ -348,6 +354,13 @@ struct CliValues {
     /// Largest diagnostics upload from a charger in bytes [default: 67108864 (64 MiB)]
     #[arg(long, env = "ECHARGING_DIAGNOSTICS_MAX_BYTES", global = true)]
     diagnostics_max_bytes: Option<String>,
+    /// PEM certificate of the CA that signs chargers' certificates (SignCertificate); needs
+    /// charger_ca_key [default: none, SignCertificate is rejected]
+    #[arg(long, env = "ECHARGING_CHARGER_CA_CERT", global = true)]
+    charger_ca_cert: Option<String>,
+    /// PEM private key of that CA; needs charger_ca_cert [default: none]
+    #[arg(long, env = "ECHARGING_CHARGER_CA_KEY", global = true)]
+    charger_ca_key: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -694,6 +707,32 @@ fn resolve(
     if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
         s.diagnostics_max_bytes = v as u64;
     }
+    // Read at start-up only to know they are there: the contents are checked when the CA is
+    // loaded (app start), which names the file that does not parse.
+    let pem_file = |p: &Pick| {
+        let path = PathBuf::from(p.value.trim());
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(p.fail("no such file"))
+        }
+    };
+    s.charger_ca_cert = parse!(charger_ca_cert, pem_file);
+    s.charger_ca_key = parse!(charger_ca_key, pem_file);
+    if s.charger_ca_cert.is_some() != s.charger_ca_key.is_some() {
+        let (key, given) = if s.charger_ca_cert.is_some() {
+            ("charger_ca_cert", get!(charger_ca_cert))
+        } else {
+            ("charger_ca_key", get!(charger_ca_key))
+        };
+        let (value, source_name) = given.unwrap_or_default();
+        return Err(SettingError {
+            key,
+            value,
+            source_name,
+            reason: "charger_ca_cert and charger_ca_key go together".into(),
+        });
+    }
     Ok(s)
 }
 
@@ -828,6 +867,38 @@ mod tests {
         std::fs::write(&path, "subprotocol_mismatch = \"close\"\n").unwrap();
         let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(s.subprotocol_mismatch, SubprotocolMismatch::Close);
+    }
+
+    #[test]
+    fn the_charger_ca_is_two_files_given_together() {
+        let s = parse(&[]).unwrap();
+        assert_eq!((s.charger_ca_cert, s.charger_ca_key), (None, None));
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let s = parse(&["--charger-ca-cert", cert, "--charger-ca-key", key]).unwrap();
+        assert_eq!(s.charger_ca_cert.as_deref(), Some(Path::new(cert)));
+        assert_eq!(s.charger_ca_key.as_deref(), Some(Path::new(key)));
+        let err = parse(&["--charger-ca-cert", cert]).unwrap_err();
+        assert!(
+            err.contains("charger_ca_cert") && err.contains("go together"),
+            "{err}"
+        );
+        let err = parse(&["--charger-ca-key", key]).unwrap_err();
+        assert!(
+            err.contains("charger_ca_key") && err.contains("go together"),
+            "{err}"
+        );
+        let err = parse(&[
+            "--charger-ca-cert",
+            "/nonexistent/ca.pem",
+            "--charger-ca-key",
+            key,
+        ])
+        .unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
     }
 
     #[test]
