@@ -20,6 +20,7 @@ mod mypage;
 pub mod openapi;
 pub mod ops;
 mod reservations;
+mod security_events;
 mod transactions;
 mod upload;
 
@@ -79,6 +80,7 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(commands::routes())
                 .merge(configuration::routes())
                 .merge(local_list::routes())
+                .merge(security_events::routes())
                 .merge(files::routes())
                 .merge(fleet::routes())
                 .merge(mypage::routes())

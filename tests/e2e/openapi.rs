@@ -21,6 +21,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/chargers/{id}"),
     ("POST", "/api/v1/chargers/{id}/accept"),
     ("POST", "/api/v1/chargers/{id}/reject"),
+    ("GET", "/api/v1/chargers/{id}/security-events"),
     ("POST", "/api/v1/customers"),
     ("GET", "/api/v1/customers/{id}"),
     ("PATCH", "/api/v1/customers/{id}"),
