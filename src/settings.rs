@@ -123,7 +123,8 @@ pub struct Settings {
     /// The largest diagnostics file a charger may upload.
     pub diagnostics_max_bytes: u64,
     /// The CA that signs chargers' certificates (SignCertificate): its certificate and its
-    /// private key, PEM files, always both or neither. `None`: SignCertificate is rejected.
+    /// private key, PEM files, both or neither (the application refuses to start with one).
+    /// `None`: SignCertificate is rejected.
     pub charger_ca_cert: Option<PathBuf>,
     pub charger_ca_key: Option<PathBuf>,
 }
@@ -707,32 +708,18 @@ fn resolve(
     if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
         s.diagnostics_max_bytes = v as u64;
     }
-    // Read at start-up only to know they are there: the contents are checked when the CA is
-    // loaded (app start), which names the file that does not parse.
+    // Paths on the machine that serves: read (and their contents checked, naming the file at
+    // fault, and that both are given) when the application starts, not here.
     let pem_file = |p: &Pick| {
-        let path = PathBuf::from(p.value.trim());
-        if path.is_file() {
-            Ok(path)
+        let v = p.value.trim();
+        if v.is_empty() {
+            Err(p.fail("expected the path of a PEM file"))
         } else {
-            Err(p.fail("no such file"))
+            Ok(PathBuf::from(v))
         }
     };
     s.charger_ca_cert = parse!(charger_ca_cert, pem_file);
     s.charger_ca_key = parse!(charger_ca_key, pem_file);
-    if s.charger_ca_cert.is_some() != s.charger_ca_key.is_some() {
-        let (key, given) = if s.charger_ca_cert.is_some() {
-            ("charger_ca_cert", get!(charger_ca_cert))
-        } else {
-            ("charger_ca_key", get!(charger_ca_key))
-        };
-        let (value, source_name) = given.unwrap_or_default();
-        return Err(SettingError {
-            key,
-            value,
-            source_name,
-            reason: "charger_ca_cert and charger_ca_key go together".into(),
-        });
-    }
     Ok(s)
 }
 
@@ -870,35 +857,23 @@ mod tests {
     }
 
     #[test]
-    fn the_charger_ca_is_two_files_given_together() {
+    fn the_charger_ca_is_two_paths() {
         let s = parse(&[]).unwrap();
         assert_eq!((s.charger_ca_cert, s.charger_ca_key), (None, None));
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
-        std::fs::write(&cert, "x").unwrap();
-        std::fs::write(&key, "x").unwrap();
-        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-        let s = parse(&["--charger-ca-cert", cert, "--charger-ca-key", key]).unwrap();
-        assert_eq!(s.charger_ca_cert.as_deref(), Some(Path::new(cert)));
-        assert_eq!(s.charger_ca_key.as_deref(), Some(Path::new(key)));
-        let err = parse(&["--charger-ca-cert", cert]).unwrap_err();
-        assert!(
-            err.contains("charger_ca_cert") && err.contains("go together"),
-            "{err}"
-        );
-        let err = parse(&["--charger-ca-key", key]).unwrap_err();
-        assert!(
-            err.contains("charger_ca_key") && err.contains("go together"),
-            "{err}"
-        );
-        let err = parse(&[
+        let s = parse(&[
             "--charger-ca-cert",
-            "/nonexistent/ca.pem",
+            "/etc/ca.pem",
             "--charger-ca-key",
-            key,
+            "/etc/ca.key",
         ])
-        .unwrap_err();
-        assert!(err.contains("no such file"), "{err}");
+        .unwrap();
+        assert_eq!(s.charger_ca_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(s.charger_ca_key.as_deref(), Some(Path::new("/etc/ca.key")));
+        let err = parse(&["--charger-ca-cert", " "]).unwrap_err();
+        assert!(
+            err.contains("charger_ca_cert") && err.contains("PEM file"),
+            "{err}"
+        );
     }
 
     #[test]

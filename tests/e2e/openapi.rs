@@ -78,6 +78,10 @@ const DOCUMENTED: &[(&str, &str)] = &[
 const PROBED: &[(&str, &str)] = &[
     ("/api/v1/chargers", "/api/v1/chargers"),
     ("/api/v1/chargers/{id}", "/api/v1/chargers/CP-probe"),
+    (
+        "/api/v1/chargers/{id}/security-events",
+        "/api/v1/chargers/CP-probe/security-events",
+    ),
     ("/api/v1/customers", "/api/v1/customers"),
     ("/api/v1/customers/{id}", "/api/v1/customers/1"),
     (

@@ -364,3 +364,34 @@ async fn log_and_signed_firmware_statuses_show_in_the_charger_view() {
     assert!(assert_server_frames_valid(&cp) >= 5);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_charger_ca_given_by_half_or_unreadable_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = charger_ca(dir.path());
+    let settings = |cert: Option<PathBuf>, key: Option<PathBuf>| {
+        let db = dir.path().join("echarging.db");
+        let mut s =
+            echarging::settings::Settings::with_database(format!("sqlite://{}", db.display()));
+        s.listen = "127.0.0.1:0".parse().unwrap();
+        s.api_token = Some(crate::support::TOKEN.into());
+        s.data_dir = dir.path().to_path_buf();
+        s.charger_ca_cert = cert;
+        s.charger_ca_key = key;
+        s
+    };
+    let refused = |s| async move {
+        match echarging::app::Application::build(s).await {
+            Ok(_) => panic!("the application started"),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+    let err = refused(settings(Some(cert.clone()), None)).await;
+    assert!(err.contains("go together"), "{err}");
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let err = refused(settings(Some(cert.clone()), Some(garbage))).await;
+    assert!(err.contains("garbage.key"), "{err}");
+    let err = refused(settings(Some(key.clone()), Some(key.clone()))).await;
+    assert!(err.contains("charger-ca.key"), "{err}");
+}
