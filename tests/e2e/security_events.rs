@@ -395,3 +395,41 @@ async fn a_charger_ca_given_by_half_or_unreadable_stops_start_up() {
     let err = refused(settings(Some(key.clone()), Some(key.clone()))).await;
     assert!(err.contains("charger-ca.key"), "{err}");
 }
+
+#[tokio::test]
+async fn in_strict_mode_an_event_beyond_the_schema_is_refused_and_not_stored() {
+    let app =
+        spawn_app_with(|s| s.ocpp_strictness = echarging::ocpp::v16::Strictness::Strict).await;
+    let mut cp = app.booted_charger("CP-STRICT").await;
+    let outcome = cp
+        .call(
+            "SecurityEventNotification",
+            json!({"type": "X".repeat(51), "timestamp": rfc(now())}),
+        )
+        .await
+        .unwrap();
+    match outcome {
+        echarging_sim::CallOutcome::Error { code, .. } => {
+            assert_eq!(code, "PropertyConstraintViolation")
+        }
+        other => panic!("answered {other:?}"),
+    }
+    let missing_timestamp = cp
+        .call(
+            "SecurityEventNotification",
+            json!({"type": "FirmwareUpdated"}),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        missing_timestamp,
+        echarging_sim::CallOutcome::Error { .. }
+    ));
+    let (status, events) = security_events(&app, "CP-STRICT", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(events, json!([]));
+    // The session lives on.
+    assert!(cp.heartbeat().await.unwrap()["currentTime"].is_string());
+    assert!(assert_server_frames_valid(&cp) >= 3);
+    app.shutdown().await;
+}
