@@ -13,7 +13,6 @@ use axum::middleware;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::listener::{self, ConnectionLimits};
 use crate::api::load_shed::{self, RestLimit};
 use crate::api::ops;
 use crate::api::{self, Api, OperatorToken};
@@ -23,14 +22,22 @@ use crate::central::breaker::BreakerSettings;
 use crate::central::{self, Central, Sessions};
 use crate::metrics;
 use crate::settings::Settings;
+use crate::transport::listener::{self, ConnectionLimits, Endpoint};
+use crate::transport::tls::{Tls, TlsFiles};
 
 /// Connections waiting to be accepted; a reconnect storm of thousands of chargers must not
 /// see refused connections.
 const LISTEN_BACKLOG: u32 = 4096;
 
+/// How often the TLS files are checked for a change (SIGHUP reloads at once).
+const TLS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `plain_listen`, bound, with its address.
+    plain: Option<(TcpListener, SocketAddr)>,
+    tls: Option<Arc<Tls>>,
     router: Router,
     central: Arc<Central>,
     api: Arc<Api>,
@@ -67,10 +74,35 @@ impl Application {
         if let Some(path) = token_file {
             tracing::info!(path = %path.display(), "operator token file (use it as the Bearer token)");
         }
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("tls_cert and tls_key go together: set both or neither")
+            }
+            (None, None) if settings.tls_client_ca.is_some() => {
+                anyhow::bail!("tls_client_ca needs TLS: set tls_cert and tls_key too")
+            }
+            (Some(cert), Some(key)) => Some(Arc::new(
+                Tls::load(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: settings.tls_client_ca.clone(),
+                })
+                .map_err(|e| anyhow::anyhow!("cannot load the TLS files: {e}"))?,
+            )),
+            _ => None,
+        };
         let listener = bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let settings = with_public_url(settings, addr);
+        let plain = match settings.plain_listen {
+            Some(at) => {
+                let l = bind(at).with_context(|| format!("cannot listen on {at}"))?;
+                let a = l.local_addr()?;
+                Some((l, a))
+            }
+            None => None,
+        };
+        let settings = with_public_url(settings, addr, tls.is_some());
         let central = Arc::new(Central::new(
             settings.clone(),
             store,
@@ -109,6 +141,9 @@ impl Application {
             hub: Arc::new(PageHub::default()),
             fleet: Default::default(),
             files: Default::default(),
+            tokens: crate::transport::throttle::Throttle::new(central::throttle_settings(
+                &settings,
+            )),
         });
         // REST and operations are measured, and REST is shed past its concurrency limit; the
         // OCPP upgrade is neither, so a REST overload cannot starve charger sessions (nor the
@@ -130,6 +165,8 @@ impl Application {
         Ok(Application {
             listener,
             addr,
+            plain,
+            tls,
             router,
             central,
             api,
@@ -154,6 +191,11 @@ impl Application {
         self.addr.port()
     }
 
+    /// Where `plain_listen` was bound, if it is set.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().map(|(_, a)| *a)
+    }
+
     /// The live sessions, for callers embedding the server (and tests) that send CALLs.
     pub fn central(&self) -> Arc<Central> {
         self.central.clone()
@@ -164,6 +206,8 @@ impl Application {
         let Application {
             listener,
             addr,
+            plain,
+            tls,
             router,
             central,
             api,
@@ -202,6 +246,7 @@ impl Application {
             database = %redact(&settings.database_url),
             node = %settings.node_id,
             cluster = settings.cluster_url.as_deref().unwrap_or("none"),
+            tls = tls.is_some(),
             "echarging listening"
         );
         // On stop: readiness turns 503 and charger sockets close with 1001 at once (the
@@ -222,7 +267,22 @@ impl Application {
             header_read_timeout = ?limits.header_read_timeout,
             "connection limits"
         );
-        let serve = listener::serve(listener, router, limits, stop_accepting);
+        if let Some(tls) = &tls {
+            tokio::spawn(tls.clone().watch(TLS_POLL, flusher_stop.clone()));
+            reload_on_sighup(tls.clone(), flusher_stop.clone());
+        }
+        let mut endpoints = vec![Endpoint {
+            listener,
+            tls: tls.clone(),
+        }];
+        if let Some((listener, plain_addr)) = plain {
+            tracing::info!(%plain_addr, "plaintext listener (plain_listen)");
+            endpoints.push(Endpoint {
+                listener,
+                tls: None,
+            });
+        }
+        let serve = listener::serve(endpoints, router, limits, stop_accepting);
         let deadline = async {
             stop.cancelled().await;
             tokio::time::sleep(drain_delay + settings.shutdown_grace).await;
@@ -272,7 +332,7 @@ pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<usize> {
 
 /// The settings with `public_url` known: as configured, else `http://` + the bound address
 /// (the port is known only now when `listen` asked for port 0).
-fn with_public_url(settings: Arc<Settings>, addr: SocketAddr) -> Arc<Settings> {
+fn with_public_url(settings: Arc<Settings>, addr: SocketAddr, tls: bool) -> Arc<Settings> {
     if settings.public_url.is_some() {
         return settings;
     }
@@ -280,9 +340,37 @@ fn with_public_url(settings: Arc<Settings>, addr: SocketAddr) -> Arc<Settings> {
         tracing::warn!(%addr, "public_url not set and listening on all addresses: firmware and diagnostics locations sent to chargers name this address; set public_url");
     }
     let mut resolved = (*settings).clone();
-    resolved.public_url = Some(format!("http://{addr}"));
+    let scheme = if tls { "https" } else { "http" };
+    resolved.public_url = Some(format!("{scheme}://{addr}"));
     Arc::new(resolved)
 }
+
+/// SIGHUP loads the TLS files again (a bad file is refused and the old one kept).
+#[cfg(unix)]
+fn reload_on_sighup(tls: Arc<Tls>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; TLS files are still reloaded when they change");
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: cannot load the TLS files; keeping the old certificate")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_tls: Arc<Tls>, _stop: CancellationToken) {}
 
 /// What axum answers to an unrouted request by default: 404 with no body.
 async fn not_found() -> StatusCode {

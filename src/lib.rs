@@ -9,6 +9,9 @@
 //!   placement, who may remote-start), the ledger's events as a typed `EventKind`. No I/O.
 //! - [`settings`] (which may name protocol types, e.g. `ocpp_strictness`), [`problem`] (HTTP errors as problem+json), [`metrics`] (every Prometheus
 //!   metric; it takes labels and knows no layer above it), [`telemetry`] (logging).
+//! - [`transport`]: the connection under HTTP: the accept loop with its limits over one or more
+//!   endpoints, TLS with rustls and certificate reload, the peer facts every request carries,
+//!   and the login throttle. It knows no route.
 //! - [`booking`]: the ledger: the `Store` trait with its SQLite and PostgreSQL backends (laid out
 //!   alike, one file per aggregate), the event log, the my-page read model folded from it.
 //! - [`central`]: charger connections: WebSocket upgrade and auth, one task per session, the
@@ -19,7 +22,7 @@
 //!   answers do to the ledger, their local authorization lists kept in step with the ledger's
 //!   tags, and the cluster (NATS: commands to chargers on other nodes, presence, takeover,
 //!   commit wake-ups). It owns no REST.
-//! - [`api`]: the HTTP accept loop with its limits, REST under `/api/v1` with one error type,
+//! - [`api`]: REST under `/api/v1` with one error type and throttled tokens,
 //!   my page and its SSE stream, the operator's toolbox (any OCPP command, configuration,
 //!   a forced local list sync), firmware and diagnostics files hosted for chargers (`/files/`),
 //!   fleet operations,
@@ -37,3 +40,4 @@ pub mod ocpp;
 pub mod problem;
 pub mod settings;
 pub mod telemetry;
+pub mod transport;

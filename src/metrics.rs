@@ -45,6 +45,10 @@ const LEDGER_WAL_SYNC: &str = "echarging_ledger_wal_sync_seconds";
 const LEDGER_WAL_SYNC_MAX: &str = "echarging_ledger_wal_sync_max_seconds";
 const IMPLAUSIBLE_METER: &str = "echarging_implausible_meter_readings_total";
 const OCPP_DEVIATIONS: &str = "echarging_ocpp_deviations_total";
+const TLS_HANDSHAKES: &str = "echarging_tls_handshakes_total";
+const AUTH_FAILURES: &str = "echarging_auth_failures_total";
+const AUTH_THROTTLED: &str = "echarging_auth_throttled_total";
+const SECURITY_REFUSALS: &str = "echarging_security_profile_refusals_total";
 
 /// Histogram buckets in seconds, for both latencies: HTTP answers from sub-millisecond reads up to
 /// slow bookings, charger answers up to the default 30 s CALL timeout.
@@ -247,6 +251,23 @@ fn describe() {
     describe_counter!(
         HTTP_SHED,
         "REST requests answered 503 at once because rest_max_concurrency were already running"
+    );
+    describe_counter!(
+        TLS_HANDSHAKES,
+        "TLS handshakes on the listener, by outcome (ok, failed: a bad client, a timeout)"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Failed logins, by kind (charger: HTTP Basic at the OCPP upgrade; token: a REST bearer \
+         token)"
+    );
+    describe_counter!(
+        AUTH_THROTTLED,
+        "Login attempts answered 429 by the brute-force throttle, by kind (charger, token)"
+    );
+    describe_counter!(
+        SECURITY_REFUSALS,
+        "Chargers refused at the upgrade for arriving below their security profile, by reason"
     );
 }
 
@@ -485,4 +506,26 @@ pub fn ledger_wal_sync(took: Duration) {
 /// A meter reading the ledger did not take as energy; `message` is where it came from.
 pub fn implausible_meter(message: &'static str) {
     counter!(IMPLAUSIBLE_METER, "message" => message).increment(1);
+}
+
+// ---- Transport security ----------------------------------------------------------------------
+
+/// A TLS handshake on the listener finished (`ok`) or failed.
+pub fn tls_handshake(ok: bool) {
+    counter!(TLS_HANDSHAKES, "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// A login failed; `kind` is `charger` or `token`.
+pub fn auth_failure(kind: &'static str) {
+    counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}
+
+/// A login attempt was answered 429 by the throttle.
+pub fn auth_throttled(kind: &'static str) {
+    counter!(AUTH_THROTTLED, "kind" => kind).increment(1);
+}
+
+/// A charger was refused for arriving below its security profile.
+pub fn security_refusal(reason: &'static str) {
+    counter!(SECURITY_REFUSALS, "reason" => reason).increment(1);
 }

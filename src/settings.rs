@@ -122,6 +122,17 @@ pub struct Settings {
     pub firmware_max_bytes: u64,
     /// The largest diagnostics file a charger may upload.
     pub diagnostics_max_bytes: u64,
+    /// PEM certificate chain and private key: with both, `listen` speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs that sign charger client certificates (security profile 3).
+    pub tls_client_ca: Option<PathBuf>,
+    /// A second, plaintext listener (profile 0/1 chargers on a private network, or a proxy).
+    pub plain_listen: Option<SocketAddr>,
+    /// Failed logins per source address or name before attempts are slowed.
+    pub auth_free_failures: u32,
+    /// How long a slowed login waits; at most one per key per this.
+    pub auth_delay: Duration,
     /// The CA that signs chargers' certificates (SignCertificate): its certificate and its
     /// private key, PEM files, both or neither (the application refuses to start with one).
     /// `None`: SignCertificate is rejected.
@@ -169,6 +180,12 @@ impl Settings {
             public_url: None,
             firmware_max_bytes: 256 << 20,
             diagnostics_max_bytes: 64 << 20,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            plain_listen: None,
+            auth_free_failures: 5,
+            auth_delay: Duration::from_secs(1),
             charger_ca_cert: None,
             charger_ca_key: None,
         }
@@ -355,6 +372,26 @@ struct CliValues {
     /// Largest diagnostics upload from a charger in bytes [default: 67108864 (64 MiB)]
     #[arg(long, env = "ECHARGING_DIAGNOSTICS_MAX_BYTES", global = true)]
     diagnostics_max_bytes: Option<String>,
+    /// PEM certificate chain; with tls_key, `listen` speaks TLS only (wss://, https://)
+    /// [default: none, plaintext]
+    #[arg(long, env = "ECHARGING_TLS_CERT", global = true)]
+    tls_cert: Option<String>,
+    /// PEM private key of tls_cert [default: none]
+    #[arg(long, env = "ECHARGING_TLS_KEY", global = true)]
+    tls_key: Option<String>,
+    /// PEM bundle of the CAs that sign charger client certificates (security profile 3)
+    /// [default: none]
+    #[arg(long, env = "ECHARGING_TLS_CLIENT_CA", global = true)]
+    tls_client_ca: Option<String>,
+    /// A second, plaintext listener address, e.g. 10.0.0.5:8081 [default: none]
+    #[arg(long, env = "ECHARGING_PLAIN_LISTEN", global = true)]
+    plain_listen: Option<String>,
+    /// Failed logins per source address or charger before attempts are slowed [default: 5]
+    #[arg(long, env = "ECHARGING_AUTH_FREE_FAILURES", global = true)]
+    auth_free_failures: Option<String>,
+    /// How long a slowed login waits (one per address or charger per this) [default: 1s]
+    #[arg(long, env = "ECHARGING_AUTH_DELAY", global = true)]
+    auth_delay: Option<String>,
     /// PEM certificate of the CA that signs chargers' certificates (SignCertificate); needs
     /// charger_ca_key [default: none, SignCertificate is rejected]
     #[arg(long, env = "ECHARGING_CHARGER_CA_CERT", global = true)]
@@ -708,18 +745,28 @@ fn resolve(
     if let Some(v) = parse!(diagnostics_max_bytes, |p: &Pick| parse_count(p, 1, 1 << 40)) {
         s.diagnostics_max_bytes = v as u64;
     }
-    // Paths on the machine that serves: read (and their contents checked, naming the file at
-    // fault, and that both are given) when the application starts, not here.
-    let pem_file = |p: &Pick| {
-        let v = p.value.trim();
-        if v.is_empty() {
-            Err(p.fail("expected the path of a PEM file"))
-        } else {
-            Ok(PathBuf::from(v))
-        }
+    // Paths only: the files are read (and paired) when the server starts, so an example file
+    // can name them before they exist.
+    let path = |p: &Pick| match p.value.trim() {
+        "" => Err(p.fail("empty path")),
+        v => Ok(PathBuf::from(v)),
     };
-    s.charger_ca_cert = parse!(charger_ca_cert, pem_file);
-    s.charger_ca_key = parse!(charger_ca_key, pem_file);
+    s.tls_cert = parse!(tls_cert, path);
+    s.tls_key = parse!(tls_key, path);
+    s.tls_client_ca = parse!(tls_client_ca, path);
+    s.plain_listen = parse!(plain_listen, |p: &Pick| p
+        .value
+        .trim()
+        .parse::<SocketAddr>()
+        .map_err(|e| p.fail(e.to_string())));
+    if let Some(v) = parse!(auth_free_failures, |p: &Pick| parse_count(p, 1, 1_000_000)) {
+        s.auth_free_failures = v as u32;
+    }
+    if let Some(v) = parse!(auth_delay, duration(Duration::from_millis(1), false)) {
+        s.auth_delay = v;
+    }
+    s.charger_ca_cert = parse!(charger_ca_cert, path);
+    s.charger_ca_key = parse!(charger_ca_key, path);
     Ok(s)
 }
 
@@ -871,7 +918,7 @@ mod tests {
         assert_eq!(s.charger_ca_key.as_deref(), Some(Path::new("/etc/ca.key")));
         let err = parse(&["--charger-ca-cert", " "]).unwrap_err();
         assert!(
-            err.contains("charger_ca_cert") && err.contains("PEM file"),
+            err.contains("charger_ca_cert") && err.contains("empty path"),
             "{err}"
         );
     }

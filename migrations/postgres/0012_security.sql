@@ -1,7 +1,7 @@
 -- Security profiles (api.md "Charger security profiles"): 0 none, 1 Basic, 2 Basic over TLS,
 -- 3 TLS client certificate. Chargers registered before keep what they had: 1 with a
 -- password, else 0.
-ALTER TABLE chargers ADD COLUMN security_profile smallint NOT NULL DEFAULT 0
+ALTER TABLE chargers ADD COLUMN security_profile integer  NOT NULL DEFAULT 0
     CHECK (security_profile BETWEEN 0 AND 3);
 UPDATE chargers SET security_profile = 1 WHERE password_hash IS NOT NULL;
 

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::connect::{self, ChargerConfig, ConnectError};
+use crate::connect::{self, ChargerConfig, ConnectError, Stream};
 use crate::frame::{self, Frame};
 use crate::messages;
 
@@ -117,7 +116,7 @@ fn describe_close(code: Option<u16>, reason: &str) -> String {
 
 /// A virtual charge point holding one WebSocket to the central system.
 pub struct Charger {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Stream>,
     charge_box_id: String,
     protocol: Option<String>,
     call_timeout: Duration,

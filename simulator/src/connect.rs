@@ -1,15 +1,23 @@
 //! Opening one charger's connection: TCP (optionally from a chosen source address, so many
-//! loopback addresses lift the ~28k ephemeral-port limit of one), then the WebSocket upgrade
-//! with the OCPP subprotocol and HTTP Basic credentials. Owns `ChargerConfig` and
-//! `ConnectError`; what happens on the open socket belongs to `charger`.
+//! loopback addresses lift the ~28k ephemeral-port limit of one), TLS for `wss://` (rustls,
+//! with the CA to trust and, for security profile 3, the charger's client certificate), then
+//! the WebSocket upgrade with the OCPP subprotocol and HTTP Basic credentials. Owns
+//! `ChargerConfig` and `ConnectError`; what happens on the open socket belongs to `charger`.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
@@ -42,6 +50,8 @@ pub struct ChargerConfig {
     pub keep_frames: usize,
     /// Append `/` to the endpoint (`/ocpp/{id}/`), as some chargers are configured.
     pub trailing_slash: bool,
+    /// The TLS client for `wss://` URLs (see [`tls_client`]); `None` refuses them.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ChargerConfig {
@@ -56,6 +66,7 @@ impl ChargerConfig {
             call_timeout: Duration::from_secs(10),
             keep_frames: 10_000,
             trailing_slash: false,
+            tls: None,
         }
     }
 
@@ -114,8 +125,90 @@ fn describe_io(err: &io::Error) -> String {
     }
 }
 
+/// A TLS client that trusts the CAs in `ca_pem` and, when `identity` is given (certificate
+/// chain PEM, private key PEM), presents that client certificate (security profile 3).
+pub fn tls_client(
+    ca_pem: &[u8],
+    identity: Option<(&[u8], &[u8])>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| format!("CA file: {e}"))?;
+        roots.add(cert).map_err(|e| format!("CA file: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("CA file: no PEM certificate in it".into());
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_slice_iter(chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("client certificate: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("client key: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// A charger's byte stream: plaintext, or TLS (boxed: most runs are plaintext and hold tens
+/// of thousands of sockets).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// The open socket and the subprotocol the server echoed.
-pub(crate) type Opened = (WebSocketStream<TcpStream>, Option<String>);
+pub(crate) type Opened = (WebSocketStream<Stream>, Option<String>);
 
 pub(crate) async fn open(cfg: &ChargerConfig) -> Result<Opened, ConnectError> {
     let mut request = cfg.endpoint().into_client_request()?;
@@ -134,26 +227,50 @@ pub(crate) async fn open(cfg: &ChargerConfig) -> Result<Opened, ConnectError> {
         );
     }
     let uri = request.uri();
-    if uri.scheme_str() != Some("ws") {
-        return Err(ConnectError::Ws(WsError::Url(match uri.scheme_str() {
-            Some("wss") => UrlError::TlsFeatureNotEnabled,
-            _ => UrlError::UnsupportedUrlScheme,
-        })));
-    }
+    let tls = match (uri.scheme_str(), &cfg.tls) {
+        (Some("ws"), _) => None,
+        (Some("wss"), Some(tls)) => Some(tls.clone()),
+        (Some("wss"), None) => {
+            return Err(ConnectError::Ws(WsError::Url(
+                UrlError::TlsFeatureNotEnabled,
+            )));
+        }
+        _ => {
+            return Err(ConnectError::Ws(WsError::Url(
+                UrlError::UnsupportedUrlScheme,
+            )));
+        }
+    };
     let host = uri
         .host()
         .ok_or(ConnectError::Ws(WsError::Url(UrlError::NoHostName)))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
 
     let handshake = async {
         let tcp = dial(&host, port, cfg.source_addr)
             .await
             .map_err(ConnectError::Io)?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => {
+                let name = ServerName::try_from(host.clone()).map_err(|e| {
+                    ConnectError::Io(io::Error::new(io::ErrorKind::InvalidInput, e))
+                })?;
+                let tls = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(ConnectError::Io)?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
         let (ws, response) =
-            tokio_tungstenite::client_async_with_config(request, tcp, Some(lean_config())).await?;
+            tokio_tungstenite::client_async_with_config(request, stream, Some(lean_config()))
+                .await?;
         let protocol = response
             .headers()
             .get(header::SEC_WEBSOCKET_PROTOCOL)

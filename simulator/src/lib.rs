@@ -34,7 +34,7 @@ pub mod station;
 pub mod tx_queue;
 
 pub use charger::{CallOutcome, Charger, ClientError, Incoming};
-pub use connect::{ChargerConfig, ConnectError, OCPP16};
+pub use connect::{ChargerConfig, ConnectError, OCPP16, tls_client};
 pub use frame::Frame;
 pub use load::{LoadConfig, LoadError, Mode, Provisioning, ReconnectPolicy, SessionPlan};
 pub use provision::{ProvisionError, ensure_chargers, ensure_customers};

@@ -97,6 +97,8 @@ pub struct LoadConfig {
     pub first_index: usize,
     pub connectors: u32,
     pub password: Option<String>,
+    /// The TLS client for a `wss://` URL (see `connect::tls_client`).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Local addresses to connect from, assigned round-robin; empty = the kernel's choice.
     pub source_addrs: Vec<IpAddr>,
     /// Connect + boot attempts in flight at once.
@@ -131,6 +133,7 @@ impl LoadConfig {
             first_index: 1,
             connectors: 2,
             password: None,
+            tls: None,
             source_addrs: Vec::new(),
             connect_concurrency: 500,
             ramp: Duration::ZERO,
@@ -624,6 +627,7 @@ async fn setup(
         .map_err(|_| no_stats("connect slots closed".to_owned()))?;
     let mut charger_cfg = ChargerConfig::new(cfg.url.clone(), id);
     charger_cfg.password = cfg.password.clone();
+    charger_cfg.tls = cfg.tls.clone();
     if !cfg.source_addrs.is_empty() {
         charger_cfg.source_addr = Some(cfg.source_addrs[index % cfg.source_addrs.len()]);
     }

@@ -96,6 +96,16 @@ struct Cli {
     /// HTTP Basic password of every charger (username = charge box id).
     #[arg(long, env = "ECHARGING_SIM_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// PEM file of the CA(s) to trust for a wss:// URL (the server's certificate issuer).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate chain every charger presents (security profile 3), with
+    /// --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
     /// Local addresses to connect from, round-robin: `127.0.0.1,127.0.0.2` or `127.0.0.1-127.0.0.4`.
     #[arg(long, value_parser = parse_addrs, value_name = "ADDRS")]
     source_addrs: Option<SourceAddrs>,
@@ -297,6 +307,7 @@ fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
     cfg.first_index = cli.first_index;
     cfg.connectors = cli.connectors;
     cfg.password = cli.password.clone();
+    cfg.tls = tls_config(cli)?;
     cfg.source_addrs = cli.source_addrs.clone().map(|a| a.0).unwrap_or_default();
     cfg.connect_concurrency = cli.connect_concurrency;
     cfg.ramp = cli.ramp;
@@ -318,6 +329,33 @@ fn load_config(cli: &Cli) -> Result<LoadConfig, String> {
         max: cli.reconnect_max,
     });
     Ok(cfg)
+}
+
+/// The TLS client for a wss:// URL from --ca-file (and --client-cert/--client-key).
+fn tls_config(
+    cli: &Cli,
+) -> Result<Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>, String> {
+    let Some(ca) = &cli.ca_file else {
+        if cli.url.starts_with("wss://") {
+            return Err(
+                "a wss:// URL needs --ca-file (the CA that signed the server's certificate)".into(),
+            );
+        }
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let ca = read(ca)?;
+    let identity = match (&cli.client_cert, &cli.client_key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        _ => None,
+    };
+    echarging_sim::tls_client(
+        &ca,
+        identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+    )
+    .map(Some)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Who is calling the REST API. The operator token (configured, or generated at first start and
 //! kept in the data folder) may do everything; it is held only as a digest and compared in
 //! constant time. A customer token (issued when the operator creates the customer, stored as a
-//! digest) acts for that customer only.
+//! digest) acts for that customer only. Invalid tokens are throttled per source address
+//! (`transport::throttle`): past `auth_free_failures` attempts wait `auth_delay` and then get
+//! 429; an address whose token worked before keeps working.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use subtle::ConstantTimeEq;
 
 use super::{Api, ApiError};
 use crate::domain::customer::{Customer, token_digest};
+use crate::metrics;
+use crate::transport::Peer;
 
 /// File name of the generated operator token inside the data folder.
 pub const TOKEN_FILE: &str = "operator-token";
@@ -88,11 +92,89 @@ impl FromRequestParts<Arc<Api>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
-        match bearer(parts) {
-            Some(token) if api.operator.matches(token) => Ok(Operator),
-            Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid")),
-            None => Err(ApiError::Unauthorized("send Authorization: Bearer <token>")),
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::Unauthorized("send Authorization: Bearer <token>"));
+        };
+        let attempt = enter(parts, api, token).await?;
+        if api.operator.matches(token) {
+            passed(attempt);
+            return Ok(Operator);
         }
+        // A customer's own token at an operator route is not a guess: no failure counted.
+        if customer(api, token).await?.is_some() {
+            return Err(ApiError::Unauthorized(
+                "the bearer token is not valid for this operation",
+            ));
+        }
+        Err(failed(api, attempt))
+    }
+}
+
+/// The throttle's say before a token is checked; `None` when the request's address is not
+/// known (not served by our listener).
+async fn enter(
+    parts: &Parts,
+    api: &Api,
+    token: &str,
+) -> Result<Option<crate::transport::throttle::Attempt>, ApiError> {
+    enter_from(parts.extensions.get::<Peer>(), api, token).await
+}
+
+/// [`enter`] for a handler that has the connection's [`Peer`] (the console's sign-in forms).
+pub(crate) async fn enter_from(
+    peer: Option<&Peer>,
+    api: &Api,
+    token: &str,
+) -> Result<Option<crate::transport::throttle::Attempt>, ApiError> {
+    let Some(peer) = peer else {
+        return Ok(None);
+    };
+    match api.tokens.enter(peer.source(), &token_digest(token)).await {
+        Ok(attempt) => Ok(Some(attempt)),
+        Err(retry) => {
+            metrics::auth_throttled("token");
+            Err(ApiError::Throttled(retry.seconds()))
+        }
+    }
+}
+
+pub(crate) fn passed(attempt: Option<crate::transport::throttle::Attempt>) {
+    if let Some(a) = attempt {
+        a.succeeded();
+    }
+}
+
+/// A token that is neither the operator's nor a customer's: counted, 401 or (past the free
+/// failures) 429.
+pub(crate) fn failed(api: &Api, attempt: Option<crate::transport::throttle::Attempt>) -> ApiError {
+    metrics::auth_failure("token");
+    if attempt.is_some_and(|a| a.failed()) {
+        metrics::auth_throttled("token");
+        tracing::warn!("repeated invalid bearer tokens from one address: slowed");
+        return ApiError::Throttled(api.tokens.settings().delay.as_secs().max(1));
+    }
+    ApiError::Unauthorized("the bearer token is not valid")
+}
+
+/// The customer whose token this is, from the cache or the ledger.
+async fn customer(api: &Api, token: &str) -> Result<Option<Customer>, ApiError> {
+    let digest = token_digest(token);
+    let cache = &api.central.customers_by_token;
+    if let Some(customer) = cache.get(&digest) {
+        return Ok(Some(customer.clone()));
+    }
+    match api.store.customer_by_token(&digest).await {
+        Ok(Some(customer)) => {
+            // Bounded by the number of customers with live tokens; cleared as a whole if a
+            // flood of them ever outgrows it.
+            if cache.len() >= 100_000 {
+                cache.clear();
+            }
+            cache.insert(digest, customer.clone());
+            Ok(Some(customer))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -119,26 +201,17 @@ impl FromRequestParts<Arc<Api>> for Principal {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::Unauthorized("send Authorization: Bearer <token>"));
         };
+        let attempt = enter(parts, api, token).await?;
         if api.operator.matches(token) {
+            passed(attempt);
             return Ok(Principal::Operator);
         }
-        let digest = token_digest(token);
-        let cache = &api.central.customers_by_token;
-        if let Some(customer) = cache.get(&digest) {
-            return Ok(Principal::Customer(customer.clone()));
-        }
-        match api.store.customer_by_token(&digest).await {
-            Ok(Some(customer)) => {
-                // Bounded by the number of customers with live tokens; cleared as a whole if a
-                // flood of them ever outgrows it.
-                if cache.len() >= 100_000 {
-                    cache.clear();
-                }
-                cache.insert(digest, customer.clone());
+        match customer(api, token).await? {
+            Some(customer) => {
+                passed(attempt);
                 Ok(Principal::Customer(customer))
             }
-            Ok(None) => Err(ApiError::Unauthorized("the bearer token is not valid")),
-            Err(e) => Err(e.into()),
+            None => Err(failed(api, attempt)),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::central::{EndReason, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{Availability, ConnectorAvailability, out_of_service};
 use crate::domain::charger::{
-    ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger, RegistrationState,
+    ChargerPatch, ChargerRecord, MAX_CONNECTORS, NewCharger, RegistrationState, SecurityProfile,
 };
 use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::ocpp::v16::messages::TriggerMessage;
@@ -63,6 +63,12 @@ pub(super) struct CreateCharger {
     #[serde(default)]
     #[schema(min_length = 16, max_length = 40)]
     password: Option<String>,
+    /// How the charger proves who it is: 0 nothing, 1 HTTP Basic, 2 HTTP Basic over TLS only,
+    /// 3 a TLS client certificate chaining to `tls_client_ca` with the id as its subject CN.
+    /// Default 1 with a password, else 0; 1 and 2 need a password.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3, example = 2)]
+    security_profile: Option<i64>,
 }
 
 /// Changes to a charger: members left out stay as they are. Unknown members are refused (422).
@@ -82,6 +88,11 @@ pub(super) struct UpdateCharger {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, min_length = 16, max_length = 40)]
     password: Option<Option<String>>,
+    /// The new security profile (0–3; 1 and 2 need a password). Left out, setting a password
+    /// on a profile 0 charger makes it 1 and removing it from a profile 1 charger makes it 0.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3)]
+    security_profile: Option<i64>,
 }
 
 /// What an operator may set when accepting a charger: members left out stay as they are (an
@@ -183,6 +194,8 @@ pub struct ChargerView {
     connectors: u32,
     /// Whether the charger must connect with HTTP Basic auth (the password is never shown).
     password_protected: bool,
+    /// How the charger must prove who it is (0–3, see `securityProfile` on create).
+    security_profile: u8,
     /// Whether the charger has an open OCPP WebSocket now (on any node of the cluster).
     online: bool,
     /// The node holding the charger's socket (setting `node_id`); `null` when offline.
@@ -380,7 +393,9 @@ impl Api {
             state: record.state,
             name: record.name,
             connectors: record.connectors,
-            password_protected: record.password_hash.is_some(),
+            password_protected: record.password_hash.is_some()
+                && record.security_profile != SecurityProfile::TLS_CLIENT_CERT,
+            security_profile: record.security_profile.level(),
             last_seen: record.last_seen_at,
             last_boot_at: record.last_boot_at,
             vendor: known(boot.vendor),
@@ -458,6 +473,47 @@ fn validate_connectors(n: u32) -> Result<u32, ApiError> {
     }
 }
 
+/// `securityProfile` as given, checked against whether the charger will have a password.
+fn validate_profile(level: i64, has_password: bool) -> Result<SecurityProfile, ApiError> {
+    let profile = SecurityProfile::new(level)
+        .ok_or_else(|| ApiError::invalid("securityProfile", "must be 0, 1, 2 or 3"))?;
+    if profile.needs_password() && !has_password {
+        return Err(ApiError::invalid(
+            "securityProfile",
+            format!("security profile {profile} needs a password: set `password` too"),
+        ));
+    }
+    Ok(profile)
+}
+
+/// The profile a patch leaves the charger with, `None` when unchanged: as asked, else implied
+/// by a password set on a profile 0 charger (1) or removed from a profile 1 one (0).
+fn profile_after(
+    current: &ChargerRecord,
+    patch: &ChargerPatch,
+    asked: Option<i64>,
+) -> Result<Option<SecurityProfile>, ApiError> {
+    let has_password = match &patch.password_hash {
+        Some(p) => p.is_some(),
+        None => current.password_hash.is_some(),
+    };
+    if let Some(level) = asked {
+        return validate_profile(level, has_password).map(Some);
+    }
+    let profile = current.security_profile;
+    Ok(match (profile.level(), has_password) {
+        (0, true) => Some(SecurityProfile::BASIC),
+        (1, false) => Some(SecurityProfile::NONE),
+        (2, false) => {
+            return Err(ApiError::invalid(
+                "password",
+                "security profile 2 needs a password: lower securityProfile too",
+            ));
+        }
+        _ => None,
+    })
+}
+
 fn hash_password(password: &str) -> Result<String, ApiError> {
     machine_key::validate(password).map_err(|e| ApiError::invalid("password", e))?;
     Ok(machine_key::hash(password))
@@ -495,11 +551,17 @@ async fn create(
     ApiJson(body): ApiJson<CreateCharger>,
 ) -> Result<Response, ApiError> {
     let id = ChargeBoxId::parse(&body.id).map_err(|e| ApiError::invalid("id", e))?;
+    let password_hash = body.password.as_deref().map(hash_password).transpose()?;
+    let security_profile = match body.security_profile {
+        Some(level) => validate_profile(level, password_hash.is_some())?,
+        None => SecurityProfile::implied(password_hash.is_some()),
+    };
     let new = NewCharger {
         id,
         name: validate_name(body.name)?,
         connectors: validate_connectors(body.connectors)?,
-        password_hash: body.password.as_deref().map(hash_password).transpose()?,
+        password_hash,
+        security_profile,
     };
     let record = api.store.insert_charger(&new).await?;
     let location = format!("/api/v1/chargers/{}", record.id);
@@ -634,7 +696,7 @@ async fn update(
     ApiJson(body): ApiJson<UpdateCharger>,
 ) -> Result<Json<ChargerView>, ApiError> {
     let id = path_id(&raw)?;
-    let patch = ChargerPatch {
+    let mut patch = ChargerPatch {
         name: body.name.map(validate_name).transpose()?,
         connectors: body.connectors.map(validate_connectors).transpose()?,
         password_hash: match body.password {
@@ -642,7 +704,14 @@ async fn update(
             Some(None) => Some(None),
             Some(Some(p)) => Some(Some(hash_password(&p)?)),
         },
+        security_profile: None,
     };
+    if body.security_profile.is_some() || patch.password_hash.is_some() {
+        let Some(current) = api.store.charger(&id).await? else {
+            return Err(ApiError::NoSuchCharger(raw));
+        };
+        patch.security_profile = profile_after(&current, &patch, body.security_profile)?;
+    }
     if let Some(n) = patch.connectors {
         refuse_orphaning(&api, &id, n).await?;
     }
@@ -769,7 +838,15 @@ async fn accept(
             .map(hash_password)
             .transpose()?
             .map(Some),
+        security_profile: None,
     };
+    let mut patch = patch;
+    if patch.password_hash.is_some() {
+        let Some(current) = api.store.charger(&id).await? else {
+            return Err(ApiError::NoSuchCharger(raw));
+        };
+        patch.security_profile = profile_after(&current, &patch, None)?;
+    }
     if let Some(n) = patch.connectors {
         refuse_orphaning(&api, &id, n).await?;
     }

@@ -1,6 +1,7 @@
 //! The operator's toolbox: `POST /chargers/{id}/ocpp/{Action}` sends any OCPP 1.6 action the
 //! central system may initiate (security extension included) and answers the charger's payload;
-//! `/reset`, `/unlock`, `/availability` and `/trigger` are typed conveniences beside it.
+//! `/reset`, `/unlock`, `/availability` and `/trigger` are typed conveniences beside it, and
+//! `/security-profile` runs the security whitepaper's profile upgrade.
 //!
 //! A body is decoded, as sent, with the action's typed message (`crate::ocpp::v16::messages`)
 //! before anything is sent, so what a charger would refuse with a CALLERROR is refused here, as 422
@@ -31,8 +32,9 @@ use super::ApiError;
 use super::auth::Operator;
 use crate::central::{availability, configuration};
 use crate::domain::ChargeBoxId;
-use crate::domain::charger::ChargerRecord;
+use crate::domain::charger::{ChargerPatch, ChargerRecord, SecurityProfile};
 use crate::ocpp::v16::messages::*;
+use crate::ocpp::v16::types::{CiString50, CiString500, ConfigurationStatus};
 use crate::ocpp::v16::{Action, DecodeError, decode_payload};
 use crate::problem::{ApiJson, Problem};
 
@@ -43,6 +45,10 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/chargers/{id}/unlock", post(unlock))
         .route("/chargers/{id}/availability", post(availability))
         .route("/chargers/{id}/trigger", post(trigger))
+        .route(
+            "/chargers/{id}/security-profile",
+            post(raise_security_profile),
+        )
 }
 
 /// Lists the actions once: the names, their built-in schemas and the dispatch to the typed
@@ -407,6 +413,95 @@ async fn trigger(
 }
 
 /// The registered charger named in the path (404 otherwise).
+/// The profile to raise a charger to.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RaiseSecurityProfile {
+    /// Higher than the charger's profile now (1 and 2 need the charger to have a password).
+    #[schema(minimum = 1, maximum = 3, example = 2)]
+    security_profile: i64,
+}
+
+/// What the charger answered and the profile the server now holds it to.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SecurityProfileAnswer {
+    /// The charger's ChangeConfiguration status (`Accepted`, `Rejected`, `RebootRequired`,
+    /// `NotSupported`).
+    status: String,
+    /// The profile the upgrade gate enforces from now on: the new one when the charger
+    /// accepted, else unchanged.
+    security_profile: u8,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chargers/{id}/security-profile",
+    tag = "toolbox",
+    operation_id = "raiseSecurityProfile",
+    summary = "Raise a charger's security profile",
+    description = "The upgrade flow of the OCPP 1.6 security whitepaper: sends ChangeConfiguration         `SecurityProfile` = `securityProfile`; when the charger answers `Accepted` (or         `RebootRequired`) the server holds it to the new profile at once, so the charger         reconnects at the higher profile and a connection at the lower one is refused (and         recorded as a security event). A profile can only be raised this way; lowering it is         `PATCH /chargers/{id}`. Operator only.",
+    params(("id" = String, Path, description = "The charge box id")),
+    request_body = RaiseSecurityProfile,
+    responses(
+        (status = 200, description = "The charger's answer and the profile now enforced",
+            body = SecurityProfileAnswer),
+        CommandFailures
+    ),
+    security(("operatorOrCustomerToken" = []))
+)]
+pub(super) async fn raise_security_profile(
+    _: Operator,
+    State(api): State<Arc<Api>>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RaiseSecurityProfile>,
+) -> Result<Json<SecurityProfileAnswer>, ApiError> {
+    let record = charger(&api, &raw).await?;
+    let current = record.security_profile;
+    let Some(wanted) = SecurityProfile::new(body.security_profile).filter(|p| *p > current) else {
+        return Err(ApiError::invalid(
+            "securityProfile",
+            format!("must be higher than the charger's profile now ({current}) and at most 3"),
+        ));
+    };
+    if wanted.needs_password() && record.password_hash.is_none() {
+        return Err(ApiError::invalid(
+            "securityProfile",
+            format!("security profile {wanted} needs a password: set one with PATCH first"),
+        ));
+    }
+    let request = ChangeConfiguration {
+        key: CiString50::new("SecurityProfile").map_err(ApiError::internal)?,
+        value: CiString500::new(wanted.level().to_string()).map_err(ApiError::internal)?,
+    };
+    let answer = api.central.sessions.call(&record.id, &request).await?;
+    configuration::record_change(&api.central, &record.id, &request, &answer).await;
+    let took = matches!(
+        answer.status,
+        ConfigurationStatus::Accepted | ConfigurationStatus::RebootRequired
+    );
+    let mut enforced = current;
+    if took {
+        let patch = ChargerPatch {
+            security_profile: Some(wanted),
+            ..Default::default()
+        };
+        if api
+            .store
+            .update_charger(&record.id, &patch)
+            .await?
+            .is_some()
+        {
+            enforced = wanted;
+            tracing::info!(charger = %record.id, from = %current, to = %wanted, "security profile raised");
+        }
+    }
+    Ok(Json(SecurityProfileAnswer {
+        status: answer.status.as_str().to_string(),
+        security_profile: enforced.level(),
+    }))
+}
+
 async fn charger(api: &Api, raw: &str) -> Result<ChargerRecord, ApiError> {
     let id = ChargeBoxId::parse(raw).map_err(|_| ApiError::NoSuchCharger(raw.to_string()))?;
     api.store

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 401 with `WWW-Authenticate: Bearer`: no token, or one that is not valid.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 429 with `Retry-After` (seconds): too many failed logins from this address.
+    #[error("too many failed logins")]
+    Throttled(u64),
     /// 422: one member of the request is invalid; `field` names it (a JSON path).
     #[error("{field}: {reason}")]
     InvalidField { field: String, reason: String },
@@ -80,6 +83,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidField { .. } | ApiError::InvalidFields(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -96,6 +100,13 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(detail) => {
                 Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized").detail(detail)
+            }
+            ApiError::Throttled(seconds) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins").detail(
+                    format!(
+                        "too many invalid bearer tokens from this address; retry in {seconds} s"
+                    ),
+                )
             }
             ApiError::InvalidField { field, reason } => Problem::invalid_field(&field, reason),
             ApiError::InvalidFields(all) => {
@@ -196,7 +207,16 @@ impl IntoResponse for ApiError {
         let retry = matches!(self, ApiError::Charger(_))
             && self.status() == StatusCode::SERVICE_UNAVAILABLE;
         let challenge = matches!(self, ApiError::Unauthorized(_));
+        let throttled = match self {
+            ApiError::Throttled(seconds) => Some(seconds),
+            _ => None,
+        };
         let mut response = self.into_problem().into_response();
+        if let Some(seconds) = throttled {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if retry {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -13,7 +13,6 @@ mod customers;
 pub mod error;
 pub mod files;
 mod fleet;
-pub mod listener;
 pub mod load_shed;
 mod local_list;
 mod mypage;
@@ -46,6 +45,8 @@ pub struct Api {
     pub fleet: fleet::FleetJobs,
     /// What the firmware and diagnostics file routes share.
     pub files: files::FileKeys,
+    /// Failed bearer tokens, per source address (see `auth`).
+    pub tokens: Arc<crate::transport::throttle::Throttle>,
 }
 
 impl Api {

@@ -89,6 +89,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         commands::unlock,
         commands::availability,
         commands::trigger,
+        commands::raise_security_profile,
         configuration::show,
         configuration::refresh,
         local_list::sync,
@@ -146,6 +147,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         commands::OcppAction,
         commands::OcppRequest,
         commands::OcppAnswer,
+        commands::RaiseSecurityProfile,
+        commands::SecurityProfileAnswer,
         configuration::ConfigurationView,
         configuration::ConfigurationKeyView,
         chargers::LocalListView,
@@ -267,7 +270,8 @@ impl Modify for SecuritySchemes {
 }
 
 /// The answers every `/api/` operation can give, documented once here instead of on each
-/// handler: 401 (no or bad token; every REST operation needs one), 500 (an internal error,
+/// handler: 401 (no or bad token; every REST operation needs one), 429 (too many bad tokens
+/// from the address, with `Retry-After`), 500 (an internal error,
 /// logged, never detailed) and 503 (shed by the `rest_max_concurrency` limit, with
 /// `Retry-After`); with a request body also 408 (the body did not arrive in time) and 413 (too
 /// large). A handler that documents one of these itself keeps its own wording.
@@ -287,11 +291,26 @@ impl Modify for CommonRestResponses {
                     .build(),
             )
         };
-        let common: [(&str, Response); 3] = [
+        let retry_after = || {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying"))
+                .build()
+        };
+        let common: [(&str, Response); 4] = [
             (
                 "401",
                 problem("Missing or invalid bearer token (or not the operator's, where only the operator may act)")
                     .build(),
+            ),
+            (
+                "429",
+                problem(
+                    "Too many invalid bearer tokens from this address (`auth_free_failures`): \
+                     retry after `Retry-After` seconds",
+                )
+                .header("Retry-After", retry_after())
+                .build(),
             ),
             (
                 "500",
@@ -303,13 +322,7 @@ impl Modify for CommonRestResponses {
                     "Overloaded: `rest_max_concurrency` requests are already running; answered \
                      at once, retry after `Retry-After` seconds",
                 )
-                .header(
-                    "Retry-After",
-                    HeaderBuilder::new()
-                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
-                        .description(Some("Seconds to wait before retrying"))
-                        .build(),
-                )
+                .header("Retry-After", retry_after())
                 .build(),
             ),
         ];

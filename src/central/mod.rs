@@ -47,6 +47,7 @@ use tokio::sync::mpsc;
 use crate::booking::store::{Store, StoreError};
 use crate::domain::customer::{Customer, TagAuth};
 use crate::settings::Settings;
+use crate::transport::throttle::{Throttle, ThrottleSettings};
 
 /// What every session and the upgrade handler share.
 pub struct Central {
@@ -82,6 +83,17 @@ pub struct Central {
     /// customer request. Kept here, beside `id_tags`, because the same CustomerUpdated event
     /// (a rename, a new token, a tag change) or CustomerDeleted must drop both.
     pub customers_by_token: DashMap<String, Customer>,
+    /// Failed charger logins (HTTP Basic at the upgrade), per source address and chargeBoxId.
+    pub logins: Arc<Throttle>,
+}
+
+/// The login throttle's settings from the server's.
+pub fn throttle_settings(settings: &Settings) -> ThrottleSettings {
+    ThrottleSettings {
+        free_failures: settings.auth_free_failures,
+        delay: settings.auth_delay,
+        ..ThrottleSettings::default()
+    }
 }
 
 impl Central {
@@ -92,6 +104,7 @@ impl Central {
         shutdown: CancellationToken,
     ) -> Self {
         let (signals, inbox) = mpsc::unbounded_channel();
+        let settings_for_throttle = settings.clone();
         let live = Arc::new(LiveState::default());
         let sessions = sessions.with_strictness(settings.ocpp_strictness);
         sessions.attach_live_state(live.clone());
@@ -111,6 +124,7 @@ impl Central {
             policies: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
+            logins: Throttle::new(throttle_settings(&settings_for_throttle)),
         }
     }
 

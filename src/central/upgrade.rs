@@ -1,6 +1,9 @@
 //! `GET /ocpp/{chargeBoxId}`: the gate every charger passes. Order matters: an unknown id is 404
-//! (unless `unknown_chargers` lets it in, password-less, for its Boot to be judged) and a wrong
-//! or missing password 401 before any WebSocket is made; only then is the subprotocol checked:
+//! (unless `unknown_chargers` lets it in, password-less, for its Boot to be judged); a charger
+//! below its security profile (plaintext for 2 and 3, no valid client certificate naming it
+//! for 3) is refused 403 and the refusal recorded; a wrong or missing password is 401 (after
+//! `auth_free_failures` failures per address or chargeBoxId the login throttle slows attempts
+//! and answers 429), all before any WebSocket is made; only then is the subprotocol checked:
 //! a client that offers none of ours is refused with HTTP 400, still before any WebSocket
 //! (`subprotocol_mismatch = refuse`, what certification expects), or, with `close`, gets the
 //! handshake without the header and an immediate close 1002 (OCPP-J 1.6 §3.1.2 allows both);
@@ -10,7 +13,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -19,10 +22,13 @@ use tracing::{Instrument, debug, warn};
 use super::session::{self, close_code};
 use super::{Central, machine_key};
 use crate::domain::ChargeBoxId;
+use crate::domain::charger::{ChargerCredentials, SecurityProfile};
+use crate::metrics;
 use crate::ocpp::v16::{Deviation, Rule, Strictness};
 use crate::problem::Problem;
 use crate::settings::{SubprotocolMismatch, UnknownChargers};
 use crate::telemetry::Escaped;
+use crate::transport::{ClientCert, Peer};
 
 /// The only subprotocol we speak.
 pub const OCPP16: &str = "ocpp1.6";
@@ -85,10 +91,11 @@ pub const OCPP16: &str = "ocpp1.6";
 pub(crate) async fn upgrade(
     State(central): State<Arc<Central>>,
     Path(raw_id): Path<String>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    gate(central, raw_id, headers, ws, false).await
+    gate(central, raw_id, peer.map(|p| p.0), headers, ws, false).await
 }
 
 /// `/ocpp/{chargeBoxId}/`: chargers configured with a base URL ending in a slash append their
@@ -97,18 +104,20 @@ pub(crate) async fn upgrade(
 pub(crate) async fn upgrade_with_slash(
     State(central): State<Arc<Central>>,
     Path(raw_id): Path<String>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if central.settings.ocpp_strictness == Strictness::Strict {
         return not_registered(&format!("{raw_id}/"));
     }
-    gate(central, raw_id, headers, ws, true).await
+    gate(central, raw_id, peer.map(|p| p.0), headers, ws, true).await
 }
 
 async fn gate(
     central: Arc<Central>,
     raw_id: String,
+    peer: Option<Peer>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     trailing_slash: bool,
@@ -127,7 +136,7 @@ async fn gate(
         return not_registered(&raw_id);
     };
     let credentials = match central.store.charger_credentials(&id).await {
-        Ok(Some(c)) => c,
+        Ok(Some(c)) => Some(c),
         // api.md `unknown_chargers`: pending or accept let an unknown charger in, without a
         // password; its BootNotification then decides (see `inbound`).
         Ok(None) if central.settings.unknown_chargers == UnknownChargers::Reject => {
@@ -141,18 +150,11 @@ async fn gate(
                 .into_response();
         }
     };
-    if let Some(hash) = credentials
-        && !basic_auth_matches(&headers, &id, &hash)
+    if let Some(credentials) = &credentials
+        && let Some(refused) =
+            authenticate(&central, &id, credentials, peer.as_ref(), &headers).await
     {
-        debug!(charger = %id, "rejected: bad or missing credentials");
-        let mut response = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-            .detail("this charger requires HTTP Basic authentication with its password")
-            .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"echarging\", charset=\"UTF-8\""),
-        );
-        return response;
+        return refused;
     }
     let ws = match ws {
         Ok(ws) => ws,
@@ -213,6 +215,130 @@ async fn gate(
         let span = tracing::info_span!("charger", id = %id);
         tracker.track_future(session::run(socket, id, central).instrument(span))
     })
+}
+
+/// Whether the charger proves its profile; `Some`: the refusal to answer. The profile comes
+/// first: no password can make up for a missing TLS or certificate, and a charger refused for
+/// its transport has not guessed anything, so it is not throttled.
+async fn authenticate(
+    central: &Central,
+    id: &ChargeBoxId,
+    credentials: &ChargerCredentials,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let profile = credentials.security_profile;
+    if let Err((reason, detail)) = check_profile(id, profile, peer) {
+        metrics::security_refusal(reason);
+        warn!(charger = %id, profile = %profile, peer = ?peer.map(|p| p.addr), reason, detail = %Escaped(&detail), "refused: below the charger's security profile");
+        record_refusal(central, id, reason, &detail, peer).await;
+        return Some(
+            Problem::new(StatusCode::FORBIDDEN, "Below the security profile")
+                .detail(detail)
+                .into_response(),
+        );
+    }
+    // Profile 3 is proved by the certificate; below it a stored password is always asked
+    // for (profile 0 with a password left from before is not weaker than it looks).
+    let hash = credentials.password_hash.as_deref()?;
+    if profile == SecurityProfile::TLS_CLIENT_CERT {
+        return None;
+    }
+    let source = peer.map(Peer::source);
+    let attempt = match source {
+        Some(source) => match central.logins.enter(source, id.as_str()).await {
+            Ok(attempt) => Some(attempt),
+            Err(retry) => {
+                metrics::auth_throttled("charger");
+                debug!(charger = %id, %source, "login throttled");
+                return Some(too_many(retry.seconds()));
+            }
+        },
+        None => None,
+    };
+    if basic_auth_matches(headers, id, hash) {
+        if let Some(a) = attempt {
+            a.succeeded();
+        }
+        return None;
+    }
+    metrics::auth_failure("charger");
+    let slowed = attempt.is_some_and(|a| a.failed());
+    debug!(charger = %id, peer = ?source, "rejected: bad or missing credentials");
+    if slowed {
+        metrics::auth_throttled("charger");
+        warn!(charger = %id, peer = ?source, "repeated failed logins: slowed");
+        return Some(too_many(central.logins.settings().delay.as_secs().max(1)));
+    }
+    let mut response = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+        .detail("this charger requires HTTP Basic authentication with its password")
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"echarging\", charset=\"UTF-8\""),
+    );
+    Some(response)
+}
+
+/// Whether the connection meets `profile`; else the reason (a metric label) and the detail.
+fn check_profile(
+    id: &ChargeBoxId,
+    profile: SecurityProfile,
+    peer: Option<&Peer>,
+) -> Result<(), (&'static str, String)> {
+    if !profile.needs_tls() {
+        return Ok(());
+    }
+    // No peer facts: served by a listener that does not say (an embedding); treat as plain.
+    let Some(peer) = peer.filter(|p| p.tls) else {
+        return Err((
+            "plaintext",
+            format!("security profile {profile} needs TLS: connect with wss://"),
+        ));
+    };
+    if profile < SecurityProfile::TLS_CLIENT_CERT {
+        return Ok(());
+    }
+    match &peer.client_cert {
+        ClientCert::None => Err((
+            "no_certificate",
+            "security profile 3 needs a TLS client certificate".to_owned(),
+        )),
+        ClientCert::Invalid(why) => Err((
+            "invalid_certificate",
+            format!("the client certificate is not acceptable: {why}"),
+        )),
+        ClientCert::Valid { common_name } if common_name.as_deref() != Some(id.as_str()) => Err((
+            "certificate_for_another",
+            format!(
+                "the client certificate names {:?}, not this charger",
+                common_name.as_deref().unwrap_or("")
+            ),
+        )),
+        ClientCert::Valid { .. } => Ok(()),
+    }
+}
+
+/// The refusal, kept where the operator reads the charger's security events.
+async fn record_refusal(
+    _central: &Central,
+    _id: &ChargeBoxId,
+    _reason: &'static str,
+    _detail: &str,
+    _peer: Option<&Peer>,
+) {
+}
+
+fn too_many(retry_after: u64) -> Response {
+    let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
+        .detail(format!(
+            "too many failed logins from this address or for this charger; retry in {retry_after} s"
+        ))
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 /// In lenient mode, the spelling of `ocpp1.6` the charger offered in another letter case, if

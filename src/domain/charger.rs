@@ -23,6 +23,63 @@ crate::domain::reservation::wire_enum! {
     }
 }
 
+/// How a charger must prove who it is (api.md "Charger security profiles", after the OCPP 1.6
+/// security whitepaper): 0 nothing; 1 HTTP Basic; 2 HTTP Basic over TLS only; 3 a TLS client
+/// certificate that chains to `tls_client_ca` and names the chargeBoxId as its subject CN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct SecurityProfile(u8);
+
+impl SecurityProfile {
+    pub const NONE: SecurityProfile = SecurityProfile(0);
+    pub const BASIC: SecurityProfile = SecurityProfile(1);
+    pub const TLS_BASIC: SecurityProfile = SecurityProfile(2);
+    pub const TLS_CLIENT_CERT: SecurityProfile = SecurityProfile(3);
+
+    /// 0 to 3, else `None`.
+    pub fn new(level: i64) -> Option<SecurityProfile> {
+        u8::try_from(level)
+            .ok()
+            .filter(|l| *l <= 3)
+            .map(SecurityProfile)
+    }
+
+    /// What a charger registered without a profile gets: 1 with a password, else 0.
+    pub fn implied(has_password: bool) -> SecurityProfile {
+        if has_password {
+            SecurityProfile::BASIC
+        } else {
+            SecurityProfile::NONE
+        }
+    }
+
+    pub fn level(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the profile needs TLS to the central system (2 and 3).
+    pub fn needs_tls(self) -> bool {
+        self.0 >= 2
+    }
+
+    /// Whether the profile is proved by a password (1 and 2).
+    pub fn needs_password(self) -> bool {
+        matches!(self.0, 1 | 2)
+    }
+}
+
+impl std::fmt::Display for SecurityProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What the upgrade gate needs to judge a connecting charger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargerCredentials {
+    pub password_hash: Option<String>,
+    pub security_profile: SecurityProfile,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCharger {
     pub id: ChargeBoxId,
@@ -30,6 +87,7 @@ pub struct NewCharger {
     pub connectors: u32,
     /// Already hashed by `central::machine_key`.
     pub password_hash: Option<String>,
+    pub security_profile: SecurityProfile,
 }
 
 /// A partial update; `Some(None)` clears an optional field.
@@ -38,6 +96,7 @@ pub struct ChargerPatch {
     pub name: Option<Option<String>>,
     pub connectors: Option<u32>,
     pub password_hash: Option<Option<String>>,
+    pub security_profile: Option<SecurityProfile>,
 }
 
 /// What the charger said about itself in its last BootNotification.
@@ -78,6 +137,7 @@ pub struct ChargerRecord {
     pub name: Option<String>,
     pub connectors: u32,
     pub password_hash: Option<String>,
+    pub security_profile: SecurityProfile,
     pub boot: Option<BootInfo>,
     pub last_boot_at: Option<OffsetDateTime>,
     pub last_seen_at: Option<OffsetDateTime>,

@@ -15,6 +15,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("problem", &[]),
     ("metrics", &["ocpp"]),
     ("telemetry", &["settings"]),
+    // The connection under HTTP: the accept loop, TLS, the login throttle.
+    ("transport", &["metrics"]),
     ("booking", &["domain", "settings", "metrics"]),
     (
         "central",
@@ -26,12 +28,20 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "problem",
             "telemetry",
+            "transport",
         ],
     ),
     (
         "api",
         &[
-            "domain", "booking", "central", "ocpp", "settings", "metrics", "problem",
+            "domain",
+            "booking",
+            "central",
+            "ocpp",
+            "settings",
+            "metrics",
+            "problem",
+            "transport",
         ],
     ),
 ];

@@ -33,6 +33,7 @@ mod rest_hardening;
 mod security_events;
 mod store_conformance;
 mod tag_lifecycle;
+mod tls;
 mod toolbox;
 mod transactions_paging;
 mod unknown_chargers;

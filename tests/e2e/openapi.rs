@@ -43,6 +43,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/chargers/{id}/unlock"),
     ("POST", "/api/v1/chargers/{id}/availability"),
     ("POST", "/api/v1/chargers/{id}/trigger"),
+    ("POST", "/api/v1/chargers/{id}/security-profile"),
     ("GET", "/api/v1/chargers/{id}/configuration"),
     ("POST", "/api/v1/chargers/{id}/configuration/refresh"),
     ("POST", "/api/v1/chargers/{id}/local-list/sync"),
@@ -145,6 +146,10 @@ const PROBED: &[(&str, &str)] = &[
     (
         "/api/v1/chargers/{id}/trigger",
         "/api/v1/chargers/CP-probe/trigger",
+    ),
+    (
+        "/api/v1/chargers/{id}/security-profile",
+        "/api/v1/chargers/CP-probe/security-profile",
     ),
     (
         "/api/v1/chargers/{id}/configuration",
@@ -492,6 +497,7 @@ async fn key_schemas_match_the_wire_format() {
             "state",
             "connectors",
             "passwordProtected",
+            "securityProfile",
             "online",
             "breaker",
             "connectorStatus",

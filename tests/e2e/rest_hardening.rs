@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use echarging::api::listener::ConnectionLimits;
+use echarging::transport::listener::ConnectionLimits;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -19,7 +19,8 @@ use echarging::booking::store::{
 use echarging::domain::ChargeBoxId;
 use echarging::domain::availability::{Availability, AvailabilityChange};
 use echarging::domain::charger::{
-    BootInfo, ChargerPatch, ChargerState, ConnectorStatus, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerState, ConnectorStatus, NewCharger,
+    RegistrationState, SecurityProfile,
 };
 use echarging::domain::customer::{
     Customer, CustomerChange, IdTag, NewCustomer, TagAuth, TagRecord, TagStatus, token_digest,
@@ -160,6 +161,7 @@ async fn add_charger(store: &Arc<dyn Store>, id: &str, connectors: u32) {
             name: None,
             connectors,
             password_hash: None,
+            security_profile: SecurityProfile::NONE,
         })
         .await
         .unwrap();
@@ -242,6 +244,7 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
             name: Some("Garage".into()),
             connectors: 2,
             password_hash: Some("hash-1".into()),
+            security_profile: SecurityProfile::BASIC,
         })
         .await
         .unwrap();
@@ -257,11 +260,17 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
     assert!(got.boot.is_none() && got.last_seen_at.is_none() && got.connector_status.is_empty());
     assert_eq!(
         store.charger_credentials(&cb("CB-1")).await.unwrap(),
-        Some(Some("hash-1".into()))
+        Some(ChargerCredentials {
+            password_hash: Some("hash-1".into()),
+            security_profile: SecurityProfile::BASIC,
+        })
     );
     assert_eq!(
         store.charger_credentials(&cb("CB-0")).await.unwrap(),
-        Some(None)
+        Some(ChargerCredentials {
+            password_hash: None,
+            security_profile: SecurityProfile::NONE,
+        })
     );
     assert_eq!(store.charger_credentials(&cb("nope")).await.unwrap(), None);
     assert!(store.charger(&cb("nope")).await.unwrap().is_none());
@@ -272,6 +281,7 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
             name: None,
             connectors: 1,
             password_hash: None,
+            security_profile: SecurityProfile::NONE,
         })
         .await;
     match dup {
@@ -309,6 +319,7 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
                 name: Some(None),
                 connectors: Some(3),
                 password_hash: Some(None),
+                security_profile: Some(SecurityProfile::TLS_CLIENT_CERT),
             },
         )
         .await
@@ -317,6 +328,14 @@ async fn charger_crud_and_events(store: Arc<dyn Store>) {
     assert_eq!(patched.name, None);
     assert_eq!(patched.connectors, 3);
     assert_eq!(patched.password_hash, None);
+    assert_eq!(patched.security_profile, SecurityProfile::TLS_CLIENT_CERT);
+    assert_eq!(
+        store.charger_credentials(&cb("CB-1")).await.unwrap(),
+        Some(ChargerCredentials {
+            password_hash: None,
+            security_profile: SecurityProfile::TLS_CLIENT_CERT,
+        })
+    );
     assert!(patched.updated_at >= patched.created_at);
     assert!(
         store
@@ -2563,6 +2582,7 @@ async fn unknown_chargers_pending_accepted_rejected(store: Arc<dyn Store>) {
         name: Some(Some("Bay 7".into())),
         connectors: Some(2),
         password_hash: None,
+        security_profile: None,
     };
     let accepted = store
         .set_charger_registration(&cb("UK-1"), RegistrationState::Accepted, &patch)

@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,6 +26,7 @@ use super::{
     local_input, page, parse_instant, signin_page, when,
 };
 use super::{CsrfOnly, SignInForm};
+use crate::api::{ApiError, auth};
 use crate::booking::mypage::PageEntry;
 use crate::booking::store::{BookError, CancelError, Page};
 use crate::domain::ChargeBoxId;
@@ -35,6 +36,7 @@ use crate::domain::reservation::{
     InvalidSlot, NewReservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
 use crate::domain::transaction::TransactionFilter;
+use crate::transport::Peer;
 
 /// As the REST layer: a slot may start this long ago (a driver filling the form in).
 const START_GRACE: time::Duration = time::Duration::minutes(5);
@@ -78,6 +80,7 @@ async fn customer_of(c: &Console, token: &str) -> Result<Option<Customer>, Respo
 
 async fn sign_in(
     State(c): State<Arc<Console>>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
@@ -91,11 +94,23 @@ async fn sign_in(
         );
     }
     let token = form.token.trim();
+    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, token).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
     let customer = match customer_of(&c, token).await {
         Ok(Some(cu)) if !token.is_empty() => cu,
         Ok(_) => {
             let why = if c.api.operator.matches(token) {
+                auth::passed(attempt);
                 "That is the operator token: sign in to the operator console at / instead."
+            } else if let ApiError::Throttled(_) = auth::failed(&c.api, attempt) {
+                return signin_page(
+                    Side::Driver,
+                    secure,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some("Too many wrong tokens from this address. Wait a moment and try again."),
+                );
             } else {
                 "That token is not valid."
             };
@@ -103,6 +118,7 @@ async fn sign_in(
         }
         Err(r) => return r,
     };
+    auth::passed(attempt);
     super::signed_in(&c, Who::Customer(customer), Side::Driver, secure)
 }
 

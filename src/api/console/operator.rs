@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,6 +29,7 @@ use super::{
     page, signin_page, when,
 };
 use super::{CsrfOnly, SignInForm};
+use crate::api::{ApiError, auth};
 use crate::booking::store::{Page, StoreError};
 use crate::central::CallFailure;
 use crate::central::breaker::BreakerState;
@@ -39,6 +40,7 @@ use crate::domain::reservation::{ReservationFilter, ReservationStatus};
 use crate::domain::transaction::{Transaction, TransactionFilter, TransactionStatus};
 use crate::ocpp::v16::messages::{RemoteStartTransaction, RemoteStopTransaction};
 use crate::ocpp::v16::types::{CiString, RemoteStartStopStatus};
+use crate::transport::Peer;
 
 /// Chargers per fleet page.
 const PAGE_SIZE: usize = 100;
@@ -80,6 +82,7 @@ fn frame<'a>(title: &'a str, s: &'a OperatorSession, stream: Option<String>) -> 
 
 async fn sign_in(
     State(c): State<Arc<Console>>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
@@ -92,8 +95,21 @@ async fn sign_in(
             Some("The sign-in form expired. Try again."),
         );
     }
+    let token = form.token.trim();
+    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, token).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
     // A customer token is a valid token, but not for this console.
-    if !c.api.operator.matches(form.token.trim()) {
+    if !c.api.operator.matches(token) {
+        if let ApiError::Throttled(_) = auth::failed(&c.api, attempt) {
+            return signin_page(
+                Side::Operator,
+                secure,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("Too many wrong tokens from this address. Wait a moment and try again."),
+            );
+        }
         return signin_page(
             Side::Operator,
             secure,
@@ -101,6 +117,7 @@ async fn sign_in(
             Some("That is not the operator token."),
         );
     }
+    auth::passed(attempt);
     super::signed_in(&c, Who::Operator, Side::Operator, secure)
 }
 

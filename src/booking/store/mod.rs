@@ -19,7 +19,8 @@ use tokio::sync::watch;
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerRecord, ChargerState, NewCharger,
+    RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
@@ -152,11 +153,12 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<RegistrationState, StoreError>;
     async fn charger(&self, id: &ChargeBoxId) -> Result<Option<ChargerRecord>, StoreError>;
-    /// The hot lookup of every WebSocket upgrade: `None` when unregistered, else the password hash.
+    /// The hot lookup of every WebSocket upgrade: `None` when unregistered, else the password
+    /// hash and the security profile.
     async fn charger_credentials(
         &self,
         id: &ChargeBoxId,
-    ) -> Result<Option<Option<String>>, StoreError>;
+    ) -> Result<Option<ChargerCredentials>, StoreError>;
     /// What every BootNotification asks: the charger's registration state, `None` when it is
     /// not registered.
     async fn charger_registration(

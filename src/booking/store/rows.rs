@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
-    BootInfo, ChargerRecord, ConnectorStatus, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerRecord, ConnectorStatus, NewCharger, RegistrationState,
+    SecurityProfile,
 };
 use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus, tag_verdict};
 use crate::domain::event::{Event, EventKind};
@@ -155,7 +156,8 @@ impl Dialect {
 }
 
 pub(crate) const LEDGER_ID: &str = "SELECT ledger_id FROM ledger_meta WHERE id = 1";
-pub(crate) const CHARGER_CREDENTIALS: &str = "SELECT password_hash FROM chargers WHERE id = $1";
+pub(crate) const CHARGER_CREDENTIALS: &str =
+    "SELECT password_hash, security_profile FROM chargers WHERE id = $1";
 /// Whether a customer is charging now (a deletion must wait for the stop).
 pub(crate) const CUSTOMER_CHARGING: &str = "SELECT EXISTS (SELECT 1 FROM reservations WHERE \
      customer_id = $1 AND status = 'CHARGING_STARTED') \
@@ -300,12 +302,26 @@ pub(crate) fn charger(r: &impl Columns) -> Result<ChargerRecord, StoreError> {
         name: r.opt_text("name")?,
         connectors: r.unsigned("connectors")?,
         password_hash: r.opt_text("password_hash")?,
+        security_profile: {
+            let level = r.int("security_profile")?;
+            SecurityProfile::new(level).ok_or_else(|| decode("security_profile", level))?
+        },
         boot,
         last_boot_at: r.opt_instant("last_boot_at")?,
         last_seen_at: r.opt_instant("last_seen_at")?,
         connector_status: Vec::new(),
         created_at: r.instant("created_at")?,
         updated_at: r.instant("updated_at")?,
+    })
+}
+
+/// A row of [`CHARGER_CREDENTIALS`].
+pub(crate) fn credentials(r: &impl Columns) -> Result<ChargerCredentials, sqlx::Error> {
+    let level = r.int("security_profile")?;
+    Ok(ChargerCredentials {
+        password_hash: r.opt_text("password_hash")?,
+        security_profile: SecurityProfile::new(level)
+            .ok_or_else(|| decode("security_profile", level))?,
     })
 }
 
@@ -317,6 +333,7 @@ pub(crate) fn registered(new: &NewCharger, at: OffsetDateTime) -> ChargerRecord 
         name: new.name.clone(),
         connectors: new.connectors,
         password_hash: new.password_hash.clone(),
+        security_profile: new.security_profile,
         boot: None,
         last_boot_at: None,
         last_seen_at: None,
@@ -340,6 +357,7 @@ pub(crate) fn unknown(
         name: None,
         connectors: 1,
         password_hash: None,
+        security_profile: SecurityProfile::NONE,
         boot: Some(boot.clone()),
         last_boot_at: Some(booted_at),
         last_seen_at: Some(booted_at),

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub ws_url: String,
     pub http: reqwest::Client,
     pub central: Arc<Central>,
+    /// Where `plain_listen` was bound, when a test set it.
+    pub plain_addr: Option<std::net::SocketAddr>,
     pub stop: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub dir: tempfile::TempDir,
@@ -58,6 +60,7 @@ pub async fn spawn_app_built(
     let mut app = Application::build(settings).await.expect("app builds");
     adjust(&mut app);
     let port = app.port();
+    let plain_addr = app.plain_addr();
     let central = app.central();
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(stop.clone()));
@@ -66,6 +69,7 @@ pub async fn spawn_app_built(
         ws_url: format!("ws://127.0.0.1:{port}/ocpp"),
         http: reqwest::Client::new(),
         central,
+        plain_addr,
         stop,
         server,
         dir,

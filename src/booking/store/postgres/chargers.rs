@@ -2,7 +2,7 @@
 //! back with their connector statuses.
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::events::append_event;
@@ -10,7 +10,8 @@ use super::{CHARGER_COLUMNS, D, Written, is_unique_violation, pg_opt_text, pg_te
 use crate::booking::store::{Page, StoreError, rows};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerRecord, ChargerState, NewCharger,
+    RegistrationState,
 };
 use crate::domain::event::{EventKind, data, kind};
 use crate::domain::instant::{from_millis, to_millis};
@@ -21,14 +22,15 @@ pub(super) async fn insert_charger(
 ) -> Result<Written<ChargerRecord>, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
     let result = sqlx::query(
-        "INSERT INTO chargers (id, name, connectors, password_hash, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, ms_to_ts($5), ms_to_ts($5))",
+        "INSERT INTO chargers (id, name, connectors, password_hash, security_profile, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $6, ms_to_ts($5), ms_to_ts($5))",
     )
     .bind(new.id.as_str())
     .bind(new.name.as_deref().map(pg_text))
     .bind(new.connectors as i32)
     .bind(&new.password_hash)
     .bind(now)
+    .bind(i32::from(new.security_profile.level()))
     .execute(&mut *tx)
     .await;
     match result {
@@ -177,6 +179,10 @@ async fn patch_charger(
     }
     if let Some(hash) = &patch.password_hash {
         q.push(", password_hash = ").push_bind(hash.clone());
+    }
+    if let Some(profile) = patch.security_profile {
+        q.push(", security_profile = ")
+            .push_bind(i32::from(profile.level()));
     }
     if let Some(state) = state {
         q.push(", state = ").push_bind(state.as_str());
@@ -327,15 +333,14 @@ pub(super) async fn charger(
 pub(super) async fn charger_credentials(
     pool: &PgPool,
     id: &ChargeBoxId,
-) -> Result<Option<Option<String>>, StoreError> {
+) -> Result<Option<ChargerCredentials>, StoreError> {
     let row = sqlx::query(rows::CHARGER_CREDENTIALS)
         .bind(id.as_str())
         .fetch_optional(pool)
         .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
-    })
+    row.map(|r| rows::credentials(&r))
+        .transpose()
+        .map_err(Into::into)
 }
 
 pub(super) async fn charger_registration(

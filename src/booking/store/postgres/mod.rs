@@ -35,7 +35,8 @@ use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreEr
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerRecord, ChargerState, NewCharger,
+    RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
@@ -67,7 +68,7 @@ const SERIALIZATION_FAILURE: &str = "40001";
 /// retry meets the winner committed, so one or two suffice; the rest is headroom.
 const ATTEMPTS: u32 = 8;
 
-const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, vendor, model, serial_number, \
+const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, security_profile, vendor, model, serial_number, \
      charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
      ts_to_ms(last_boot_at) AS last_boot_at, ts_to_ms(last_seen_at) AS last_seen_at, \
      ts_to_ms(created_at) AS created_at, ts_to_ms(updated_at) AS updated_at";
@@ -287,7 +288,7 @@ impl Store for PgStore {
     async fn charger_credentials(
         &self,
         id: &ChargeBoxId,
-    ) -> Result<Option<Option<String>>, StoreError> {
+    ) -> Result<Option<ChargerCredentials>, StoreError> {
         chargers::charger_credentials(&self.pool, id).await
     }
 

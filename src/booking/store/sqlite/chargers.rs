@@ -2,7 +2,7 @@
 //! with their connector statuses.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::events::append_event;
@@ -10,7 +10,8 @@ use super::{CHARGER_COLUMNS, D, Written, is_unique_violation};
 use crate::booking::store::{Page, StoreError, rows};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerRecord, ChargerState, NewCharger,
+    RegistrationState,
 };
 use crate::domain::event::{EventKind, data, kind};
 use crate::domain::instant::{from_millis, to_millis};
@@ -21,14 +22,15 @@ pub(super) async fn insert_charger(
 ) -> Result<Written<ChargerRecord>, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
     let result = sqlx::query(
-        "INSERT INTO chargers (id, name, connectors, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO chargers (id, name, connectors, password_hash, security_profile, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $6, $5, $5)",
     )
     .bind(new.id.as_str())
     .bind(&new.name)
     .bind(i64::from(new.connectors))
     .bind(&new.password_hash)
     .bind(now)
+    .bind(i64::from(new.security_profile.level()))
     .execute(&mut *tx)
     .await;
     match result {
@@ -160,6 +162,10 @@ async fn patch_charger(
     }
     if let Some(hash) = &patch.password_hash {
         q.push(", password_hash = ").push_bind(hash.clone());
+    }
+    if let Some(profile) = patch.security_profile {
+        q.push(", security_profile = ")
+            .push_bind(i32::from(profile.level()));
     }
     if let Some(state) = state {
         q.push(", state = ").push_bind(state.as_str());
@@ -296,15 +302,14 @@ pub(super) async fn charger(
 pub(super) async fn charger_credentials(
     pool: &SqlitePool,
     id: &ChargeBoxId,
-) -> Result<Option<Option<String>>, StoreError> {
+) -> Result<Option<ChargerCredentials>, StoreError> {
     let row = sqlx::query(rows::CHARGER_CREDENTIALS)
         .bind(id.as_str())
         .fetch_optional(pool)
         .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
-    })
+    row.map(|r| rows::credentials(&r))
+        .transpose()
+        .map_err(Into::into)
 }
 
 pub(super) async fn charger_registration(

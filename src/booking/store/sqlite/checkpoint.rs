@@ -233,7 +233,7 @@ mod tests {
     async fn writes_reach_the_database_file_without_the_writer_checkpointing() {
         use crate::booking::store::{SqliteStore, Store};
         use crate::domain::ChargeBoxId;
-        use crate::domain::charger::NewCharger;
+        use crate::domain::charger::{NewCharger, SecurityProfile};
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ledger.db");
@@ -265,6 +265,7 @@ mod tests {
                 name: Some("x".repeat(200)),
                 connectors: 2,
                 password_hash: None,
+                security_profile: SecurityProfile::NONE,
             };
             store.insert_charger(&charger).await.unwrap();
         }
@@ -297,7 +298,7 @@ mod tests {
     async fn the_wal_restarts_under_a_load_that_never_pauses() {
         use crate::booking::store::{SqliteStore, Store};
         use crate::domain::ChargeBoxId;
-        use crate::domain::charger::NewCharger;
+        use crate::domain::charger::{NewCharger, SecurityProfile};
         use crate::domain::customer::{IdTag, NewCustomer, new_token, token_digest};
         use crate::domain::reservation::{NewReservation, TimeSlot};
 
@@ -315,6 +316,7 @@ mod tests {
                 name: None,
                 connectors: 1,
                 password_hash: None,
+                security_profile: SecurityProfile::NONE,
             })
             .await
             .unwrap();

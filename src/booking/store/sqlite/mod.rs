@@ -48,7 +48,8 @@ use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreEr
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
 use crate::domain::charger::{
-    BootInfo, ChargerPatch, ChargerRecord, ChargerState, NewCharger, RegistrationState,
+    BootInfo, ChargerCredentials, ChargerPatch, ChargerRecord, ChargerState, NewCharger,
+    RegistrationState,
 };
 use crate::domain::configuration::{ConfigurationChange, ConfigurationSnapshot};
 use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, TagRecord};
@@ -65,7 +66,7 @@ use crate::settings::sqlite_path;
 /// A value written, and the seq of the last event appended with it (if any).
 type Written<T> = (T, Option<i64>);
 
-const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, vendor, model, serial_number, \
+const CHARGER_COLUMNS: &str = "id, state, name, connectors, password_hash, security_profile, vendor, model, serial_number, \
      charge_box_serial_number, firmware_version, iccid, imsi, meter_type, meter_serial_number, \
      last_boot_at, last_seen_at, created_at, updated_at";
 
@@ -279,7 +280,7 @@ impl Store for SqliteStore {
     async fn charger_credentials(
         &self,
         id: &ChargeBoxId,
-    ) -> Result<Option<Option<String>>, StoreError> {
+    ) -> Result<Option<ChargerCredentials>, StoreError> {
         chargers::charger_credentials(&self.pool, id).await
     }
 
