@@ -49,6 +49,17 @@ impl Application {
         // Before anything can count: metric handles taken earlier would not reach the recorder.
         metrics::install();
         let settings = Arc::new(settings);
+        // A charger CA that cannot be read stops start-up, rather than every SignCertificate.
+        match (&settings.charger_ca_cert, &settings.charger_ca_key) {
+            (Some(cert), Some(key)) => {
+                crate::central::security::ChargerCa::load(cert, key)
+                    .context("invalid charger_ca_cert / charger_ca_key")?;
+            }
+            (None, None) => {}
+            _ => {
+                anyhow::bail!("charger_ca_cert and charger_ca_key go together: set both or neither")
+            }
+        }
         let store: Arc<dyn Store> = store::open(&settings.database_url)
             .await
             .with_context(|| format!("cannot open database {}", redact(&settings.database_url)))?;

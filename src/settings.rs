@@ -133,6 +133,11 @@ pub struct Settings {
     pub auth_free_failures: u32,
     /// How long a slowed login waits; at most one per key per this.
     pub auth_delay: Duration,
+    /// The CA that signs chargers' certificates (SignCertificate): its certificate and its
+    /// private key, PEM files, both or neither (the application refuses to start with one).
+    /// `None`: SignCertificate is rejected.
+    pub charger_ca_cert: Option<PathBuf>,
+    pub charger_ca_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -181,6 +186,8 @@ impl Settings {
             plain_listen: None,
             auth_free_failures: 5,
             auth_delay: Duration::from_secs(1),
+            charger_ca_cert: None,
+            charger_ca_key: None,
         }
     }
 
@@ -385,6 +392,13 @@ struct CliValues {
     /// How long a slowed login waits (one per address or charger per this) [default: 1s]
     #[arg(long, env = "ECHARGING_AUTH_DELAY", global = true)]
     auth_delay: Option<String>,
+    /// PEM certificate of the CA that signs chargers' certificates (SignCertificate); needs
+    /// charger_ca_key [default: none, SignCertificate is rejected]
+    #[arg(long, env = "ECHARGING_CHARGER_CA_CERT", global = true)]
+    charger_ca_cert: Option<String>,
+    /// PEM private key of that CA; needs charger_ca_cert [default: none]
+    #[arg(long, env = "ECHARGING_CHARGER_CA_KEY", global = true)]
+    charger_ca_key: Option<String>,
 }
 
 /// A setting that could not be accepted; its `Display` is the one line printed at start-up.
@@ -751,6 +765,8 @@ fn resolve(
     if let Some(v) = parse!(auth_delay, duration(Duration::from_millis(1), false)) {
         s.auth_delay = v;
     }
+    s.charger_ca_cert = parse!(charger_ca_cert, path);
+    s.charger_ca_key = parse!(charger_ca_key, path);
     Ok(s)
 }
 
@@ -885,6 +901,26 @@ mod tests {
         std::fs::write(&path, "subprotocol_mismatch = \"close\"\n").unwrap();
         let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(s.subprotocol_mismatch, SubprotocolMismatch::Close);
+    }
+
+    #[test]
+    fn the_charger_ca_is_two_paths() {
+        let s = parse(&[]).unwrap();
+        assert_eq!((s.charger_ca_cert, s.charger_ca_key), (None, None));
+        let s = parse(&[
+            "--charger-ca-cert",
+            "/etc/ca.pem",
+            "--charger-ca-key",
+            "/etc/ca.key",
+        ])
+        .unwrap();
+        assert_eq!(s.charger_ca_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(s.charger_ca_key.as_deref(), Some(Path::new("/etc/ca.key")));
+        let err = parse(&["--charger-ca-cert", " "]).unwrap_err();
+        assert!(
+            err.contains("charger_ca_cert") && err.contains("empty path"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -241,6 +241,14 @@ pub struct ChargerView {
     /// this server started (see `POST /chargers/{id}/diagnostics`).
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnostics_status: Option<super::files::StatusTrailView>,
+    /// Shown by `GET /chargers/{id}` (not in lists): its LogStatusNotifications (security
+    /// extension, log uploads asked for with GetLog) since this server started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_status: Option<super::files::StatusTrailView>,
+    /// Shown by `GET /chargers/{id}` (not in lists): its SignedFirmwareStatusNotifications
+    /// (security extension, SignedUpdateFirmware) since this server started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_firmware_status: Option<super::files::StatusTrailView>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -430,6 +438,8 @@ impl Api {
             local_list: None,
             firmware_status: None,
             diagnostics_status: None,
+            log_status: None,
+            signed_firmware_status: None,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -646,6 +656,9 @@ async fn show(
             view.local_list = Some(api.store.local_list_state(&id).await?.into());
             view.firmware_status = Some(super::files::trail_view(&api, Kind::Firmware, &id));
             view.diagnostics_status = Some(super::files::trail_view(&api, Kind::Diagnostics, &id));
+            view.log_status = Some(super::files::trail_view(&api, Kind::Log, &id));
+            view.signed_firmware_status =
+                Some(super::files::trail_view(&api, Kind::SignedFirmware, &id));
             Ok(Json(view))
         }
         None => Err(ApiError::NoSuchCharger(raw)),

@@ -900,7 +900,7 @@ async fn download_diagnostics(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusTrailView {
-    /// The last status (OCPP's FirmwareStatus or DiagnosticsStatus); null when none came.
+    /// The last status (as the notification spells it); null when none came.
     #[schema(example = "Installed")]
     status: Option<String>,
     /// When it arrived.

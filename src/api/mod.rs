@@ -19,6 +19,7 @@ mod mypage;
 pub mod openapi;
 pub mod ops;
 mod reservations;
+mod security_events;
 mod transactions;
 mod upload;
 
@@ -80,6 +81,7 @@ pub fn router(api: Arc<Api>) -> Router {
                 .merge(commands::routes())
                 .merge(configuration::routes())
                 .merge(local_list::routes())
+                .merge(security_events::routes())
                 .merge(files::routes())
                 .merge(fleet::routes())
                 .merge(mypage::routes())

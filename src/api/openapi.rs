@@ -12,7 +12,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 use super::commands::{self, ToolboxSchemas};
 use super::{
     chargers, configuration, customers, files, fleet, local_list, mypage, reservations,
-    transactions,
+    security_events, transactions,
 };
 use crate::api::ops;
 use crate::central::upgrade;
@@ -67,6 +67,7 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         chargers::remove,
         chargers::accept,
         chargers::reject,
+        security_events::list,
         customers::create,
         customers::show,
         customers::rename,
@@ -151,6 +152,8 @@ Operator-only endpoints (chargers, creating customers) answer 401 to a customer 
         configuration::ConfigurationView,
         configuration::ConfigurationKeyView,
         chargers::LocalListView,
+        security_events::SecurityEventView,
+        security_events::SecuritySource,
         files::FirmwareView,
         files::FirmwareUpdateRequest,
         files::FileCommandAnswer,

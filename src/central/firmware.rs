@@ -1,5 +1,6 @@
-//! What chargers report about firmware updates and diagnostics uploads: each charger's last
-//! FirmwareStatusNotification and DiagnosticsStatusNotification with when it came, and the last
+//! What chargers report about firmware updates and log uploads: each charger's last
+//! FirmwareStatusNotification, DiagnosticsStatusNotification and, from the security extension,
+//! LogStatusNotification and SignedFirmwareStatusNotification, with when it came, and the last
 //! [`HISTORY`] of each. Kept in memory on the node holding the socket (a restart forgets it;
 //! the charger reports again on its next update); it decides nothing and sends nothing.
 
@@ -44,6 +45,10 @@ impl StatusTrail {
 pub enum Kind {
     Firmware,
     Diagnostics,
+    /// LogStatusNotification (a GetLog upload).
+    Log,
+    /// SignedFirmwareStatusNotification (a SignedUpdateFirmware).
+    SignedFirmware,
 }
 
 /// Every charger's trails. Entries are short-lived DashMap guards, never held across `.await`.
@@ -51,6 +56,8 @@ pub enum Kind {
 pub struct FileStatuses {
     firmware: DashMap<ChargeBoxId, StatusTrail>,
     diagnostics: DashMap<ChargeBoxId, StatusTrail>,
+    logs: DashMap<ChargeBoxId, StatusTrail>,
+    signed_firmware: DashMap<ChargeBoxId, StatusTrail>,
 }
 
 impl FileStatuses {
@@ -58,6 +65,8 @@ impl FileStatuses {
         match kind {
             Kind::Firmware => &self.firmware,
             Kind::Diagnostics => &self.diagnostics,
+            Kind::Log => &self.logs,
+            Kind::SignedFirmware => &self.signed_firmware,
         }
     }
 
@@ -79,6 +88,8 @@ impl FileStatuses {
     pub fn forget(&self, id: &ChargeBoxId) {
         self.firmware.remove(id);
         self.diagnostics.remove(id);
+        self.logs.remove(id);
+        self.signed_firmware.remove(id);
     }
 }
 
@@ -98,5 +109,10 @@ mod tests {
         assert_eq!(trail.history[0].status, "S5");
         assert_eq!(trail.last().unwrap().status, format!("S{}", HISTORY + 4));
         assert!(statuses.trail(Kind::Diagnostics, &id).is_none());
+        statuses.record(Kind::Log, &id, "Uploaded");
+        assert_eq!(statuses.trail(Kind::Log, &id).unwrap().history.len(), 1);
+        assert!(statuses.trail(Kind::SignedFirmware, &id).is_none());
+        statuses.forget(&id);
+        assert!(statuses.trail(Kind::Log, &id).is_none());
     }
 }

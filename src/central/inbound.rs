@@ -5,7 +5,11 @@
 //! connection booted and wakes the dispatcher; the transaction messages go to the ledger and are
 //! committed before the answer, so an acknowledged transaction survives a crash. A ledger that cannot be reached is
 //! answered with an InternalError CALLERROR, which makes the charger retry: never a false
-//! Accepted. Every arm answers: nothing drops the socket.
+//! Accepted. The security extension's notifications are tracked like the firmware ones, and its
+//! SecurityEventNotification and SignCertificate are handed to `security`. Every arm answers:
+//! nothing drops the socket.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -21,6 +25,7 @@ use crate::domain::charger::{
 };
 use crate::domain::customer::TagAuth;
 use crate::domain::reservation::ChargerAck;
+use crate::domain::security::{SecurityEvent, Source};
 use crate::domain::transaction::{
     Authorization, MeterReadings, StartPolicy, StartRequest, StopOutcome, StopRequest,
     TransactionStatus,
@@ -49,7 +54,7 @@ pub(super) fn tag_info(auth: Option<&TagAuth>, status: Option<Authorization>) ->
 
 /// The CALLRESULT (or CALLERROR) frame answering `request`.
 pub(crate) async fn answer(
-    central: &Central,
+    central: &Arc<Central>,
     id: &ChargeBoxId,
     connection: u64,
     live: &ChargerLive,
@@ -133,6 +138,38 @@ pub(crate) async fn answer(
                 .files
                 .record(super::firmware::Kind::Firmware, id, f.status.as_str());
             reply(message_id, &FirmwareStatusNotificationResponse {})
+        }
+        Req::LogStatusNotification(l) => {
+            info!(status = l.status.as_str(), request = ?l.request_id, "log upload status");
+            central
+                .files
+                .record(super::firmware::Kind::Log, id, l.status.as_str());
+            reply(message_id, &LogStatusNotificationResponse {})
+        }
+        Req::SignedFirmwareStatusNotification(f) => {
+            info!(status = f.status.as_str(), request = ?f.request_id, "signed firmware status");
+            central
+                .files
+                .record(super::firmware::Kind::SignedFirmware, id, f.status.as_str());
+            reply(message_id, &SignedFirmwareStatusNotificationResponse {})
+        }
+        Req::SecurityEventNotification(n) => {
+            let event = SecurityEvent::new(
+                Source::Charger,
+                n.kind.as_str(),
+                n.timestamp.into_inner(),
+                OffsetDateTime::now_utc(),
+                n.tech_info.as_ref().map(|t| t.as_str()),
+                None,
+            );
+            // An audit record: answered even when the store fails (it is logged), since a
+            // charger told InternalError repeats the event and every repeat fails alike.
+            super::security::save(central, id, &event).await;
+            reply(message_id, &SecurityEventNotificationResponse {})
+        }
+        Req::SignCertificate(request) => {
+            let status = super::security::sign_certificate(central, id, request).await;
+            reply(message_id, &SignCertificateResponse { status })
         }
     }
 }

@@ -6,7 +6,7 @@
 //! [`firmware`] and diagnostics statuses chargers report, the [`availability`] the server gave
 //! its connectors, the chargers' [`local_list`]s kept in step with the ledger's tags, and the
 //! [`cluster`] that carries commands, presence, takeovers and commit wake-ups between nodes
-//! over NATS.
+//! over NATS, and the [`security`] events and charger certificates of the security extension.
 //! It speaks OCPP through the pure `crate::ocpp` layer. Sessions wait on the database only for
 //! transaction messages, which must be durable before they are answered, and BootNotification,
 //! whose answer is the charger's registration state as the ledger holds it.
@@ -24,6 +24,7 @@ pub mod local_list;
 pub mod machine_key;
 pub mod policy;
 pub mod registry;
+pub mod security;
 mod session;
 pub mod upgrade;
 pub mod waiters;

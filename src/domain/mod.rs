@@ -15,6 +15,7 @@ pub mod local_list;
 pub mod placement;
 pub mod remote_start;
 pub mod reservation;
+pub mod security;
 pub mod transaction;
 
 pub use ids::{ChargeBoxId, InvalidChargeBoxId};

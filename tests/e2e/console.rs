@@ -754,6 +754,18 @@ async fn the_charger_page_shows_the_deviations_a_charger_sent() {
         charger.call_result("BootNotification", boot).await.unwrap()["status"],
         "Accepted"
     );
+    let page = operator_page(&app, "/console/chargers/CON-DEV").await;
+    for rule in ["string_too_long", "null_optional"] {
+        assert!(
+            page.contains(&format!(r#"data-deviation="{rule}""#)),
+            "{rule} not on the page"
+        );
+    }
+    app.shutdown().await;
+}
+
+/// A console page as the signed-in operator sees it, fetched without a browser.
+async fn operator_page(app: &TestApp, path: &str) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -773,21 +785,38 @@ async fn the_charger_page_shows_the_deviations_a_charger_sent() {
         "echarging_console={}",
         cookie_of(&signed, "echarging_console")
     );
-    let page = http
-        .get(app.url("/console/chargers/CON-DEV"))
+    http.get(app.url(path))
         .header("cookie", &session)
         .send()
         .await
         .unwrap()
         .text()
         .await
+        .unwrap()
+}
+
+/// The charger page lists the charger's latest security events, what it reported and what
+/// the server saw.
+#[tokio::test]
+async fn the_charger_page_shows_the_latest_security_events() {
+    let app = spawn_app().await;
+    let mut charger = app.booted_charger("CON-SEC").await;
+    let event = json!({"type": "TamperDetectionActivated", "timestamp": rfc(now()), "techInfo": "lid opened"});
+    charger
+        .call_result("SecurityEventNotification", event)
+        .await
         .unwrap();
-    for rule in ["string_too_long", "null_optional"] {
-        assert!(
-            page.contains(&format!(r#"data-deviation="{rule}""#)),
-            "{rule} not on the page"
-        );
-    }
+    // No CA configured: the server's own event.
+    let answer = charger
+        .call_result("SignCertificate", json!({"csr": "not a CSR"}))
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "Rejected");
+    let page = operator_page(&app, "/console/chargers/CON-SEC").await;
+    assert!(page.contains("Security events"), "{page}");
+    assert!(page.contains(r#"data-source="charger""#) && page.contains("TamperDetectionActivated"));
+    assert!(page.contains("lid opened"));
+    assert!(page.contains(r#"data-source="server""#) && page.contains("SignCertificateNoCa"));
     app.shutdown().await;
 }
 

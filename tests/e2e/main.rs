@@ -30,6 +30,7 @@ mod mypage;
 mod openapi;
 mod operations;
 mod rest_hardening;
+mod security_events;
 mod store_conformance;
 mod tag_lifecycle;
 mod tls;

@@ -21,6 +21,7 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/chargers/{id}"),
     ("POST", "/api/v1/chargers/{id}/accept"),
     ("POST", "/api/v1/chargers/{id}/reject"),
+    ("GET", "/api/v1/chargers/{id}/security-events"),
     ("POST", "/api/v1/customers"),
     ("GET", "/api/v1/customers/{id}"),
     ("PATCH", "/api/v1/customers/{id}"),
@@ -78,6 +79,10 @@ const DOCUMENTED: &[(&str, &str)] = &[
 const PROBED: &[(&str, &str)] = &[
     ("/api/v1/chargers", "/api/v1/chargers"),
     ("/api/v1/chargers/{id}", "/api/v1/chargers/CP-probe"),
+    (
+        "/api/v1/chargers/{id}/security-events",
+        "/api/v1/chargers/CP-probe/security-events",
+    ),
     ("/api/v1/customers", "/api/v1/customers"),
     ("/api/v1/customers/{id}", "/api/v1/customers/1"),
     (

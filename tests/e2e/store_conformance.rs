@@ -106,6 +106,7 @@ conformance!(
     race_bookings_and_inoperative_leave_none_unmarked,
     deleting_a_customer_cancels_anonymises_and_forgets,
     race_delete_and_bookings_leave_no_live_booking,
+    security_events_newest_first_paged_and_kept,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -3244,4 +3245,74 @@ async fn race_delete_and_bookings_leave_no_live_booking(store: Arc<dyn Store>) {
             "{live:?}"
         );
     }
+}
+
+/// Security events are kept per charger, newest first, paged below an id; what was written
+/// reads back exactly (millisecond instants, the peer address, NUL in a charger's text), and a
+/// deleted charger's trail stays (it is an audit trail, so no foreign key).
+async fn security_events_newest_first_paged_and_kept(store: Arc<dyn Store>) {
+    use echarging::domain::security::{SecurityEvent, Source};
+    let id = cb("CP-SEC");
+    add_charger(&store, "CP-SEC", 1).await;
+    assert!(
+        store
+            .security_events(&id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let t = |min| at(min);
+    let peer: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    for n in 0..5i64 {
+        let event = SecurityEvent {
+            source: if n % 2 == 0 {
+                Source::Charger
+            } else {
+                Source::Server
+            },
+            kind: format!("Kind{n}"),
+            at: t(n),
+            received_at: t(n + 100),
+            tech_info: (n == 3).then(|| "with\0nul".to_string()),
+            peer: (n == 4).then_some(peer),
+        };
+        store.record_security_event(&id, &event).await.unwrap();
+    }
+    // Another charger's events are not this one's, and an unregistered id may have a trail.
+    let stranger = cb("CP-NEVER-REGISTERED");
+    let e = SecurityEvent::new(Source::Server, "Refused", t(9), t(9), None, None);
+    store.record_security_event(&stranger, &e).await.unwrap();
+
+    let all = store.security_events(&id, None, 10).await.unwrap();
+    let kinds: Vec<&str> = all.iter().map(|(_, e)| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["Kind4", "Kind3", "Kind2", "Kind1", "Kind0"]);
+    assert!(all.windows(2).all(|w| w[0].0 > w[1].0), "ids descend");
+    let (_, newest) = &all[0];
+    assert_eq!(newest.source, Source::Charger);
+    assert_eq!(newest.at, t(4));
+    assert_eq!(newest.received_at, t(104));
+    assert_eq!(newest.peer, Some(peer));
+    assert_eq!(all[1].1.source, Source::Server);
+    assert!(all[1].1.tech_info.as_deref().unwrap().starts_with("with"));
+    assert_eq!(all[2].1.tech_info, None);
+
+    let page = store.security_events(&id, None, 2).await.unwrap();
+    assert_eq!(page.len(), 2);
+    let next = store
+        .security_events(&id, Some(page[1].0), 2)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = next.iter().map(|(_, e)| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["Kind2", "Kind1"]);
+
+    assert!(store.delete_charger(&id).await.unwrap());
+    assert_eq!(store.security_events(&id, None, 10).await.unwrap().len(), 5);
+    assert_eq!(
+        store
+            .security_events(&stranger, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -547,6 +547,9 @@ fn energy_of(t: &Transaction) -> Option<i64> {
     })
 }
 
+/// How many security events the charger page shows.
+const SECURITY_EVENTS_SHOWN: u32 = 10;
+
 async fn charger_page(
     State(c): State<Arc<Console>>,
     s: OperatorSession,
@@ -571,6 +574,15 @@ async fn charger_page(
     };
     let connectors = record.connectors;
     let deviations = c.api.central.live.deviations(&id);
+    // The audit trail is a side panel: a store that cannot answer it leaves it empty rather
+    // than failing the page.
+    let security_events = store
+        .security_events(&id, None, SECURITY_EVENTS_SHOWN)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(charger = %id, error = %e, "security events not read for the console");
+            Vec::new()
+        });
     let mut live = record.clone();
     c.api.central.live.overlay(&mut live);
     let r = row(&c, record);
@@ -764,6 +776,21 @@ async fn charger_page(
                         tr data-deviation=(d.rule.as_str()) {
                             td { (d.action) } td { (d.rule.as_str()) } td { (d.count) }
                             td { (when(d.last_seen_at)) } td { (d.detail) }
+                        }
+                    } }
+                } }
+            }
+        }
+        section.card aria-labelledby="sec-h" {
+            h2 #sec-h { "Security events" span.hint { " (latest " (SECURITY_EVENTS_SHOWN) "; all at " code { "/api/v1/chargers/" (id) "/security-events" } ")" } }
+            @if security_events.is_empty() { p.hint { "None recorded." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Source" } th scope="col" { "Event" } th scope="col" { "Details" } th scope="col" { "From" } } }
+                    tbody { @for (event_id, e) in &security_events {
+                        tr data-security-event=(event_id) data-source=(e.source.as_str()) {
+                            td { (when(e.at)) } td { (e.source.as_str()) } td { (e.kind) }
+                            td { (e.tech_info.as_deref().unwrap_or("—")) }
+                            td { (e.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into())) }
                         }
                     } }
                 } }

@@ -29,6 +29,7 @@ use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
+use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
     StopRequest, Transaction, TransactionFilter,
@@ -354,6 +355,23 @@ pub trait Store: Send + Sync + 'static {
         id: &ChargeBoxId,
         state: &LocalListState,
     ) -> Result<(), StoreError>;
+
+    /// Appends a security event to the charger's audit trail (charger id as given: the trail
+    /// outlives the charger and may name one never registered). An audit record, not a ledger
+    /// change: appends no event to the log.
+    async fn record_security_event(
+        &self,
+        id: &ChargeBoxId,
+        event: &SecurityEvent,
+    ) -> Result<(), StoreError>;
+    /// The charger's security events with their ids, newest first, only those with an id below
+    /// `before` when it is given, at most `limit`.
+    async fn security_events(
+        &self,
+        id: &ChargeBoxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, SecurityEvent)>, StoreError>;
 
     /// The fleet's configuration key policy (key, value), by key. Operator configuration, not
     /// a ledger change: appends nothing.

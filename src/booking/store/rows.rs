@@ -583,3 +583,23 @@ pub(crate) fn local_list_state(
         status: r.text("status")?,
     })
 }
+
+/// A stored security event and its id. A peer that no longer reads as an address is dropped
+/// rather than failing the list: it is a detail of an audit trail, not its substance.
+pub(crate) fn security_event(
+    r: &impl Columns,
+) -> Result<(i64, crate::domain::security::SecurityEvent), StoreError> {
+    use crate::domain::security::{SecurityEvent, Source};
+    let source = r.text("source")?;
+    Ok((
+        r.int("id")?,
+        SecurityEvent {
+            source: Source::parse(&source).ok_or_else(|| decode("source", &source))?,
+            kind: r.text("kind")?,
+            at: r.instant("at")?,
+            received_at: r.instant("received_at")?,
+            tech_info: r.opt_text("tech_info")?,
+            peer: r.opt_text("peer")?.and_then(|p| p.parse().ok()),
+        },
+    ))
+}

@@ -15,8 +15,9 @@ use super::error::{DecodeError, ErrorCode};
 use super::lenient::{Decoded, Deviation, Rule, Strictness, decode_payload_with};
 use super::messages::{
     Authorize, BootNotification, DataTransfer, DiagnosticsStatusNotification,
-    FirmwareStatusNotification, Heartbeat, MeterValues, StartTransaction, StatusNotification,
-    StopTransaction,
+    FirmwareStatusNotification, Heartbeat, LogStatusNotification, MeterValues,
+    SecurityEventNotification, SignCertificate, SignedFirmwareStatusNotification, StartTransaction,
+    StatusNotification, StopTransaction,
 };
 
 /// An OCPP request type: its wire name and the type of the answer.
@@ -40,7 +41,11 @@ pub enum ChargePointRequest {
     DiagnosticsStatusNotification(DiagnosticsStatusNotification),
     FirmwareStatusNotification(FirmwareStatusNotification),
     Heartbeat(Heartbeat),
+    LogStatusNotification(LogStatusNotification),
     MeterValues(MeterValues),
+    SecurityEventNotification(SecurityEventNotification),
+    SignCertificate(SignCertificate),
+    SignedFirmwareStatusNotification(SignedFirmwareStatusNotification),
     StartTransaction(StartTransaction),
     StatusNotification(StatusNotification),
     StopTransaction(StopTransaction),
@@ -51,7 +56,7 @@ impl ChargePointRequest {
     ///
     /// An action name OCPP 1.6 (security extension included) does not define gets
     /// `NotImplemented` ("Requested Action is not known by receiver"); one it defines but we do
-    /// not accept from a charger (ReserveNow, SignCertificate, …) gets `NotSupported`
+    /// not accept from a charger (ReserveNow, CertificateSigned, …) gets `NotSupported`
     /// ("Requested Action is recognized but not supported by the receiver").
     pub fn decode(action: &str, payload: &RawValue) -> Result<Self, DecodeError> {
         Self::decode_with(action, payload, Strictness::Strict).map(|decoded| decoded.value)
@@ -85,7 +90,15 @@ impl ChargePointRequest {
                 typed(payload, strictness, Self::FirmwareStatusNotification)
             }
             "Heartbeat" => typed(payload, strictness, Self::Heartbeat),
+            "LogStatusNotification" => typed(payload, strictness, Self::LogStatusNotification),
             "MeterValues" => typed(payload, strictness, Self::MeterValues),
+            "SecurityEventNotification" => {
+                typed(payload, strictness, Self::SecurityEventNotification)
+            }
+            "SignCertificate" => typed(payload, strictness, Self::SignCertificate),
+            "SignedFirmwareStatusNotification" => {
+                typed(payload, strictness, Self::SignedFirmwareStatusNotification)
+            }
             "StartTransaction" => typed(payload, strictness, Self::StartTransaction),
             "StatusNotification" => typed(payload, strictness, Self::StatusNotification),
             "StopTransaction" => typed(payload, strictness, Self::StopTransaction),
@@ -138,7 +151,13 @@ impl ChargePointRequest {
             }
             Self::FirmwareStatusNotification(_) => <FirmwareStatusNotification as Action>::NAME,
             Self::Heartbeat(_) => <Heartbeat as Action>::NAME,
+            Self::LogStatusNotification(_) => <LogStatusNotification as Action>::NAME,
             Self::MeterValues(_) => <MeterValues as Action>::NAME,
+            Self::SecurityEventNotification(_) => <SecurityEventNotification as Action>::NAME,
+            Self::SignCertificate(_) => <SignCertificate as Action>::NAME,
+            Self::SignedFirmwareStatusNotification(_) => {
+                <SignedFirmwareStatusNotification as Action>::NAME
+            }
             Self::StartTransaction(_) => <StartTransaction as Action>::NAME,
             Self::StatusNotification(_) => <StatusNotification as Action>::NAME,
             Self::StopTransaction(_) => <StopTransaction as Action>::NAME,

@@ -18,6 +18,7 @@ mod events;
 mod local_list;
 mod policy;
 mod reservations;
+mod security;
 mod transactions;
 
 use std::str::FromStr;
@@ -42,6 +43,7 @@ use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, Ta
 use crate::domain::event::Event;
 use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
+use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
     StopRequest, Transaction, TransactionFilter,
@@ -559,6 +561,25 @@ impl Store for PgStore {
         in_transaction!(self, |tx| local_list::save_local_list_state(
             &mut tx, id, state
         ))
+    }
+
+    async fn record_security_event(
+        &self,
+        id: &ChargeBoxId,
+        event: &SecurityEvent,
+    ) -> Result<(), StoreError> {
+        in_transaction!(self, |tx| security::record_security_event(
+            &mut tx, id, event
+        ))
+    }
+
+    async fn security_events(
+        &self,
+        id: &ChargeBoxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, SecurityEvent)>, StoreError> {
+        security::security_events(&self.pool, id, before, limit).await
     }
 
     async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {

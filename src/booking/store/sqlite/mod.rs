@@ -23,6 +23,7 @@ mod events;
 mod local_list;
 mod policy;
 mod reservations;
+mod security;
 mod transactions;
 mod writer;
 
@@ -55,6 +56,7 @@ use crate::domain::customer::{Customer, CustomerChange, NewCustomer, TagAuth, Ta
 use crate::domain::event::Event;
 use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
+use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
     DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
     StopRequest, Transaction, TransactionFilter,
@@ -591,6 +593,27 @@ impl Store for SqliteStore {
             Box::pin(async move { local_list::save_local_list_state(tx, &id, &state).await })
         })
         .await
+    }
+
+    async fn record_security_event(
+        &self,
+        id: &ChargeBoxId,
+        event: &SecurityEvent,
+    ) -> Result<(), StoreError> {
+        let (id, event) = (id.clone(), event.clone());
+        self.write(move |tx| {
+            Box::pin(async move { security::record_security_event(tx, &id, &event).await })
+        })
+        .await
+    }
+
+    async fn security_events(
+        &self,
+        id: &ChargeBoxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, SecurityEvent)>, StoreError> {
+        security::security_events(&self.pool, id, before, limit).await
     }
 
     async fn configuration_policy(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -264,6 +264,21 @@ fn outbound_table() -> Vec<(&'static str, String, Vec<&'static str>)> {
             "UpdateFirmwareStatusEnumType",
             wire!(SignedUpdateFirmwareStatus),
         ),
+        (
+            "LogStatusNotification.json",
+            "UploadLogStatusEnumType",
+            wire!(UploadLogStatus),
+        ),
+        (
+            "SignedFirmwareStatusNotification.json",
+            "FirmwareStatusEnumType",
+            wire!(SignedFirmwareStatus),
+        ),
+        (
+            "SignCertificateResponse.json",
+            "GenericStatusEnumType",
+            wire!(GenericStatus),
+        ),
     ] {
         table.push((file, format!("/definitions/{definition}"), values));
     }
@@ -332,6 +347,10 @@ fn every_schema_enum_is_in_the_table() {
         "DeleteCertificate",
         "GetLog",
         "SignedUpdateFirmware",
+        "SecurityEventNotification",
+        "LogStatusNotification",
+        "SignedFirmwareStatusNotification",
+        "SignCertificate",
     ] {
         for file in [format!("{name}.json"), format!("{name}Response.json")] {
             let mut found = Vec::new();

@@ -30,6 +30,10 @@ const KEYS: &[&str] = &[
     "measurand",
     "vendorId",
     "data",
+    "type",
+    "techInfo",
+    "csr",
+    "requestId",
 ];
 const STRINGS: &[&str] = &[
     "Available",
@@ -188,7 +192,11 @@ fn reencode(request: &ChargePointRequest) -> String {
         ChargePointRequest::DiagnosticsStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::FirmwareStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::Heartbeat(m) => serde_json::to_string(m),
+        ChargePointRequest::LogStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::MeterValues(m) => serde_json::to_string(m),
+        ChargePointRequest::SecurityEventNotification(m) => serde_json::to_string(m),
+        ChargePointRequest::SignCertificate(m) => serde_json::to_string(m),
+        ChargePointRequest::SignedFirmwareStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::StartTransaction(m) => serde_json::to_string(m),
         ChargePointRequest::StatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::StopTransaction(m) => serde_json::to_string(m),

@@ -5,7 +5,7 @@
 
 use std::fmt::Debug;
 
-use super::schema::{check_full, check_minimal};
+use super::schema::{check_full, check_minimal, check_round_trip};
 use crate::ocpp::v16::*;
 
 pub(super) fn ci<const N: usize>(text: &str) -> CiString<N> {
@@ -29,6 +29,16 @@ where
     let file = format!("{}Response.json", A::NAME);
     check_full(&file, full);
     check_minimal(&file, minimal);
+}
+
+/// An empty answer whose schema (the security extension's style) lists no properties at all:
+/// there is no rule to mutate, only the round trip and the schema to check.
+fn empty_response<A: Action>(answer: &A::Response)
+where
+    A::Response: PartialEq + Debug,
+{
+    let value = check_round_trip(&format!("{}Response.json", A::NAME), answer);
+    assert_eq!(value, serde_json::json!({}));
 }
 
 /// The sample as a charger would send it: a CALL frame, parsed and decoded by action name.
@@ -466,4 +476,78 @@ fn firmware_status_notification() {
     from_charger(&sample, ChargePointRequest::FirmwareStatusNotification);
     let answer = FirmwareStatusNotificationResponse {};
     response::<FirmwareStatusNotification>(&answer, &answer);
+}
+
+#[test]
+fn security_event_notification() {
+    request(
+        &SecurityEventNotification {
+            kind: ci("InvalidCentralSystemCertificate"),
+            timestamp: ts("2026-11-24T05:46:01.123Z"),
+            tech_info: Some(ci("certificate expired on 2026-11-01")),
+        },
+        &SecurityEventNotification {
+            kind: ci("FirmwareUpdated"),
+            timestamp: ts("2026-11-24T05:46:01.123Z"),
+            tech_info: None,
+        },
+    );
+    from_charger(
+        &SecurityEventNotification {
+            kind: ci("SettingSystemTime"),
+            timestamp: ts("2026-11-24T05:46:01.123Z"),
+            tech_info: Some(ci("ntp")),
+        },
+        ChargePointRequest::SecurityEventNotification,
+    );
+    empty_response::<SecurityEventNotification>(&SecurityEventNotificationResponse {});
+}
+
+#[test]
+fn log_status_notification() {
+    let full = LogStatusNotification {
+        status: UploadLogStatus::Uploaded,
+        request_id: Some(7),
+    };
+    request(
+        &full,
+        &LogStatusNotification {
+            status: UploadLogStatus::Idle,
+            request_id: None,
+        },
+    );
+    from_charger(&full, ChargePointRequest::LogStatusNotification);
+    empty_response::<LogStatusNotification>(&LogStatusNotificationResponse {});
+}
+
+#[test]
+fn signed_firmware_status_notification() {
+    let full = SignedFirmwareStatusNotification {
+        status: SignedFirmwareStatus::SignatureVerified,
+        request_id: Some(3),
+    };
+    request(
+        &full,
+        &SignedFirmwareStatusNotification {
+            status: SignedFirmwareStatus::InvalidSignature,
+            request_id: None,
+        },
+    );
+    from_charger(&full, ChargePointRequest::SignedFirmwareStatusNotification);
+    empty_response::<SignedFirmwareStatusNotification>(
+        &SignedFirmwareStatusNotificationResponse {},
+    );
+}
+
+#[test]
+fn sign_certificate() {
+    let sample = SignCertificate {
+        csr: ci("-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----"),
+    };
+    request(&sample, &sample);
+    from_charger(&sample, ChargePointRequest::SignCertificate);
+    for status in [GenericStatus::Accepted, GenericStatus::Rejected] {
+        let answer = SignCertificateResponse { status };
+        response::<SignCertificate>(&answer, &answer);
+    }
 }
