@@ -57,6 +57,7 @@ pub(crate) async fn answer(
     central: &Arc<Central>,
     id: &ChargeBoxId,
     connection: u64,
+    peer: Option<std::net::IpAddr>,
     live: &ChargerLive,
     message_id: &str,
     request: Req,
@@ -160,7 +161,7 @@ pub(crate) async fn answer(
                 n.timestamp.into_inner(),
                 OffsetDateTime::now_utc(),
                 n.tech_info.as_ref().map(|t| t.as_str()),
-                None,
+                peer,
             );
             // An audit record: answered even when the store fails (it is logged), since a
             // charger told InternalError repeats the event and every repeat fails alike.

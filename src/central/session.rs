@@ -47,6 +47,8 @@ pub mod close_code {
 struct Session {
     id: ChargeBoxId,
     connection: u64,
+    /// The charger's source address, when the listener said (kept on its security events).
+    peer: Option<std::net::IpAddr>,
     socket: WebSocket,
     live: Arc<ChargerLive>,
     central: Arc<Central>,
@@ -63,7 +65,12 @@ struct Ending {
 }
 
 /// Run a session until the charger leaves or is told to.
-pub(crate) async fn run(socket: WebSocket, id: ChargeBoxId, central: Arc<Central>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    id: ChargeBoxId,
+    central: Arc<Central>,
+    peer: Option<std::net::IpAddr>,
+) {
     let connection = central.sessions.next_connection_id();
     let (calls, mut queue) = mpsc::channel(central.settings.call_queue);
     let end = CancellationToken::new();
@@ -86,11 +93,12 @@ pub(crate) async fn run(socket: WebSocket, id: ChargeBoxId, central: Arc<Central
     let live = central.live.entry(&id);
     live.touch(OffsetDateTime::now_utc());
     central.live.mark_dirty(&id);
-    info!(connection, "charger connected");
+    info!(connection, peer = ?peer, "charger connected");
 
     let mut session = Session {
         id,
         connection,
+        peer,
         socket,
         live,
         central,
@@ -374,6 +382,7 @@ impl Session {
                     &self.central,
                     &self.id,
                     self.connection,
+                    self.peer,
                     &self.live,
                     &id,
                     request,

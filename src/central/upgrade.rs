@@ -19,10 +19,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use tracing::{Instrument, debug, warn};
 
+use super::security;
 use super::session::{self, close_code};
 use super::{Central, machine_key};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerCredentials, SecurityProfile};
+use crate::domain::security::kind;
 use crate::metrics;
 use crate::ocpp::v16::{Deviation, Rule, Strictness};
 use crate::problem::Problem;
@@ -211,9 +213,10 @@ async fn gate(
         }
     }
     let tracker = central.tracker.clone();
+    let peer_ip = peer.as_ref().map(|p| p.addr.ip());
     ws.on_upgrade(move |socket| {
         let span = tracing::info_span!("charger", id = %id);
-        tracker.track_future(session::run(socket, id, central).instrument(span))
+        tracker.track_future(session::run(socket, id, central, peer_ip).instrument(span))
     })
 }
 
@@ -263,8 +266,17 @@ async fn authenticate(
         return None;
     }
     metrics::auth_failure("charger");
-    let slowed = attempt.is_some_and(|a| a.failed());
+    let (slowed, crossed) = attempt.map_or((false, false), |a| a.failed_and_crossed());
     debug!(charger = %id, peer = ?source, "rejected: bad or missing credentials");
+    if crossed {
+        let detail = format!(
+            "{} failed logins for this charger or from {}: attempts slowed to one per {:?}",
+            central.logins.settings().free_failures,
+            source.map(|s| s.to_string()).unwrap_or_default(),
+            central.logins.settings().delay
+        );
+        security::record(central, id, kind::LOGIN_THROTTLED, Some(&detail), source).await;
+    }
     if slowed {
         metrics::auth_throttled("charger");
         warn!(charger = %id, peer = ?source, "repeated failed logins: slowed");
@@ -321,12 +333,18 @@ fn check_profile(
 
 /// The refusal, kept where the operator reads the charger's security events.
 async fn record_refusal(
-    _central: &Central,
-    _id: &ChargeBoxId,
-    _reason: &'static str,
-    _detail: &str,
-    _peer: Option<&Peer>,
+    central: &Central,
+    id: &ChargeBoxId,
+    reason: &'static str,
+    detail: &str,
+    peer: Option<&Peer>,
 ) {
+    let kind = match reason {
+        "plaintext" => kind::REFUSED_PLAINTEXT,
+        "no_certificate" => kind::REFUSED_NO_CERTIFICATE,
+        _ => kind::REFUSED_CERTIFICATE,
+    };
+    security::record(central, id, kind, Some(detail), peer.map(|p| p.addr.ip())).await;
 }
 
 fn too_many(retry_after: u64) -> Response {

@@ -104,6 +104,14 @@ pub mod kind {
     pub const CERTIFICATE_INSTALLED: &str = "CertificateSignedAccepted";
     /// The charger rejected it, or could not be reached to take it.
     pub const CERTIFICATE_NOT_INSTALLED: &str = "CertificateSignedRejected";
+    /// A charger of security profile 2 or 3 came over plaintext and was refused.
+    pub const REFUSED_PLAINTEXT: &str = "RefusedPlaintextBelowProfile";
+    /// A profile 3 charger came without a client certificate and was refused.
+    pub const REFUSED_NO_CERTIFICATE: &str = "RefusedNoClientCertificate";
+    /// A profile 3 charger's certificate was invalid, or named another charger: refused.
+    pub const REFUSED_CERTIFICATE: &str = "RefusedClientCertificate";
+    /// Failed logins for this charger passed the free count: attempts are slowed.
+    pub const LOGIN_THROTTLED: &str = "LoginThrottled";
 }
 
 #[cfg(test)]

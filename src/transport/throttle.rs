@@ -207,9 +207,16 @@ impl Attempt {
     /// The credentials were wrong. `true`: the keys are now past their free failures, so the
     /// caller answers "too many" with [`ThrottleSettings::delay`] as Retry-After.
     pub fn failed(self) -> bool {
+        self.failed_and_crossed().0
+    }
+
+    /// [`Attempt::failed`], and whether this failure is the one that crossed the free count
+    /// (so a caller can record the moment once, not every slowed guess).
+    pub fn failed_and_crossed(self) -> (bool, bool) {
         let now = Instant::now();
         let free = self.throttle.settings.free_failures;
         let mut slowed = false;
+        let mut crossed = false;
         for key in &self.keys {
             let mut count = self.throttle.counts.entry(key.clone()).or_insert(Count {
                 failures: 0,
@@ -219,11 +226,12 @@ impl Attempt {
             count.failures = count.failures.saturating_add(1);
             count.last_failure = now;
             if count.failures == free {
+                crossed = true;
                 tracing::warn!(key = ?key, failures = count.failures, "login failures past the free count: slowing this key");
             }
             slowed |= count.failures >= free;
         }
-        slowed
+        (slowed, crossed)
     }
 
     /// The credentials were right: the name's count is cleared and the pair remembered as

@@ -149,6 +149,29 @@ async fn register(t: &TlsApp, ca: &Ca, body: Value) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The kinds of the server-side security events recorded for `id`, newest first.
+async fn server_events(app: &TestApp, id: &str) -> Vec<(String, String)> {
+    let r = app
+        .api(Method::GET, &format!("/api/v1/chargers/{id}/security-events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events: Value = r.json().await.unwrap();
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "server")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["techInfo"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn charger(
     url: &str,
     id: &str,
@@ -212,6 +235,14 @@ async fn profile_2_is_let_in_over_tls_and_refused_over_plaintext_and_rest_speaks
     // Without the password, TLS alone is not enough for profile 2.
     let no_password = charger(&t.wss(), "CP-SP2", Some(trust));
     assert_eq!(refused(&no_password).await, 401);
+    let events = server_events(&t.app, "CP-SP2").await;
+    assert_eq!(
+        events.len(),
+        1,
+        "only the profile refusal is a security event: {events:?}"
+    );
+    assert_eq!(events[0].0, "RefusedPlaintextBelowProfile");
+    assert!(events[0].1.contains("needs TLS"), "{events:?}");
 
     // A profile 1 charger may use either listener.
     register(
@@ -269,6 +300,22 @@ async fn profile_3_needs_a_valid_certificate_naming_the_charger() {
     }
     // Over plaintext even the right certificate cannot be shown.
     assert_eq!(refused(&charger(&t.app.ws_url, "CP-SP3", None)).await, 403);
+    let kinds: Vec<String> = server_events(&t.app, "CP-SP3")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "RefusedPlaintextBelowProfile",
+            "RefusedNoClientCertificate",
+            "RefusedClientCertificate",
+            "RefusedClientCertificate",
+            "RefusedClientCertificate",
+        ],
+        "each refusal recorded, newest first"
+    );
     // The first session was never disturbed.
     cp.heartbeat().await.unwrap();
     t.app.shutdown().await;
@@ -410,6 +457,12 @@ async fn guessing_a_password_is_slowed_and_the_right_one_still_works() {
         .await
         .unwrap();
     assert!(metrics.contains("echarging_auth_throttled_total{kind=\"charger\"}"));
+    let events = server_events(&app, "CP-BF").await;
+    assert_eq!(
+        events.iter().filter(|(k, _)| k == "LoginThrottled").count(),
+        1,
+        "the moment the charger's logins were slowed is recorded once: {events:?}"
+    );
     app.shutdown().await;
 }
 
