@@ -141,6 +141,10 @@ pub enum FollowUp {
     },
     /// Stop every transaction, drop the connection, connect again and boot.
     Reset { hard: bool },
+    /// UpdateFirmware accepted: download `location`, report each step with
+    /// FirmwareStatusNotification (Downloading, Downloaded or DownloadFailed, Installing,
+    /// Installed), as a charger does.
+    UpdateFirmware { location: String },
 }
 
 /// The answer to a server request: a CALLRESULT payload or a CALLERROR.
@@ -571,6 +575,7 @@ impl ChargePoint {
             "Reset" => &["type"],
             "GetConfiguration" => &["key"],
             "ChangeConfiguration" => &["key", "value"],
+            "UpdateFirmware" => &["location", "retrieveDate", "retries", "retryInterval"],
             _ => {
                 return match messages::default_answer(action) {
                     Some(answer) => Handled::answer(answer),
@@ -594,6 +599,7 @@ impl ChargePoint {
             "ChangeAvailability" => self.change_availability(&request),
             "Reset" => reset(&request),
             "GetConfiguration" => self.get_configuration(&request),
+            "UpdateFirmware" => update_firmware(&request),
             _ => self.change_configuration(&request),
         };
         handled.unwrap_or_else(|bad| bad)
@@ -856,6 +862,16 @@ impl ChargePoint {
         self.connectors
             .get_mut((connector as usize).checked_sub(1)?)
     }
+}
+
+/// UpdateFirmware: `{}` at once, the download and install follow (`FollowUp::UpdateFirmware`).
+/// The retrieve date is taken as now: a simulated fleet has nothing to wait for.
+fn update_firmware(req: &Request) -> Result<Handled, Handled> {
+    let location = req.string("location", None)?.to_owned();
+    req.string("retrieveDate", None)?;
+    let mut handled = Handled::answer(json!({}));
+    handled.follow_up = Some(FollowUp::UpdateFirmware { location });
+    Ok(handled)
 }
 
 fn reset(req: &Request) -> Result<Handled, Handled> {
@@ -1207,6 +1223,27 @@ mod tests {
         assert_eq!(status_of(&handled), "NotImplemented");
         let handled = cp.handle_call("Reset", &json!({"type": "Hard"}), NOW);
         assert_eq!(handled.follow_up, Some(FollowUp::Reset { hard: true }));
+    }
+
+    #[test]
+    fn update_firmware_is_answered_then_downloaded() {
+        let mut cp = ChargePoint::new(1, 0);
+        let handled = cp.handle_call(
+            "UpdateFirmware",
+            &json!({"location": "http://cs/files/firmware/t/fw.bin",
+                "retrieveDate": "2026-12-01T10:00:00Z", "retries": 2}),
+            NOW,
+        );
+        assert_eq!(handled.answer, Answer::Result(json!({})));
+        assert_eq!(
+            handled.follow_up,
+            Some(FollowUp::UpdateFirmware {
+                location: "http://cs/files/firmware/t/fw.bin".into()
+            })
+        );
+        let bad = cp.handle_call("UpdateFirmware", &json!({"location": "x"}), NOW);
+        assert!(bad.malformed, "retrieveDate is required");
+        assert_eq!(bad.follow_up, None);
     }
 
     #[test]

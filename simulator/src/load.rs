@@ -364,6 +364,8 @@ pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         server_rss_after_kib: rss_after,
         server_rss_per_charger_kib,
         reconnects: s.reconnects,
+        firmware_installed: s.firmware_installed,
+        firmware_failed: s.firmware_failed,
         timeouts: s.timeouts,
         bad_server_calls: s.bad_server_calls,
         bad_answers: s.bad_answers,
@@ -555,6 +557,8 @@ impl Totals {
         t.tx_resent += o.tx_resent;
         t.tx_dropped += o.tx_dropped;
         t.reconnects += o.reconnects;
+        t.firmware_installed += o.firmware_installed;
+        t.firmware_failed += o.firmware_failed;
         t.reservations_accepted += o.reservations_accepted;
         t.double_bookings_seen += o.double_bookings_seen;
         self.bookings.made += outcome.bookings.made;

@@ -49,6 +49,11 @@ pub struct Report {
     /// Connections re-established after they dropped (all chargers).
     #[serde(default)]
     pub reconnects: u64,
+    /// UpdateFirmware requests carried out to Installed, and those whose download failed.
+    #[serde(default)]
+    pub firmware_installed: u64,
+    #[serde(default)]
+    pub firmware_failed: u64,
     /// Our CALLs that got no answer within the call timeout, by action.
     #[serde(default)]
     pub timeouts: BTreeMap<String, u64>,

@@ -141,7 +141,10 @@ async fn a_reported_security_event_is_stored_and_listed_newest_first() {
     let first = &events[2];
     assert_eq!(first["source"], "charger");
     assert_eq!(first["techInfo"], "certificate expired");
-    assert_eq!(first["peer"], "127.0.0.1", "the address the charger connected from");
+    assert_eq!(
+        first["peer"], "127.0.0.1",
+        "the address the charger connected from"
+    );
     let reported = time::OffsetDateTime::parse(
         first["at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,

@@ -152,7 +152,10 @@ async fn register(t: &TlsApp, ca: &Ca, body: Value) -> Value {
 /// The kinds of the server-side security events recorded for `id`, newest first.
 async fn server_events(app: &TestApp, id: &str) -> Vec<(String, String)> {
     let r = app
-        .api(Method::GET, &format!("/api/v1/chargers/{id}/security-events"))
+        .api(
+            Method::GET,
+            &format!("/api/v1/chargers/{id}/security-events"),
+        )
         .send()
         .await
         .unwrap();
