@@ -145,6 +145,9 @@ pub enum FollowUp {
     /// FirmwareStatusNotification (Downloading, Downloaded or DownloadFailed, Installing,
     /// Installed), as a charger does.
     UpdateFirmware { location: String },
+    /// GetDiagnostics answered with `file_name`: upload it to `location`, reporting
+    /// DiagnosticsStatusNotification Uploading, then Uploaded or UploadFailed.
+    UploadDiagnostics { location: String, file_name: String },
 }
 
 /// The answer to a server request: a CALLRESULT payload or a CALLERROR.
@@ -256,6 +259,9 @@ pub const CHARGING_POWER_W: u32 = 11_000;
 pub struct ChargePoint {
     connectors: Vec<Connector>,
     config: Vec<ConfigKey>,
+    /// The local authorization list: its version (0: none yet) and its idTags.
+    local_list_version: i64,
+    local_list: std::collections::BTreeSet<String>,
 }
 
 impl ChargePoint {
@@ -279,6 +285,8 @@ impl ChargePoint {
         use KeyKind::*;
         let n = connectors.max(1);
         ChargePoint {
+            local_list_version: 0,
+            local_list: Default::default(),
             connectors: vec![connector; n as usize],
             config: vec![
                 key("AuthorizeRemoteTxRequests", "false", false, Boolean),
@@ -576,6 +584,15 @@ impl ChargePoint {
             "GetConfiguration" => &["key"],
             "ChangeConfiguration" => &["key", "value"],
             "UpdateFirmware" => &["location", "retrieveDate", "retries", "retryInterval"],
+            "GetDiagnostics" => &[
+                "location",
+                "retries",
+                "retryInterval",
+                "startTime",
+                "stopTime",
+            ],
+            "SendLocalList" => &["listVersion", "localAuthorizationList", "updateType"],
+            "GetLocalListVersion" => &[],
             _ => {
                 return match messages::default_answer(action) {
                     Some(answer) => Handled::answer(answer),
@@ -600,6 +617,11 @@ impl ChargePoint {
             "Reset" => reset(&request),
             "GetConfiguration" => self.get_configuration(&request),
             "UpdateFirmware" => update_firmware(&request),
+            "GetDiagnostics" => get_diagnostics(&request),
+            "SendLocalList" => self.send_local_list(&request),
+            "GetLocalListVersion" => Ok(Handled::answer(
+                json!({"listVersion": self.local_list_version}),
+            )),
             _ => self.change_configuration(&request),
         };
         handled.unwrap_or_else(|bad| bad)
@@ -821,6 +843,58 @@ impl ChargePoint {
         Ok(Handled::answer(answer))
     }
 
+    /// SendLocalList: a full list replaces the one held; a differential adds the entries with
+    /// an idTagInfo and removes those without (OCPP 1.6 §5.15). Either way the charger then
+    /// holds `listVersion`.
+    fn send_local_list(&mut self, req: &Request) -> Result<Handled, Handled> {
+        let version = req.integer("listVersion")?;
+        let update = req.string("updateType", None)?;
+        let entries = match req.get("localAuthorizationList") {
+            None => &[][..],
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(req.wrong_type("localAuthorizationList", "an array")),
+        };
+        let mut tags = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(tag) = entry.get("idTag").and_then(Value::as_str) else {
+                return Err(req.missing("localAuthorizationList[].idTag"));
+            };
+            tags.push((tag.to_ascii_lowercase(), entry.get("idTagInfo").is_some()));
+        }
+        match update {
+            "Full" => {
+                self.local_list = tags.into_iter().map(|(t, _)| t).collect();
+            }
+            "Differential" => {
+                if version < self.local_list_version {
+                    return Ok(Handled::status("VersionMismatch"));
+                }
+                for (tag, keep) in tags {
+                    if keep {
+                        self.local_list.insert(tag);
+                    } else {
+                        self.local_list.remove(&tag);
+                    }
+                }
+            }
+            other => {
+                return Err(
+                    req.wrong_type("updateType", &format!("Full or Differential, not {other}"))
+                );
+            }
+        }
+        self.local_list_version = version;
+        Ok(Handled::status("Accepted"))
+    }
+
+    /// The local list as the charger holds it: its version and its idTags (lower case).
+    pub fn local_list(&self) -> (i64, Vec<String>) {
+        (
+            self.local_list_version,
+            self.local_list.iter().cloned().collect(),
+        )
+    }
+
     fn change_configuration(&mut self, req: &Request) -> Result<Handled, Handled> {
         let key = req.string("key", Some(50))?;
         let value = req.string("value", Some(500))?;
@@ -862,6 +936,18 @@ impl ChargePoint {
         self.connectors
             .get_mut((connector as usize).checked_sub(1)?)
     }
+}
+
+/// GetDiagnostics: answers the file it will upload, and uploads it afterwards.
+fn get_diagnostics(req: &Request) -> Result<Handled, Handled> {
+    let location = req.string("location", None)?.to_owned();
+    let file_name = "diagnostics.log".to_owned();
+    let mut handled = Handled::answer(json!({"fileName": file_name}));
+    handled.follow_up = Some(FollowUp::UploadDiagnostics {
+        location,
+        file_name,
+    });
+    Ok(handled)
 }
 
 /// UpdateFirmware: `{}` at once, the download and install follow (`FollowUp::UpdateFirmware`).
@@ -1223,6 +1309,52 @@ mod tests {
         assert_eq!(status_of(&handled), "NotImplemented");
         let handled = cp.handle_call("Reset", &json!({"type": "Hard"}), NOW);
         assert_eq!(handled.follow_up, Some(FollowUp::Reset { hard: true }));
+    }
+
+    #[test]
+    fn the_local_list_is_kept_and_its_version_told() {
+        let mut cp = ChargePoint::new(1, 0);
+        let version = |cp: &mut ChargePoint| cp.handle_call("GetLocalListVersion", &json!({}), NOW);
+        assert_eq!(
+            version(&mut cp).answer,
+            Answer::Result(json!({"listVersion": 0}))
+        );
+        let full = json!({"listVersion": 3, "updateType": "Full", "localAuthorizationList": [
+            {"idTag": "A", "idTagInfo": {"status": "Accepted"}},
+            {"idTag": "B", "idTagInfo": {"status": "Accepted"}}]});
+        let handled = cp.handle_call("SendLocalList", &full, NOW);
+        assert_eq!(
+            handled.answer,
+            Answer::Result(json!({"status": "Accepted"}))
+        );
+        let diff = json!({"listVersion": 4, "updateType": "Differential",
+            "localAuthorizationList": [{"idTag": "B"}, {"idTag": "C", "idTagInfo": {"status": "Blocked"}}]});
+        cp.handle_call("SendLocalList", &diff, NOW);
+        assert_eq!(cp.local_list(), (4, vec!["a".to_owned(), "c".to_owned()]));
+        assert_eq!(
+            version(&mut cp).answer,
+            Answer::Result(json!({"listVersion": 4}))
+        );
+        let stale = json!({"listVersion": 2, "updateType": "Differential"});
+        let handled = cp.handle_call("SendLocalList", &stale, NOW);
+        assert_eq!(
+            handled.answer,
+            Answer::Result(json!({"status": "VersionMismatch"}))
+        );
+    }
+
+    #[test]
+    fn get_diagnostics_names_the_file_then_uploads_it() {
+        let mut cp = ChargePoint::new(1, 0);
+        let handled = cp.handle_call("GetDiagnostics", &json!({"location": "http://cs/up"}), NOW);
+        assert_eq!(
+            handled.answer,
+            Answer::Result(json!({"fileName": "diagnostics.log"}))
+        );
+        assert!(matches!(
+            handled.follow_up,
+            Some(FollowUp::UploadDiagnostics { ref location, .. }) if location == "http://cs/up"
+        ));
     }
 
     #[test]

@@ -415,6 +415,8 @@ mod tests {
                 "doubleBookingsSeen",
                 "failed",
                 "failures",
+                "firmwareFailed",
+                "firmwareInstalled",
                 "framesPerSecond",
                 "framesReceived",
                 "framesSent",

@@ -514,7 +514,39 @@ impl Station {
                 self.reboot = true;
             }
             FollowUp::UpdateFirmware { location } => self.update_firmware(&location).await?,
+            FollowUp::UploadDiagnostics {
+                location,
+                file_name,
+            } => self.upload_diagnostics(&location, &file_name).await?,
         }
+        Ok(())
+    }
+
+    /// Uploads a small diagnostics file to `location` (HTTP PUT of `location/file_name`, as the
+    /// server's upload locations take it) and reports each step.
+    async fn upload_diagnostics(
+        &mut self,
+        location: &str,
+        file_name: &str,
+    ) -> Result<(), StationError> {
+        let status = |s: &str| json!({"status": s});
+        self.call("DiagnosticsStatusNotification", &status("Uploading"))
+            .await?;
+        let body = format!(
+            "{} diagnostics at {}\n",
+            self.charger.charge_box_id(),
+            messages::now_rfc3339()
+        );
+        let url = format!("{}/{file_name}", location.trim_end_matches('/'));
+        let ok = http()
+            .put(url)
+            .body(body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        let done = if ok { "Uploaded" } else { "UploadFailed" };
+        self.call("DiagnosticsStatusNotification", &status(done))
+            .await?;
         Ok(())
     }
 
