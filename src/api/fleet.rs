@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,9 +31,12 @@ use super::commands::{TOOLBOX_ACTIONS, perform, validate};
 use super::{Api, ApiError};
 use crate::booking::store::Page;
 use crate::central::CallFailure;
+use crate::central::firmware::Kind;
 use crate::central::policy::{self, KeyState};
 use crate::domain::ChargeBoxId;
 use crate::domain::charger::{ChargerRecord, RegistrationState};
+use crate::ocpp::v16::Action;
+use crate::ocpp::v16::messages::UpdateFirmware;
 use crate::ocpp::v16::types::{CiString50, CiString500};
 use crate::problem::{ApiJson, Problem};
 
@@ -71,6 +75,8 @@ struct Job {
     created_at: OffsetDateTime,
     finished_at: Option<OffsetDateTime>,
     max_failures: Option<usize>,
+    /// UpdateFirmware: how long a charger has to report how its update ended.
+    install_timeout: Duration,
     failures: usize,
     outcomes: Vec<ChargerOutcome>,
 }
@@ -103,6 +109,9 @@ pub(super) enum Outcome {
     Failed,
     /// Not sent: the job stopped at its failure threshold.
     Skipped,
+    /// UpdateFirmware: the charger took the command, then reported DownloadFailed or
+    /// InstallationFailed (`detail`).
+    FirmwareFailed,
 }
 
 /// One charger's part of a job.
@@ -136,6 +145,9 @@ pub(super) struct FleetCommand {
     /// Stop (skipping the rest) once more chargers than this failed; offline ones do not
     /// count. Default: never stop.
     max_failures: Option<usize>,
+    /// UpdateFirmware only: how long each charger has to report Installed (or a failure)
+    /// after it took the command, 1–86400 (default 600).
+    install_timeout_seconds: Option<u64>,
 }
 
 /// Which chargers a fleet command goes to (all members optional; all must match).
@@ -304,7 +316,11 @@ async fn targets(api: &Api, command: &FleetCommand) -> Result<Vec<ChargeBoxId>, 
         sends it to every charger in `chargerIds` (each must be registered) or matching \
         `filter` (accepted chargers), in the background, `concurrency` at a time, through the \
         same path as `/chargers/{id}/ocpp/{action}` (so accepted ChangeConfiguration and \
-        ChangeAvailability answers reach the ledger alike). Answers 202 with the job (its \
+        ChangeAvailability answers reach the ledger alike). An UpdateFirmware rollout holds \
+        each charger's place until it reports `Installed` (`ok`), `DownloadFailed` or \
+        `InstallationFailed` (`firmwareFailed`, counted against `maxFailures`), or \
+        `installTimeoutSeconds` pass (`timeout`): so `concurrency` bounds the downloads in \
+        flight and a bad image stops the rollout early. Answers 202 with the job (its \
         `Location` is `/api/v1/fleet/commands/{id}`). Jobs are kept in this node's memory \
         (the last 100). Operator only.",
     request_body = FleetCommand,
@@ -359,6 +375,12 @@ async fn start(
             format!("1 to {MAX_CONCURRENCY}"),
         ));
     }
+    if command
+        .install_timeout_seconds
+        .is_some_and(|t| !(1..=86_400).contains(&t))
+    {
+        return Err(ApiError::invalid("installTimeoutSeconds", "1 to 86400"));
+    }
     let targets = targets(&api, &command).await?;
     let id = api.fleet.next.fetch_add(1, Ordering::Relaxed) + 1;
     let job = Arc::new(Mutex::new(Job {
@@ -368,6 +390,7 @@ async fn start(
         created_at: OffsetDateTime::now_utc(),
         finished_at: None,
         max_failures: command.max_failures,
+        install_timeout: Duration::from_secs(command.install_timeout_seconds.unwrap_or(600)),
         failures: 0,
         outcomes: targets
             .iter()
@@ -421,12 +444,19 @@ async fn run(
 ) {
     let payload = &payload;
     let (api_ref, job_ref) = (&api, &job);
+    let install_timeout = job.lock().expect("job").install_timeout;
     futures_util::stream::iter(targets.into_iter().enumerate())
         .for_each_concurrent(concurrency, |(index, id)| async move {
             if job_ref.lock().expect("job").state != JobState::Running {
                 return;
             }
+            let sent_at = OffsetDateTime::now_utc();
             let (outcome, response, detail) = match perform(api_ref, &id, action, payload).await {
+                Ok(answer) if action == UpdateFirmware::NAME => {
+                    let (outcome, detail) =
+                        firmware_outcome(api_ref, &id, sent_at, install_timeout).await;
+                    (outcome, Some(answer), detail)
+                }
                 Ok(answer) => (Outcome::Ok, Some(answer), None),
                 Err(ApiError::Charger(failure)) => {
                     (outcome_of(&failure), None, Some(failure.to_string()))
@@ -459,6 +489,50 @@ async fn run(
     }
     job.finished_at = Some(OffsetDateTime::now_utc());
     tracing::info!(job = job.id, action, state = ?job.state, "fleet command finished");
+}
+
+/// How often a rollout looks at a charger's firmware status.
+const FIRMWARE_POLL: Duration = Duration::from_millis(250);
+
+/// Waits for the FirmwareStatusNotification that ends the update the charger took at
+/// `sent_at`: Installed is `Ok`; DownloadFailed and InstallationFailed are `FirmwareFailed`;
+/// none within `timeout` is `Timeout`.
+async fn firmware_outcome(
+    api: &Api,
+    id: &ChargeBoxId,
+    sent_at: OffsetDateTime,
+    timeout: Duration,
+) -> (Outcome, Option<String>) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = api
+            .central
+            .files
+            .trail(Kind::Firmware, id)
+            .and_then(|t| t.last().cloned())
+            .filter(|r| r.at >= sent_at);
+        match last.as_ref().map(|r| r.status.as_str()) {
+            Some("Installed") => return (Outcome::Ok, None),
+            Some(failed @ ("DownloadFailed" | "InstallationFailed")) => {
+                return (
+                    Outcome::FirmwareFailed,
+                    Some(format!("the charger reported {failed}")),
+                );
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let seen = last.map_or("no status".to_owned(), |r| format!("last {}", r.status));
+            return (
+                Outcome::Timeout,
+                Some(format!(
+                    "not Installed within {} s ({seen})",
+                    timeout.as_secs()
+                )),
+            );
+        }
+        tokio::time::sleep(FIRMWARE_POLL).await;
+    }
 }
 
 fn outcome_of(failure: &CallFailure) -> Outcome {

@@ -265,3 +265,95 @@ async fn a_policy_reaches_a_charger_on_its_next_boot_and_booted_ones_at_once() {
     assert!(assert_server_frames_valid(&cp) >= 3);
     app.shutdown().await;
 }
+
+/// A charger that takes one UpdateFirmware and then reports `steps`, one
+/// FirmwareStatusNotification each; the payload of the UpdateFirmware it got.
+fn updating(mut cp: Charger, steps: &'static [&'static str]) -> tokio::task::JoinHandle<Value> {
+    tokio::spawn(async move {
+        let (id, action, payload) = cp.next_call(Duration::from_secs(20)).await.unwrap();
+        assert_eq!(action, "UpdateFirmware");
+        cp.reply(&id, json!({})).await.unwrap();
+        for step in steps {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cp.call_result("FirmwareStatusNotification", json!({"status": step}))
+                .await
+                .unwrap();
+        }
+        // Held open until the test ends, so the job sees the charger online.
+        let _ = cp.next_call(Duration::from_secs(5)).await;
+        payload
+    })
+}
+
+/// A firmware rollout holds each charger's place until it reports how its update ended, so
+/// `concurrency` bounds the downloads; a charger reporting DownloadFailed counts against
+/// `maxFailures`, and the rollout stops there with the rest skipped.
+#[tokio::test]
+async fn a_firmware_rollout_waits_for_each_install_and_stops_at_a_failed_download() {
+    let app = spawn_app().await;
+    let installs = updating(
+        app.booted_charger("CP-FW-1").await,
+        &["Downloading", "Downloaded", "Installing", "Installed"],
+    );
+    let fails = updating(
+        app.booted_charger("CP-FW-2").await,
+        &["Downloading", "DownloadFailed"],
+    );
+    let mut third = app.booted_charger("CP-FW-3").await;
+    let command = json!({
+        "action": "UpdateFirmware",
+        "payload": {"location": "http://cs.example/fw.bin", "retrieveDate": "2026-12-01T00:00:00Z"},
+        "chargerIds": ["CP-FW-1", "CP-FW-2", "CP-FW-3"],
+        "concurrency": 1,
+        "maxFailures": 0,
+        "installTimeoutSeconds": 20,
+    });
+    let r = post(&app, "/api/v1/fleet/commands", &command).await;
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let path = format!("/api/v1/fleet/commands/{}", job["id"]);
+    // While the first charger installs, the second has not been sent anything.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let running = poll_until(&app, &path, |j| j["state"] == "running").await;
+    assert_eq!(
+        running["done"], 0,
+        "the first charger's place is held until Installed"
+    );
+    let done = poll_until(&app, &path, |j| j["state"] != "running").await;
+    assert_eq!(done["state"], "stopped");
+    let outcomes: Vec<(&str, &str)> = done["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["chargerId"].as_str().unwrap(),
+                o["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("CP-FW-1", "ok"),
+            ("CP-FW-2", "firmwareFailed"),
+            ("CP-FW-3", "skipped")
+        ]
+    );
+    assert!(
+        done["outcomes"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DownloadFailed")
+    );
+    assert_eq!(
+        installs.await.unwrap()["location"],
+        "http://cs.example/fw.bin"
+    );
+    fails.await.unwrap();
+    assert!(
+        third.next_call(Duration::from_millis(300)).await.is_err(),
+        "the skipped charger was sent nothing"
+    );
+    app.shutdown().await;
+}
