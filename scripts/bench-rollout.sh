@@ -87,15 +87,31 @@ while :; do
 done
 installed_at=$(date +%s.%N)
 notifications=$(( $(metric "$frames") - before ))
+
+# Failures handled: the same rollout of a location that answers 404 stops after maxFailures.
+echo "== rollout of a missing file: stops after $max_failures failures" >&2
+bad_start=$(date +%s.%N)
+bad=$(curl -fs -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -d "{\"action\":\"UpdateFirmware\",\"payload\":{\"location\":\"${url}.missing\",\"retrieveDate\":\"$retrieve\"},\"filter\":{\"online\":true},\"concurrency\":$concurrency,\"maxFailures\":$max_failures}" \
+  "$api/api/v1/fleet/commands" | jq -r .id)
+# Until it has finished: chargers in flight when it stopped still end their attempt.
+while [[ $(curl -fs -H "Authorization: Bearer $token" "$api/api/v1/fleet/commands/$bad" | jq -r .finishedAt) == null ]]; do
+  sleep 0.2
+done
+bad_end=$(date +%s.%N)
+curl -fs -H "Authorization: Bearer $token" "$api/api/v1/fleet/commands/$bad" | jq 'del(.outcomes)' >"$work/bad.json"
 wait "$sim" || true
 sim=
 
 cat "$work/job.json"
+cat "$work/bad.json"
 cat "$work/sim.json"
 jq -r --argjson sent "$(awk "BEGIN { print $sent_at - $start }")" \
   --argjson done "$(awk "BEGIN { print $installed_at - $start }")" \
-  --argjson notes "$notifications" --slurpfile job "$work/job.json" '
+  --argjson notes "$notifications" --slurpfile job "$work/job.json" \
+  --slurpfile bad "$work/bad.json" --argjson bad_s "$(awk "BEGIN { print $bad_end - $bad_start }")" '
   "rollout: job \($job[0].state), \($job[0].done)/\($job[0].total) chargers sent, outcomes \($job[0].counts)",
   "rollout: sent to every charger in \($sent*100|round/100) s; every Installed received after \($done*100|round/100) s (\($notes) FirmwareStatusNotifications)",
+  "missing file: job \($bad[0].state) after \($bad_s*100|round/100) s, outcomes \($bad[0].counts)",
   "chargers: \(.firmwareInstalled) installed, \(.firmwareFailed) download failures, \(.connected)/\(.chargers) held, \([.callErrors[]] | add // 0) CALLERRORs"
 ' "$work/sim.json" >&2
