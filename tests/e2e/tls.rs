@@ -384,7 +384,7 @@ async fn a_new_certificate_reaches_the_next_handshake_and_open_sessions_stay() {
 async fn guessing_a_password_is_slowed_and_the_right_one_still_works() {
     let app = spawn_app_with(|s| {
         s.auth_free_failures = 3;
-        s.auth_delay = Duration::from_millis(400);
+        s.auth_delay = Duration::from_millis(1500);
     })
     .await;
     app.register_charger("CP-BF", 1, Some("the-right-password-01"))
@@ -419,7 +419,7 @@ async fn guessing_a_password_is_slowed_and_the_right_one_still_works() {
     }
     assert!(statuses.iter().all(|s| *s == 429), "{statuses:?}");
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
+        started.elapsed() >= Duration::from_millis(1500),
         "one waited its turn"
     );
     let retry = reqwest::Client::new()
@@ -440,7 +440,7 @@ async fn guessing_a_password_is_slowed_and_the_right_one_still_works() {
     let started = Instant::now();
     drop(booted(&neighbour).await);
     assert!(
-        started.elapsed() < Duration::from_millis(350),
+        started.elapsed() < Duration::from_millis(1000),
         "the known neighbour took {:?}",
         started.elapsed()
     );
@@ -473,7 +473,7 @@ async fn guessing_a_password_is_slowed_and_the_right_one_still_works() {
 async fn guessing_bearer_tokens_is_slowed_and_the_operator_keeps_working() {
     let app = spawn_app_with(|s| {
         s.auth_free_failures = 3;
-        s.auth_delay = Duration::from_millis(300);
+        s.auth_delay = Duration::from_millis(1500);
     })
     .await;
     let ok = app
@@ -511,7 +511,7 @@ async fn guessing_bearer_tokens_is_slowed_and_the_operator_keeps_working() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(250));
+    assert!(started.elapsed() < Duration::from_millis(1000));
     app.shutdown().await;
 }
 
