@@ -11,7 +11,7 @@ use echarging_fuzz::ocpp::v16::{ChargePointRequest, Strictness};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 
-const ACTIONS: [&str; 11] = [
+const ACTIONS: [&str; 15] = [
     "Authorize",
     "BootNotification",
     "DataTransfer",
@@ -24,6 +24,11 @@ const ACTIONS: [&str; 11] = [
     "StopTransaction",
     // One the server must refuse (NotSupported), to keep that path covered.
     "ReserveNow",
+    // The security extension's (appended, so the seeds' first bytes keep their actions).
+    "SecurityEventNotification",
+    "SignCertificate",
+    "LogStatusNotification",
+    "SignedFirmwareStatusNotification",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -73,7 +78,11 @@ fn reencode(request: &ChargePointRequest) -> String {
         ChargePointRequest::DiagnosticsStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::FirmwareStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::Heartbeat(m) => serde_json::to_string(m),
+        ChargePointRequest::LogStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::MeterValues(m) => serde_json::to_string(m),
+        ChargePointRequest::SecurityEventNotification(m) => serde_json::to_string(m),
+        ChargePointRequest::SignCertificate(m) => serde_json::to_string(m),
+        ChargePointRequest::SignedFirmwareStatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::StartTransaction(m) => serde_json::to_string(m),
         ChargePointRequest::StatusNotification(m) => serde_json::to_string(m),
         ChargePointRequest::StopTransaction(m) => serde_json::to_string(m),
