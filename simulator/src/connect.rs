@@ -6,14 +6,11 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -24,6 +21,7 @@ use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, Url
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_util::either::Either;
 
 /// The subprotocol of OCPP 1.6J.
 pub const OCPP16: &str = "ocpp1.6";
@@ -179,50 +177,7 @@ pub fn tls_client(
 
 /// A charger's byte stream: plaintext, or TLS (boxed: most runs are plaintext and hold tens
 /// of thousands of sockets).
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type Stream = Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
 
 /// The open socket and the subprotocol the server echoed.
 pub(crate) type Opened = (WebSocketStream<Stream>, Option<String>);
@@ -273,7 +228,7 @@ pub(crate) async fn open(cfg: &ChargerConfig, turn: usize) -> Result<Opened, Con
             .await
             .map_err(ConnectError::Io)?;
         let stream = match tls {
-            None => Stream::Plain(tcp),
+            None => Either::Left(tcp),
             Some(tls) => {
                 let name = ServerName::try_from(host.clone()).map_err(|e| {
                     ConnectError::Io(io::Error::new(io::ErrorKind::InvalidInput, e))
@@ -282,7 +237,7 @@ pub(crate) async fn open(cfg: &ChargerConfig, turn: usize) -> Result<Opened, Con
                     .connect(name, tcp)
                     .await
                     .map_err(ConnectError::Io)?;
-                Stream::Tls(Box::new(tls))
+                Either::Right(Box::new(tls))
             }
         };
         let (ws, response) =

@@ -95,13 +95,14 @@ impl FromRequestParts<Arc<Api>> for Operator {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::Unauthorized("send Authorization: Bearer <token>"));
         };
-        let attempt = enter(parts, api, token).await?;
+        let digest = token_digest(token);
+        let attempt = enter(parts, api, &digest).await?;
         if api.operator.matches(token) {
             passed(attempt);
             return Ok(Operator);
         }
         // A customer's own token at an operator route is not a guess: no failure counted.
-        if customer(api, token).await?.is_some() {
+        if customer(api, digest).await?.is_some() {
             return Err(ApiError::Unauthorized(
                 "the bearer token is not valid for this operation",
             ));
@@ -110,26 +111,26 @@ impl FromRequestParts<Arc<Api>> for Operator {
     }
 }
 
-/// The throttle's say before a token is checked; `None` when the request's address is not
-/// known (not served by our listener).
+/// The throttle's say before a token (by its `digest`) is checked; `None` when the request's
+/// address is not known (not served by our listener).
 async fn enter(
     parts: &Parts,
     api: &Api,
-    token: &str,
+    digest: &str,
 ) -> Result<Option<crate::transport::throttle::Attempt>, ApiError> {
-    enter_from(parts.extensions.get::<Peer>(), api, token).await
+    enter_from(parts.extensions.get::<Peer>(), api, digest).await
 }
 
 /// [`enter`] for a handler that has the connection's [`Peer`] (the console's sign-in forms).
 pub(crate) async fn enter_from(
     peer: Option<&Peer>,
     api: &Api,
-    token: &str,
+    digest: &str,
 ) -> Result<Option<crate::transport::throttle::Attempt>, ApiError> {
     let Some(peer) = peer else {
         return Ok(None);
     };
-    match api.tokens.enter(peer.source(), &token_digest(token)).await {
+    match api.tokens.enter(peer.source(), digest).await {
         Ok(attempt) => Ok(Some(attempt)),
         Err(retry) => {
             metrics::auth_throttled("token");
@@ -156,9 +157,8 @@ pub(crate) fn failed(api: &Api, attempt: Option<crate::transport::throttle::Atte
     ApiError::Unauthorized("the bearer token is not valid")
 }
 
-/// The customer whose token this is, from the cache or the ledger.
-async fn customer(api: &Api, token: &str) -> Result<Option<Customer>, ApiError> {
-    let digest = token_digest(token);
+/// The customer whose token has this digest, from the cache or the ledger.
+pub(crate) async fn customer(api: &Api, digest: String) -> Result<Option<Customer>, ApiError> {
     let cache = &api.central.customers_by_token;
     if let Some(customer) = cache.get(&digest) {
         return Ok(Some(customer.clone()));
@@ -201,12 +201,13 @@ impl FromRequestParts<Arc<Api>> for Principal {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::Unauthorized("send Authorization: Bearer <token>"));
         };
-        let attempt = enter(parts, api, token).await?;
+        let digest = token_digest(token);
+        let attempt = enter(parts, api, &digest).await?;
         if api.operator.matches(token) {
             passed(attempt);
             return Ok(Principal::Operator);
         }
-        match customer(api, token).await? {
+        match customer(api, digest).await? {
             Some(customer) => {
                 passed(attempt);
                 Ok(Principal::Customer(customer))

@@ -104,7 +104,7 @@ impl Central {
         shutdown: CancellationToken,
     ) -> Self {
         let (signals, inbox) = mpsc::unbounded_channel();
-        let settings_for_throttle = settings.clone();
+        let logins = Throttle::new(throttle_settings(&settings));
         let live = Arc::new(LiveState::default());
         let sessions = sessions.with_strictness(settings.ocpp_strictness);
         sessions.attach_live_state(live.clone());
@@ -124,7 +124,7 @@ impl Central {
             policies: Default::default(),
             id_tags: DashMap::new(),
             customers_by_token: DashMap::new(),
-            logins: Throttle::new(throttle_settings(&settings_for_throttle)),
+            logins,
         }
     }
 

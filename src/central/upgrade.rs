@@ -231,10 +231,17 @@ async fn authenticate(
     headers: &HeaderMap,
 ) -> Option<Response> {
     let profile = credentials.security_profile;
-    if let Err((reason, detail)) = check_profile(id, profile, peer) {
+    if let Err(Refusal {
+        reason,
+        kind,
+        detail,
+    }) = check_profile(id, profile, peer)
+    {
         metrics::security_refusal(reason);
         warn!(charger = %id, profile = %profile, peer = ?peer.map(|p| p.addr), reason, detail = %Escaped(&detail), "refused: below the charger's security profile");
-        record_refusal(central, id, reason, &detail, peer).await;
+        // Kept where the operator reads the charger's security events.
+        let addr = peer.map(|p| p.addr.ip());
+        security::record(central, id, kind, Some(&detail), addr).await;
         return Some(
             Problem::new(StatusCode::FORBIDDEN, "Below the security profile")
                 .detail(detail)
@@ -292,19 +299,39 @@ async fn authenticate(
     Some(response)
 }
 
-/// Whether the connection meets `profile`; else the reason (a metric label) and the detail.
+/// Why a connection does not meet its charger's profile.
+struct Refusal {
+    /// The metric label.
+    reason: &'static str,
+    /// The security event's kind.
+    kind: &'static str,
+    detail: String,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, kind: &'static str, detail: String) -> Refusal {
+        Refusal {
+            reason,
+            kind,
+            detail,
+        }
+    }
+}
+
+/// Whether the connection meets `profile`.
 fn check_profile(
     id: &ChargeBoxId,
     profile: SecurityProfile,
     peer: Option<&Peer>,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), Refusal> {
     if !profile.needs_tls() {
         return Ok(());
     }
     // No peer facts: served by a listener that does not say (an embedding); treat as plain.
     let Some(peer) = peer.filter(|p| p.tls) else {
-        return Err((
+        return Err(Refusal::new(
             "plaintext",
+            kind::REFUSED_PLAINTEXT,
             format!("security profile {profile} needs TLS: connect with wss://"),
         ));
     };
@@ -312,39 +339,28 @@ fn check_profile(
         return Ok(());
     }
     match &peer.client_cert {
-        ClientCert::None => Err((
+        ClientCert::None => Err(Refusal::new(
             "no_certificate",
+            kind::REFUSED_NO_CERTIFICATE,
             "security profile 3 needs a TLS client certificate".to_owned(),
         )),
-        ClientCert::Invalid(why) => Err((
+        ClientCert::Invalid(why) => Err(Refusal::new(
             "invalid_certificate",
+            kind::REFUSED_CERTIFICATE,
             format!("the client certificate is not acceptable: {why}"),
         )),
-        ClientCert::Valid { common_name } if common_name.as_deref() != Some(id.as_str()) => Err((
-            "certificate_for_another",
-            format!(
-                "the client certificate names {:?}, not this charger",
-                common_name.as_deref().unwrap_or("")
-            ),
-        )),
+        ClientCert::Valid { common_name } if common_name.as_deref() != Some(id.as_str()) => {
+            Err(Refusal::new(
+                "certificate_for_another",
+                kind::REFUSED_CERTIFICATE,
+                format!(
+                    "the client certificate names {:?}, not this charger",
+                    common_name.as_deref().unwrap_or("")
+                ),
+            ))
+        }
         ClientCert::Valid { .. } => Ok(()),
     }
-}
-
-/// The refusal, kept where the operator reads the charger's security events.
-async fn record_refusal(
-    central: &Central,
-    id: &ChargeBoxId,
-    reason: &'static str,
-    detail: &str,
-    peer: Option<&Peer>,
-) {
-    let kind = match reason {
-        "plaintext" => kind::REFUSED_PLAINTEXT,
-        "no_certificate" => kind::REFUSED_NO_CERTIFICATE,
-        _ => kind::REFUSED_CERTIFICATE,
-    };
-    security::record(central, id, kind, Some(detail), peer.map(|p| p.addr.ip())).await;
 }
 
 fn too_many(retry_after: u64) -> Response {

@@ -65,19 +65,6 @@ fn frame<'a>(title: &'a str, s: &'a DriverSession, stream: Option<String>) -> Fr
 
 // ---- sign-in ----
 
-async fn customer_of(c: &Console, token: &str) -> Result<Option<Customer>, Response> {
-    let digest = token_digest(token);
-    if let Some(cu) = c.api.central.customers_by_token.get(&digest) {
-        return Ok(Some(cu.clone()));
-    }
-    c.api
-        .central
-        .store
-        .customer_by_token(&digest)
-        .await
-        .map_err(|e| internal(&e))
-}
-
 async fn sign_in(
     State(c): State<Arc<Console>>,
     peer: Option<Extension<Peer>>,
@@ -94,11 +81,12 @@ async fn sign_in(
         );
     }
     let token = form.token.trim();
-    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, token).await {
+    let digest = token_digest(token);
+    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, &digest).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let customer = match customer_of(&c, token).await {
+    let customer = match auth::customer(&c.api, digest).await {
         Ok(Some(cu)) if !token.is_empty() => cu,
         Ok(_) => {
             let why = if c.api.operator.matches(token) {
@@ -116,7 +104,7 @@ async fn sign_in(
             };
             return signin_page(Side::Driver, secure, StatusCode::UNAUTHORIZED, Some(why));
         }
-        Err(r) => return r,
+        Err(e) => return internal(&e),
     };
     auth::passed(attempt);
     super::signed_in(&c, Who::Customer(customer), Side::Driver, secure)

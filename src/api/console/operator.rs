@@ -96,7 +96,8 @@ async fn sign_in(
         );
     }
     let token = form.token.trim();
-    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, token).await {
+    let digest = token_digest(token);
+    let attempt = match auth::enter_from(peer.as_ref().map(|p| &p.0), &c.api, &digest).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
