@@ -782,13 +782,7 @@ async fn remove(
     if !api.store.delete_charger(&id).await? {
         return Err(ApiError::NoSuchCharger(raw));
     }
-    api.central
-        .sessions
-        .disconnect(&id, EndReason::Deregistered);
-    api.central.live.forget(&id);
-    api.central.sessions.forget(&id);
-    api.central.files.forget(&id);
-    api.central.policies.forget(&id);
+    api.central.end_charger(&id, EndReason::Deregistered);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -925,8 +919,6 @@ async fn reject(
         return Err(ApiError::NoSuchCharger(raw));
     };
     tracing::info!(charger = %id, "charger rejected by the operator");
-    // No command may reach it from now on, even before its socket is gone.
-    api.central.sessions.unboot(&id);
-    api.central.sessions.disconnect(&id, EndReason::Rejected);
+    api.central.end_charger(&id, EndReason::Rejected);
     Ok(Json(api.view(record)))
 }

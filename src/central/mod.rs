@@ -170,6 +170,38 @@ impl Central {
         Ok(auth)
     }
 
+    /// Closes a charger's socket wherever it is held: here, or (in a cluster) on the node that
+    /// holds it, which ends the session the same way. Fire and forget: the ledger already
+    /// refuses the charger, so a node that misses the word refuses its next boot or call.
+    pub fn end_charger(&self, id: &crate::domain::ChargeBoxId, reason: EndReason) {
+        self.end_here(id, reason);
+        // Every other node hears it: the holder closes the socket, and all drop their caches.
+        if let Some(cluster) = self.sessions.cluster() {
+            cluster.end_elsewhere(id, reason);
+        }
+    }
+
+    /// [`Central::end_charger`] on this node only; true when its socket was here.
+    pub(crate) fn end_here(&self, id: &crate::domain::ChargeBoxId, reason: EndReason) -> bool {
+        if reason == EndReason::Rejected {
+            // No command may reach it from now on, even before its socket is gone.
+            self.sessions.unboot(id);
+        }
+        let held = self.sessions.disconnect(id, reason);
+        if reason == EndReason::Deregistered {
+            self.forget_charger(id);
+        }
+        held
+    }
+
+    /// Drops what this node keeps in memory of a deleted charger.
+    fn forget_charger(&self, id: &crate::domain::ChargeBoxId) {
+        self.live.forget(id);
+        self.sessions.forget(id);
+        self.files.forget(id);
+        self.policies.forget(id);
+    }
+
     /// Forgets what is cached of a customer that changed (the next lookup reads the ledger):
     /// its tags' standing and its token.
     pub fn forget_customer(&self, customer_id: i64) {

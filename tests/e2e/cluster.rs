@@ -367,6 +367,62 @@ async fn a_charger_reconnecting_to_another_node_is_taken_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_or_rejecting_through_another_node_closes_the_chargers_socket() {
+    let Some((_pg, _nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    for id in ["CP-CL-DEL", "CP-CL-REJ"] {
+        register(&nodes[0], id).await;
+    }
+    let mut deleted = booted(&nodes[0], "CP-CL-DEL").await;
+    let mut rejected = booted(&nodes[0], "CP-CL-REJ").await;
+    for id in ["CP-CL-DEL", "CP-CL-REJ"] {
+        nodes[1]
+            .wait_view(id, Duration::from_secs(5), |v| v["node"] == "node-a")
+            .await;
+    }
+
+    let r = nodes[1]
+        .api(Method::DELETE, "/chargers/CP-CL-DEL")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let started = Instant::now();
+    assert_eq!(
+        expect_close(&mut deleted).await,
+        Some(1008),
+        "node A closes the deleted charger's socket as a local delete would"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let r = nodes[2]
+        .api(Method::POST, "/chargers/CP-CL-REJ/reject")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(expect_close(&mut rejected).await, Some(1008));
+    // Back on node A, it is told Rejected at boot; no node shows it online.
+    let mut again = Charger::connect(&ChargerConfig::new(nodes[0].ws(), "CP-CL-REJ"))
+        .await
+        .expect("a rejected charger may still connect");
+    assert_eq!(again.boot().await.unwrap()["status"], "Rejected");
+    for node in &nodes {
+        let r = node
+            .api(Method::GET, "/chargers/CP-CL-DEL")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{}", node.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_nodes_chargers_return_on_another() {
     let Some((_pg, _nats, mut nodes)) = cluster(3).await else {
         return;
@@ -575,5 +631,126 @@ async fn the_64_way_booking_race_over_three_nodes_has_one_winner() {
             .await
             .unwrap();
         assert_eq!(live.len(), 1, "{}", node.name);
+    }
+}
+
+/// HAProxy from Debian, or `None` (skip) when it is not installed outside CI.
+fn haproxy_bin() -> Option<&'static str> {
+    let found = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but haproxy is not installed (.ci/run installs it)"
+        );
+        println!("skipped: haproxy is not installed (apt-get install haproxy)");
+    }
+    found
+}
+
+/// `deploy/haproxy/haproxy.cfg` as shipped, with its ports pointed at this test's nodes.
+fn haproxy_config(listen: u16, nodes: &[Node]) -> String {
+    let shipped = include_str!("../../deploy/haproxy/haproxy.cfg");
+    let mut config = shipped.replace("bind 127.0.0.1:8000", &format!("bind 127.0.0.1:{listen}"));
+    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
+        .iter()
+        .zip(nodes)
+    {
+        assert!(
+            config.contains(default),
+            "the shipped config names {default}"
+        );
+        config = config.replace(default, &node.process.addr);
+    }
+    config
+}
+
+/// Boots `id` through the balancer, retrying while it still sends some to a dead node.
+async fn booted_through(url: &str, id: &str, within: Duration) -> Charger {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(mut cp) = Charger::connect(&ChargerConfig::new(url, id)).await
+            && let Ok(boot) = cp.boot().await
+            && boot["status"] == "Accepted"
+        {
+            return cp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never booted through HAProxy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_haproxy_config_spreads_chargers_and_routes_around_a_dead_node() {
+    let Some(bin) = haproxy_bin() else {
+        return;
+    };
+    let Some((_pg, _nats, mut nodes)) = cluster(3).await else {
+        return;
+    };
+    let listen = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(&config, haproxy_config(listen, &nodes)).unwrap();
+    let _haproxy = Killed(
+        Command::new(bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("ws://127.0.0.1:{listen}/ocpp");
+    let ids: Vec<String> = (1..=6).map(|n| format!("CP-HA-{n}")).collect();
+    let mut chargers = Vec::new();
+    for id in &ids {
+        register(&nodes[0], id).await;
+        chargers.push(booted_through(&url, id, Duration::from_secs(10)).await);
+    }
+    // Least connections: every node holds some of them.
+    let mut held = std::collections::BTreeMap::<String, Vec<usize>>::new();
+    for (i, id) in ids.iter().enumerate() {
+        nodes[0]
+            .wait_view(id, Duration::from_secs(5), |v| v["online"] == true)
+            .await;
+        let node = nodes[0].view(id).await["node"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        held.entry(node).or_default().push(i);
+    }
+    assert_eq!(
+        held.len(),
+        3,
+        "sockets spread over the three nodes: {held:?}"
+    );
+
+    // Node A dies; its chargers come back through the same address, on the others.
+    let on_a = held["node-a"].clone();
+    let a = nodes.remove(0);
+    a.process.signal("KILL");
+    drop(a);
+    for &i in &on_a {
+        let mut back = booted_through(&url, &ids[i], Duration::from_secs(20)).await;
+        nodes[0]
+            .wait_view(&ids[i], Duration::from_secs(5), |v| {
+                v["online"] == true && v["node"] != "node-a"
+            })
+            .await;
+        for node in &nodes {
+            let (status, body) = trigger_through(node, &mut back).await;
+            assert_eq!(status, 200, "{}: {body}", node.name);
+        }
     }
 }

@@ -18,6 +18,9 @@
 //!   removes it too), so a node that dies without a word drops out by expiry.
 //! - **Takeover**: a node that registers a charger publishes `….takeover.{key}`; the
 //!   node that still holds a socket for it closes it (`EndReason::Replaced`).
+//! - **Operator's ends**: a charger deleted or rejected through any node goes out on
+//!   `….end.{key}`; the node holding its socket closes it as it would locally, and every node
+//!   drops what it cached of a deleted charger.
 //! - **Commit notifications**: each local commit's log head goes out on `….commit`;
 //!   another node's head is fed to the local store's head, waking the dispatcher and the my-page
 //!   projector at once (their one-second poll stays as the fallback).
@@ -44,7 +47,7 @@ use tracing::{debug, info, warn};
 use super::{CallFailure, Central};
 use crate::domain::ChargeBoxId;
 use crate::ocpp::v16::OCPP16_ACTIONS;
-use wire::{CallReply, CallRequest, Commit, Started, Takeover};
+use wire::{CallReply, CallRequest, Commit, End, Ending, Started, Takeover};
 
 /// One charger's holder as the presence bucket says.
 #[derive(Debug, Clone)]
@@ -516,7 +519,69 @@ impl Cluster {
         }
     }
 
-    // ---- Takeover, commits, starts ----------------------------------------------------------
+    // ---- Takeover, ends, commits, starts ----------------------------------------------------
+
+    /// Tells the other nodes the operator deleted or rejected `id` (see [`Central::end_charger`]).
+    pub(crate) fn end_elsewhere(self: &Arc<Self>, id: &ChargeBoxId, reason: super::EndReason) {
+        let why = match reason {
+            super::EndReason::Deregistered => Ending::Deregistered,
+            super::EndReason::Rejected => Ending::Rejected,
+            super::EndReason::Replaced => return, // takeovers have their own subject
+        };
+        let body = serde_json::to_vec(&End {
+            node: self.node.clone(),
+            why,
+        })
+        .unwrap_or_default();
+        let client = self.client.clone();
+        let subject = self.subject(&format!("end.{}", key(id)));
+        tokio::spawn(async move {
+            if let Err(e) = client.publish(subject, body.into()).await {
+                debug!(error = %e, "cluster: charger's end not announced");
+            }
+        });
+    }
+
+    async fn ends(self: Arc<Self>, stop: CancellationToken) {
+        let prefix = self.subject("end.");
+        let Ok(mut sub) = self.client.subscribe(self.subject("end.*")).await else {
+            warn!("cluster: cannot listen for chargers' ends");
+            return;
+        };
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = sub.next() => match m { Some(m) => m, None => return },
+            };
+            let Ok(end) = serde_json::from_slice::<End>(&message.payload) else {
+                continue;
+            };
+            let Some(id) = message
+                .subject
+                .as_str()
+                .strip_prefix(prefix.as_str())
+                .and_then(unkey)
+            else {
+                continue;
+            };
+            let Some(central) = self.central() else {
+                return;
+            };
+            if end.node == self.node {
+                continue;
+            }
+            let reason = match end.why {
+                Ending::Deregistered => super::EndReason::Deregistered,
+                Ending::Rejected => super::EndReason::Rejected,
+            };
+            if central.end_here(&id, reason) {
+                info!(charger = %id, by = %end.node, why = ?end.why, "cluster: charger ended on another node; socket closed");
+            }
+            if reason == super::EndReason::Deregistered {
+                self.presence.remove(&id);
+            }
+        }
+    }
 
     async fn takeovers(self: Arc<Self>, stop: CancellationToken) {
         let prefix = self.subject("takeover.");
@@ -660,6 +725,7 @@ pub fn run(cluster: Arc<Cluster>, central: &Arc<Central>, stop: CancellationToke
     tokio::spawn(cluster.clone().refresh(stop.clone()));
     tokio::spawn(cluster.clone().mirror(stop.clone()));
     tokio::spawn(cluster.clone().takeovers(stop.clone()));
+    tokio::spawn(cluster.clone().ends(stop.clone()));
     tokio::spawn(cluster.clone().commits(stop.clone()));
     tokio::spawn(cluster.starts(stop));
 }

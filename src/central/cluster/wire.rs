@@ -1,5 +1,5 @@
 //! What crosses NATS between nodes, as serde types: a forwarded CALL and its typed outcome, a
-//! takeover, a commit's head, a started transaction. Only this module knows the encoding.
+//! takeover, an operator's end of a charger, a commit's head, a started transaction. Only this module knows the encoding.
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +99,21 @@ impl CallReply {
             }),
         }
     }
+}
+
+/// The operator ended a charger's standing on some node: the node holding its socket closes
+/// it as it would locally (and, for a deleted charger, forgets what it cached of it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct End {
+    pub node: String,
+    pub why: Ending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Ending {
+    Deregistered,
+    Rejected,
 }
 
 /// A node registered a charger: whoever else holds a socket for it closes it.
