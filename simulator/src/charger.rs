@@ -160,7 +160,7 @@ impl Charger {
     /// With `alternate_urls`, each attempt takes the next endpoint, so the chargers of a node
     /// that went away spread over the others.
     pub async fn reconnect(&mut self, cfg: &ChargerConfig) -> Result<(), ConnectError> {
-        self.turn = self.turn.wrapping_add(1);
+        self.turn = cfg.next_turn(self.turn);
         let (ws, protocol) = connect::open(cfg, self.turn).await?;
         self.ws = ws;
         self.protocol = protocol;

@@ -51,7 +51,8 @@ pub struct ChargerConfig {
     /// The TLS client for `wss://` URLs (see [`tls_client`]); `None` refuses them.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Other endpoints of the same central system (the other nodes of a cluster): `url` and
-    /// these are taken in turn, starting at `first_turn`, one step on every reconnect.
+    /// these are taken in turn, starting at `first_turn`, one step on every reconnect (see
+    /// [`ChargerConfig::next_turn`]).
     pub alternate_urls: Vec<String>,
     /// Which of `url` (0) and `alternate_urls` (1…) the first connection uses.
     pub first_turn: usize,
@@ -78,6 +79,19 @@ impl ChargerConfig {
     /// The full URL of this charger's endpoint.
     pub fn endpoint(&self) -> String {
         self.endpoint_at(0)
+    }
+
+    /// The turn after `turn`. The first reconnect jumps by a stride that differs between
+    /// chargers that started on the same endpoint, so a dead node's chargers spread evenly over
+    /// all the others instead of all landing on the next one (which might not have the room);
+    /// each later one steps by one, so every endpoint is tried in turn.
+    pub fn next_turn(&self, turn: usize) -> usize {
+        let n = 1 + self.alternate_urls.len();
+        if n > 2 && turn == self.first_turn {
+            turn.wrapping_add(1 + (self.first_turn / n) % (n - 1))
+        } else {
+            turn.wrapping_add(1)
+        }
     }
 
     /// The endpoint of connection `turn`: `url`, then each alternate, round and round.
@@ -335,6 +349,28 @@ mod tests {
             ],
             "each reconnect takes the next node"
         );
+    }
+
+    #[test]
+    fn a_dead_nodes_chargers_spread_over_all_the_others() {
+        let mut landed = [0usize; 3];
+        for index in (0..300).step_by(3) {
+            let mut cfg = ChargerConfig::new("ws://a/ocpp", "SIM-00001");
+            cfg.alternate_urls = vec!["ws://b/ocpp".into(), "ws://c/ocpp".into()];
+            cfg.first_turn = index;
+            assert_eq!(index % 3, 0, "started on a");
+            let first = cfg.next_turn(index);
+            landed[first % 3] += 1;
+            // From there on, every endpoint comes round within three attempts.
+            let mut seen = [false; 3];
+            let mut turn = first;
+            for _ in 0..3 {
+                seen[turn % 3] = true;
+                turn = cfg.next_turn(turn);
+            }
+            assert_eq!(seen, [true; 3], "charger {index}");
+        }
+        assert_eq!(landed, [0, 50, 50], "half on b, half on c");
     }
 
     #[test]

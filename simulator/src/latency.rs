@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 /// Samples a task collects before merging them; 64 × 8 bytes per task.
 const BATCH: usize = 64;
 
-/// The requests a load run times.
+/// The requests a load run times, and one delay that is not a request of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     BootNotification,
@@ -23,9 +23,12 @@ pub enum Action {
     StartTransaction,
     MeterValues,
     StopTransaction,
+    /// A driver's booking until its charger holds the reservation: from sending the booking
+    /// POST until the central system's ReserveNow was taken (charge mode, --reserve-share).
+    BookingToReserveNow,
 }
 
-const ACTIONS: usize = 7;
+const ACTIONS: usize = 8;
 
 impl Action {
     pub const ALL: [Action; ACTIONS] = [
@@ -36,6 +39,7 @@ impl Action {
         Action::StartTransaction,
         Action::MeterValues,
         Action::StopTransaction,
+        Action::BookingToReserveNow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl Action {
             Action::StartTransaction => "StartTransaction",
             Action::MeterValues => "MeterValues",
             Action::StopTransaction => "StopTransaction",
+            Action::BookingToReserveNow => "bookingToReserveNow",
         }
     }
 

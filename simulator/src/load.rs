@@ -176,26 +176,68 @@ pub fn charger_ids(prefix: &str, first_index: usize, count: usize) -> Vec<String
         .collect()
 }
 
+/// What registering a run's chargers (and, in charge mode, their drivers) did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub chargers: usize,
+    /// Chargers this call created (the others were there already).
+    pub created: usize,
+    pub seconds: f64,
+    /// Per idTag in charge mode, the customer's id when this call created it.
+    #[serde(skip)]
+    pub customers: Vec<Option<i64>>,
+}
+
+/// Registers the chargers `cfg` names through `p` (and one customer per idTag in charge
+/// mode), without connecting: what [`run`] does first, and all `--provision-only` does.
+pub async fn provision(cfg: &LoadConfig) -> Result<Registered, LoadError> {
+    let Some(p) = &cfg.provision else {
+        return Err(LoadError::Config(
+            "registering needs the API (--api-url)".into(),
+        ));
+    };
+    validate(cfg)?;
+    let ids = charger_ids(&cfg.id_prefix, cfg.first_index, cfg.chargers);
+    register(cfg, p, &ids).await
+}
+
+async fn register(
+    cfg: &LoadConfig,
+    p: &Provisioning,
+    ids: &[String],
+) -> Result<Registered, LoadError> {
+    let started = Instant::now();
+    let created = provision::ensure_chargers(
+        &p.api_url,
+        &p.token,
+        ids,
+        cfg.connectors,
+        cfg.password.as_deref(),
+    )
+    .await?;
+    let mut customers = Vec::new();
+    if matches!(cfg.mode, Mode::Charge { .. }) {
+        let tags: Vec<String> = (0..cfg.chargers).map(|i| cfg.id_tag(i)).collect();
+        customers = provision::ensure_customers(&p.api_url, &p.token, &tags).await?;
+    }
+    Ok(Registered {
+        chargers: ids.len(),
+        created,
+        seconds: started.elapsed().as_secs_f64(),
+        customers,
+    })
+}
+
 /// Runs the whole load test and reports; charger failures are in the report, not errors.
 pub async fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     validate(&cfg)?;
     let ids = charger_ids(&cfg.id_prefix, cfg.first_index, cfg.chargers);
     let charging = matches!(cfg.mode, Mode::Charge { .. });
-    let mut customers = Vec::new();
-    if let Some(p) = &cfg.provision {
-        provision::ensure_chargers(
-            &p.api_url,
-            &p.token,
-            &ids,
-            cfg.connectors,
-            cfg.password.as_deref(),
-        )
-        .await?;
-        if charging {
-            let tags: Vec<String> = (0..cfg.chargers).map(|i| cfg.id_tag(i)).collect();
-            customers = provision::ensure_customers(&p.api_url, &p.token, &tags).await?;
-        }
-    }
+    let customers = match &cfg.provision {
+        Some(p) => register(&cfg, p, &ids).await?.customers,
+        None => Vec::new(),
+    };
     let id_tags_registered = charging && cfg.provision.is_some();
     let booker = match &cfg.provision {
         Some(p) if charging && cfg.sessions.reserve_share > 0.0 => Some(Booker {

@@ -43,6 +43,11 @@ struct Cli {
     /// idTag) are registered first (201/409 both fine).
     #[arg(long)]
     api_url: Option<String>,
+    /// Only register the chargers (and in charge mode their drivers) through --api-url, then
+    /// exit without connecting: for a run spread over many processes or nodes, registered once
+    /// beforehand so registration does not compete with connecting.
+    #[arg(long, requires = "api_url")]
+    provision_only: bool,
     /// Operator token for --api-url.
     #[arg(long, env = "ECHARGING_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
@@ -209,6 +214,15 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(message) => return usage_error(&message),
     };
+    if cli.provision_only {
+        return run(&cli, echarging_sim::load::provision(&cfg), |r| {
+            let line = format!(
+                "{} chargers registered ({} created) in {:.1} s\n",
+                r.chargers, r.created, r.seconds
+            );
+            (line, Vec::new())
+        });
+    }
     run(&cli, echarging_sim::load::run(cfg), |r| {
         (r.to_table(), r.failed_checks())
     })

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::charge_point::SessionPhase;
+use crate::latency::Action;
 use crate::messages::{self, StopReason};
 use crate::rng::Rng;
 use crate::station::{PlugIn, Station, StationError};
@@ -101,7 +102,8 @@ pub(crate) struct Site {
     period: Option<Duration>,
     sampling: Vec<Option<Sampling>>,
     next_arrival: Option<Instant>,
-    awaiting_reservation: Option<(u32, Instant)>,
+    /// The connector booked, until when to wait for its ReserveNow, and when the booking was sent.
+    awaiting_reservation: Option<(u32, Instant, Instant)>,
     next_heartbeat: Option<Instant>,
     rotation: u32,
     rng: Rng,
@@ -161,11 +163,14 @@ impl Site {
                 break;
             }
             self.reconcile(station, now);
-            if let Some((connector, until)) = self.awaiting_reservation {
+            if let Some((connector, until, booked)) = self.awaiting_reservation {
                 let ours = station
                     .charge_point()
                     .reservation(connector)
                     .is_some_and(|r| r.id_tag.eq_ignore_ascii_case(&self.id_tag));
+                if ours {
+                    station.record_latency(Action::BookingToReserveNow, now - booked);
+                }
                 if ours || now >= until {
                     self.awaiting_reservation = None;
                     self.plug_in(station, connector, now).await?;
@@ -243,7 +248,7 @@ impl Site {
             Instant::now() + Duration::from_millis(left)
         });
         let sampling = self.sampling.iter().flatten().map(|s| s.next);
-        let awaiting = self.awaiting_reservation.map(|(_, until)| until);
+        let awaiting = self.awaiting_reservation.map(|(_, until, _)| until);
         [self.next_arrival, self.next_heartbeat, expiry, awaiting]
             .into_iter()
             .flatten()
@@ -327,7 +332,7 @@ impl Site {
             && self.rng.unit() < self.plan.reserve_share
             && self.book(seat, connector).await
         {
-            self.awaiting_reservation = Some((connector, now + RESERVATION_WAIT));
+            self.awaiting_reservation = Some((connector, now + RESERVATION_WAIT, now));
             return Ok(());
         }
         self.plug_in(station, connector, now).await

@@ -171,6 +171,13 @@ impl Station {
         self.latency = Some(batch);
     }
 
+    /// Records a delay measured outside the CALLs (while timing is on).
+    pub fn record_latency(&mut self, action: Action, elapsed: Duration) {
+        if let Some(batch) = self.latency.as_mut() {
+            batch.record(action, elapsed);
+        }
+    }
+
     /// Stops timing (flushing what was timed) and marks sessions stopped from now on as cut
     /// short: what happens after a load run's deadline is winding down, not load.
     /// Time only answers that arrive by `deadline` (the end of the measured phase).
