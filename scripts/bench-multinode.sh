@@ -8,8 +8,10 @@
 # Why several processes: `ulimit -n` is hard-capped at 20,000 on the benchmark machines (not
 # raisable, even as root), and a process needs one descriptor per charger socket; one source
 # address also gives only ~28k ephemeral ports. Each node gets CHARGERS / NODES chargers,
-# registered through its own REST API into the shared database, then connected, booted and held
-# (idle mode: Heartbeats at the interval the boot answer gave) for SECONDS. Nodes are pinned to
+# all registered first through node 1's REST API (`echarging-sim --provision-only`, one client:
+# six nodes registering at once only queue on the ledger's event counter and time out), then
+# connected, booted and held (idle mode: Heartbeats at the interval the boot answer gave) for
+# SECONDS. Nodes are pinned to
 # CPU 0, simulators to CPU 1. Needs PostgreSQL at BENCH_DATABASE_URL
 # (postgres://postgres@127.0.0.1:5432/test); a fresh schema is made and dropped.
 # BENCH_CLUSTER_URL=nats://127.0.0.1:4222 makes the nodes one cluster (README "Cluster"), named
@@ -59,12 +61,17 @@ for n in $(seq 1 "$nodes"); do
 done
 
 per_node=$((chargers / nodes))
+started=$(date +%s.%N)
+for n in $(seq 1 "$nodes"); do
+  target/release/echarging-sim --provision-only --api-url "http://127.0.0.1:$((base_port + 1))" \
+    --api-token "$token" --chargers "$per_node" --id-prefix "N$n-" >/dev/null
+done
+echo "== registered $((per_node * nodes)) chargers through node 1 in $(echo "$(date +%s.%N) - $started" | bc | xargs printf %.1f) s" >&2
 echo "== $nodes nodes on one PostgreSQL, $per_node chargers each, held ${seconds}s" >&2
 sims=()
 for n in $(seq 1 "$nodes"); do
   port=$((base_port + n))
   taskset -c 1 target/release/echarging-sim --url "ws://127.0.0.1:$port/ocpp" \
-    --api-url "http://127.0.0.1:$port" --api-token "$token" \
     --source-addrs 127.0.0.1-127.0.0.8 --json --mode idle --chargers "$per_node" \
     --duration "$seconds" --id-prefix "N$n-" --server-pid "${pids[$((n - 1))]}" --settle 2 \
     >"$work/node$n.json" &
