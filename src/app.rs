@@ -60,9 +60,12 @@ impl Application {
                 anyhow::bail!("charger_ca_cert and charger_ca_key go together: set both or neither")
             }
         }
-        let store: Arc<dyn Store> = store::open(&settings.database_url)
-            .await
-            .with_context(|| format!("cannot open database {}", redact(&settings.database_url)))?;
+        let store: Arc<dyn Store> =
+            store::open_with_pool(&settings.database_url, settings.database_pool_size)
+                .await
+                .with_context(|| {
+                    format!("cannot open database {}", redact(&settings.database_url))
+                })?;
         let (operator, token_file) =
             OperatorToken::load_or_generate(settings.api_token.as_deref(), &settings.data_dir)
                 .with_context(|| {

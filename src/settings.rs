@@ -53,6 +53,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `sqlite://…` (embedded, default) or `postgres://…`.
     pub database_url: String,
+    /// PostgreSQL connections this node's ledger pool may open (its my-page store opens four
+    /// more): the nodes of a cluster together must stay under the server's `max_connections`.
+    pub database_pool_size: u32,
     /// The operator token; when `None` one is generated at first start and kept in `data_dir`.
     pub api_token: Option<String>,
     /// Where generated state (the operator token, the SQLite file by default) lives.
@@ -112,8 +115,8 @@ pub struct Settings {
     pub cluster_url: Option<String>,
     /// This node's name in the cluster, logs and metrics; generated at start when unset.
     pub node_id: String,
-    /// How long a node's word that it holds a charger lasts without a refresh (it refreshes
-    /// every third of it): how soon a dead node's chargers show offline.
+    /// How long a node's lease (its word that it holds its chargers) lasts without a refresh
+    /// (it refreshes every third of it): how soon a dead node's chargers show offline.
     pub cluster_presence_ttl: Duration,
     /// The base URL chargers reach this server at (`https://cs.example.com`), for the firmware
     /// and diagnostics locations sent to them; `None`: `http://` + the bound `listen` address.
@@ -185,6 +188,7 @@ impl Settings {
             tls_client_ca: None,
             plain_listen: None,
             auth_free_failures: 5,
+            database_pool_size: 16,
             auth_delay: Duration::from_secs(1),
             charger_ca_cert: None,
             charger_ca_key: None,
@@ -358,7 +362,7 @@ struct CliValues {
     /// This node's name in the cluster, logs and metrics [default: generated at start]
     #[arg(long, env = "ECHARGING_NODE_ID", global = true)]
     node_id: Option<String>,
-    /// How long a node's presence entries last unrefreshed (a dead node's chargers go offline
+    /// How long a node's presence lease lasts unrefreshed (a dead node's chargers go offline
     /// after it) [default: 30s]
     #[arg(long, env = "ECHARGING_CLUSTER_PRESENCE_TTL", global = true)]
     cluster_presence_ttl: Option<String>,
@@ -386,6 +390,10 @@ struct CliValues {
     /// A second, plaintext listener address, e.g. 10.0.0.5:8081 [default: none]
     #[arg(long, env = "ECHARGING_PLAIN_LISTEN", global = true)]
     plain_listen: Option<String>,
+    /// PostgreSQL connections of the ledger's pool, per node (the my-page store opens 4 more)
+    /// [default: 16]
+    #[arg(long, env = "ECHARGING_DATABASE_POOL_SIZE", global = true)]
+    database_pool_size: Option<String>,
     /// Failed logins per source address or charger before attempts are slowed [default: 5]
     #[arg(long, env = "ECHARGING_AUTH_FREE_FAILURES", global = true)]
     auth_free_failures: Option<String>,
@@ -759,6 +767,9 @@ fn resolve(
         .trim()
         .parse::<SocketAddr>()
         .map_err(|e| p.fail(e.to_string())));
+    if let Some(v) = parse!(database_pool_size, |p: &Pick| parse_count(p, 1, 1_000)) {
+        s.database_pool_size = v as u32;
+    }
     if let Some(v) = parse!(auth_free_failures, |p: &Pick| parse_count(p, 1, 1_000_000)) {
         s.auth_free_failures = v as u32;
     }
@@ -825,6 +836,11 @@ mod tests {
         assert!(err.contains("database_url"), "{err}");
         let err = parse(&["--bogus"]).unwrap_err();
         assert!(!err.contains('\n'), "{err}");
+        assert_eq!(parse(&[]).unwrap().database_pool_size, 16);
+        let err = parse(&["--database-pool-size", "0"]).unwrap_err();
+        assert!(err.contains("database_pool_size"), "{err}");
+        let s = parse(&["--database-pool-size", "9"]).unwrap();
+        assert_eq!(s.database_pool_size, 9);
     }
 
     #[test]

@@ -485,8 +485,14 @@ pub(crate) fn implausible_meter(
 
 /// Open the database named by `url`, creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_pool(url, postgres::DEFAULT_POOL).await
+}
+
+/// [`open`] with a PostgreSQL pool of at most `pool` connections (SQLite's connections are
+/// its own: one writer and a few readers).
+pub async fn open_with_pool(url: &str, pool: u32) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match Backend::of(url)? {
         Backend::Sqlite => Arc::new(SqliteStore::open(url).await?),
-        Backend::Postgres => Arc::new(PgStore::open(url).await?),
+        Backend::Postgres => Arc::new(PgStore::open(url, pool).await?),
     })
 }

@@ -97,11 +97,14 @@ const D: Dialect = Dialect {
     owed: "true",
 };
 
+/// The ledger pool's size when the settings do not say (`database_pool_size`).
+pub const DEFAULT_POOL: u32 = 16;
+
 impl PgStore {
-    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+    pub async fn open(url: &str, pool: u32) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool.max(1))
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
