@@ -21,9 +21,25 @@ use crate::ocpp::v16::messages::{
 use crate::ocpp::v16::types::ConfigurationStatus;
 
 /// The chargers whose configuration this process has read (or is reading) since it started.
-#[derive(Default)]
 pub struct Configurations {
     read: DashSet<ChargeBoxId>,
+    /// Bounds the after-boot work (configuration read and save, local list check, policy) in
+    /// flight at once. After a reconnect storm thousands of chargers boot together; unbounded,
+    /// their follow-ups took every database connection and the Boots themselves, which need one
+    /// read each to answer, waited seconds behind them.
+    after_boot: tokio::sync::Semaphore,
+}
+
+/// After-boot follow-ups in flight per node.
+const AFTER_BOOT_IN_FLIGHT: usize = 16;
+
+impl Default for Configurations {
+    fn default() -> Self {
+        Configurations {
+            read: DashSet::new(),
+            after_boot: tokio::sync::Semaphore::new(AFTER_BOOT_IN_FLIGHT),
+        }
+    }
 }
 
 /// Why a configuration could not be read.
@@ -61,6 +77,8 @@ pub(crate) fn booted(central: &Arc<Central>, id: &ChargeBoxId) {
     let (central, id) = (central.clone(), id.clone());
     let tracker = central.tracker.clone();
     tracker.spawn(async move {
+        // Never closed; a failure would only mean running unbounded.
+        let _turn = central.configurations.after_boot.acquire().await.ok();
         let snapshot = if read {
             match refresh(&central, &id).await {
                 Ok(snapshot) => {
