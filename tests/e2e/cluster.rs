@@ -470,6 +470,43 @@ async fn a_sigkilled_nodes_chargers_return_on_another() {
         .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_under_its_old_name_does_not_bring_back_its_dead_sessions() {
+    let Some((pg, nats, mut nodes)) = cluster(2).await else {
+        return;
+    };
+    register(&nodes[0], "CP-CL-R1").await;
+    register(&nodes[0], "CP-CL-R2").await;
+    let _gone = booted(&nodes[0], "CP-CL-R1").await;
+    nodes[1]
+        .wait_view("CP-CL-R1", Duration::from_secs(5), |v| {
+            v["node"] == "node-a"
+        })
+        .await;
+    let a = nodes.remove(0);
+    a.process.signal("KILL");
+    drop(a);
+    // Node A comes back at once, before its lease lapsed; its new process holds only R2.
+    let again = Node::start("node-a", &pg.url, &nats);
+    let _r2 = booted(&again, "CP-CL-R2").await;
+    nodes[0]
+        .wait_view("CP-CL-R2", Duration::from_secs(5), |v| {
+            v["node"] == "node-a"
+        })
+        .await;
+    // R1's entry names node A, but an earlier incarnation of it: not online anywhere.
+    for node in [&nodes[0], &again] {
+        node.wait_view("CP-CL-R1", Duration::from_secs(10), |v| {
+            v["online"] == false && v["node"].is_null()
+        })
+        .await;
+    }
+    // And it stays so: node A's lease refreshes (TTL 3 s) do not revive it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = nodes[0].view("CP-CL-R1").await;
+    assert_eq!(v["online"], false, "{v:#}");
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

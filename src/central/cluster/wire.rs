@@ -121,6 +121,9 @@ pub enum Ending {
 pub struct Takeover {
     pub node: String,
     pub connection: u64,
+    /// The taking node's incarnation (its presence entries carry it).
+    #[serde(default)]
+    pub incarnation: String,
 }
 
 /// A node committed up to `head` in the shared event log.
