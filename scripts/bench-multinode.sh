@@ -45,6 +45,8 @@ psql -q "$database" -c "CREATE SCHEMA $schema" >/dev/null
 case $database in *\?*) sep='&' ;; *) sep='?' ;; esac
 url="$database${sep}options=-c%20search_path%3D$schema%2Cpublic"
 
+# Every node's ledger pool (+4 for my page) under PostgreSQL's default max_connections of 100.
+pool=$((80 / nodes - 4)); ((pool <= 16)) || pool=16; ((pool >= 2)) || pool=2
 for n in $(seq 1 "$nodes"); do
   port=$((base_port + n))
   cluster=()
@@ -52,7 +54,8 @@ for n in $(seq 1 "$nodes"); do
     cluster=(--cluster-url "$BENCH_CLUSTER_URL" --node-id "node$n")
   fi
   ECHARGING_LOG=warn taskset -c 0 target/release/echarging --listen "127.0.0.1:$port" \
-    --database-url "$url" --api-token "$token" --data-dir "$work/node$n" "${cluster[@]}" &
+    --database-url "$url" --database-pool-size "$pool" --api-token "$token" \
+    --data-dir "$work/node$n" "${cluster[@]}" &
   pids+=($!)
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break

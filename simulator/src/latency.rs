@@ -23,12 +23,14 @@ pub enum Action {
     StartTransaction,
     MeterValues,
     StopTransaction,
+    /// A driver's booking POST, sent until answered (charge mode, --reserve-share).
+    Booking,
     /// A driver's booking until its charger holds the reservation: from sending the booking
     /// POST until the central system's ReserveNow was taken (charge mode, --reserve-share).
     BookingToReserveNow,
 }
 
-const ACTIONS: usize = 8;
+const ACTIONS: usize = 9;
 
 impl Action {
     pub const ALL: [Action; ACTIONS] = [
@@ -39,6 +41,7 @@ impl Action {
         Action::StartTransaction,
         Action::MeterValues,
         Action::StopTransaction,
+        Action::Booking,
         Action::BookingToReserveNow,
     ];
 
@@ -51,6 +54,7 @@ impl Action {
             Action::StartTransaction => "StartTransaction",
             Action::MeterValues => "MeterValues",
             Action::StopTransaction => "StopTransaction",
+            Action::Booking => "booking",
             Action::BookingToReserveNow => "bookingToReserveNow",
         }
     }

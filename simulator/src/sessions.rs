@@ -330,7 +330,7 @@ impl Site {
             && self.plan.reserve_share > 0.0
             && station.charge_point().reservation(connector).is_none()
             && self.rng.unit() < self.plan.reserve_share
-            && self.book(seat, connector).await
+            && self.book(station, seat, connector).await
         {
             self.awaiting_reservation = Some((connector, now + RESERVATION_WAIT, now));
             return Ok(());
@@ -357,7 +357,13 @@ impl Site {
     }
 
     /// Books `connector` from now for one session's length (plus a minute); true on 201.
-    async fn book(&mut self, seat: &BookingSeat<'_>, connector: u32) -> bool {
+    async fn book(
+        &mut self,
+        station: &mut Station,
+        seat: &BookingSeat<'_>,
+        connector: u32,
+    ) -> bool {
+        let sent = Instant::now();
         let start_ms = messages::now_unix_ms();
         let length = self.plan.cycle() + Duration::from_secs(60);
         let body = json!({
@@ -386,6 +392,7 @@ impl Site {
         );
         match status.as_str() {
             "201" => {
+                station.record_latency(Action::Booking, sent.elapsed());
                 self.bookings.made += 1;
                 true
             }
