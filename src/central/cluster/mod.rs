@@ -512,14 +512,19 @@ impl Cluster {
         written
     }
 
-    async fn put_lease(&self) {
+    /// Refreshes this node's lease; false when it could not be written.
+    async fn put_lease(&self) -> bool {
         let Some(bucket) = self.bucket().await else {
-            return;
+            return false;
         };
         let k = format!("{LEASE_PREFIX}{}", self.node);
-        if let Err(e) = bucket.put(k, self.incarnation.clone().into()).await {
-            debug!(error = %e, "cluster: lease not refreshed");
-            *self.bucket.write().await = None;
+        match bucket.put(k, self.incarnation.clone().into()).await {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(error = %e, "cluster: lease not refreshed");
+                *self.bucket.write().await = None;
+                false
+            }
         }
     }
 
@@ -563,14 +568,15 @@ impl Cluster {
     }
 
     /// A node whose lease lapsed only just may be late rather than dead: its entries are left
-    /// for twice the TTL (they do not count meanwhile). This node's own earlier incarnations
-    /// are always dead.
+    /// for twice the TTL (they do not count meanwhile), and a node whose lease was never seen
+    /// may be starting. A dead node's lease stays in the bucket for its `max_age`, so it is
+    /// seen, stale. This node's own earlier incarnations are always dead.
     fn leased_recently(&self, node: &str, now: OffsetDateTime) -> bool {
         node != self.node
             && self
                 .leases
                 .get(node)
-                .is_some_and(|l| now - l.at < self.ttl_as_time * 2)
+                .is_none_or(|l| now - l.at < self.ttl_as_time * 2)
     }
 
     /// Refreshes this node's lease every third of the TTL; writes every local charger's entry
@@ -580,8 +586,15 @@ impl Cluster {
         let mut reconnected = self.reconnected.subscribe();
         let mut last_rewrite = tokio::time::Instant::now();
         let mut rewrite = false;
+        let mut lease_lapsed = false;
         loop {
-            self.put_lease().await;
+            if !self.put_lease().await {
+                lease_lapsed = true;
+            } else if lease_lapsed {
+                // Others may have swept our entries while the lease could not be refreshed.
+                lease_lapsed = false;
+                rewrite = true;
+            }
             let held: Vec<ChargeBoxId> = if rewrite {
                 last_rewrite = tokio::time::Instant::now();
                 self.serving.iter().map(|e| e.key().clone()).collect()
