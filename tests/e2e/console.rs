@@ -1094,6 +1094,9 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
     meter(&mut cp, tx, 8000, began + time::Duration::minutes(6)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     meter(&mut cp, tx, 9700, began + time::Duration::minutes(9)).await;
+    // A charge counts on the UTC day it started: in the first minutes after midnight that is
+    // yesterday, and today has none of it.
+    let charged_on = began.date();
     wait_for(&b, &format!(r#"{chart}[data-energy-wh="4700"]"#), WAIT).await;
     wait_text(&b, &format!("{chart} [data-field=energy]"), |t| {
         t == "4.700 kWh"
@@ -1134,12 +1137,11 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
     b.set_window_size(1280, 1400).await.unwrap();
 
     // The fleet's energy per day counts today's charge beside the load chart.
-    let today = now().date();
-    let today_s = format!(
+    let charged_s = format!(
         "{:04}-{:02}-{:02}",
-        today.year(),
-        u8::from(today.month()),
-        today.day()
+        charged_on.year(),
+        u8::from(charged_on.month()),
+        charged_on.day()
     );
     b.goto(&app.url("/")).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -1148,7 +1150,12 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
             Ok(e) => e.attr("data-energy-today").await.unwrap_or_default(),
             Err(_) => None,
         };
-        if wh.as_deref() == Some("4700") {
+        let expected = if now().date() == charged_on {
+            "4700"
+        } else {
+            "0"
+        };
+        if wh.as_deref() == Some(expected) {
             break;
         }
         assert!(
@@ -1162,7 +1169,7 @@ async fn the_operator_runs_the_toolbox_and_reads_the_charts_in_a_real_browser() 
     assert_eq!(bars.len(), 14);
     wait_for(
         &b,
-        &format!(r#"svg.days rect.bar[data-day="{today_s}"][data-wh="4700"]"#),
+        &format!(r#"svg.days rect.bar[data-day="{charged_s}"][data-wh="4700"]"#),
         WAIT,
     )
     .await;
