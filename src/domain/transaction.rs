@@ -283,6 +283,17 @@ pub enum StopOutcome {
     Unknown,
 }
 
+/// A running transaction's meter: what the console's load chart samples every few seconds
+/// (the few columns it needs, not whole transactions: thousands run at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunningMeter {
+    pub id: i32,
+    pub meter_start_wh: i64,
+    pub started_at: OffsetDateTime,
+    pub last_meter_wh: Option<i64>,
+    pub last_meter_at: Option<OffsetDateTime>,
+}
+
 /// Energy register readings of one MeterValues message.
 #[derive(Debug, Clone)]
 pub struct MeterReadings {

@@ -31,8 +31,8 @@ use echarging::domain::reservation::{
     ChargerAck, NewReservation, Reservation, ReservationFilter, ReservationStatus, TimeSlot,
 };
 use echarging::domain::transaction::{
-    Authorization, MAX_PLAUSIBLE_WH, MeterReadings, SUPERSEDED, StartOutcome, StartPolicy,
-    StartRequest, StopOutcome, StopRequest, TransactionFilter, TransactionStatus,
+    Authorization, MAX_PLAUSIBLE_WH, MeterReadings, RunningMeter, SUPERSEDED, StartOutcome,
+    StartPolicy, StartRequest, StopOutcome, StopRequest, TransactionFilter, TransactionStatus,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -107,6 +107,7 @@ conformance!(
     deleting_a_customer_cancels_anonymises_and_forgets,
     race_delete_and_bookings_leave_no_live_booking,
     security_events_newest_first_paged_and_kept,
+    running_meters_are_the_running_transactions_newest_first,
 );
 
 async fn on_sqlite<F, Fut>(check: F)
@@ -3315,4 +3316,49 @@ async fn security_events_newest_first_paged_and_kept(store: Arc<dyn Store>) {
             .len(),
         1
     );
+}
+
+/// What the console's load chart samples: the meters of the running transactions only, the
+/// newest first, at most `limit` of them.
+async fn running_meters_are_the_running_transactions_newest_first(store: Arc<dyn Store>) {
+    add_charger(&store, "CB-1", 3).await;
+    add_customer(&store, "Ada", &["A", "B", "C"]).await;
+    let a = start(&store, &start_req("CB-1", 1, "A", at(10 * H), None)).await;
+    let b = start(&store, &start_req("CB-1", 2, "B", at(10 * H + 1), None)).await;
+    let c = start(&store, &start_req("CB-1", 3, "C", at(10 * H + 2), None)).await;
+    store
+        .record_meter_values(&MeterReadings {
+            charger_id: cb("CB-1"),
+            connector_id: 2,
+            transaction_id: Some(b.transaction.id),
+            readings: vec![(at(10 * H + 5), 1500)],
+        })
+        .await
+        .unwrap()
+        .expect("b runs");
+    store
+        .stop_transaction(&stop_req("CB-1", c.transaction.id, 1200, 10 * H + 6))
+        .await
+        .unwrap();
+    let running = store.running_meters(10).await.unwrap();
+    assert_eq!(
+        running,
+        vec![
+            RunningMeter {
+                id: b.transaction.id,
+                meter_start_wh: 1000,
+                started_at: at(10 * H + 1),
+                last_meter_wh: Some(1500),
+                last_meter_at: Some(at(10 * H + 5)),
+            },
+            RunningMeter {
+                id: a.transaction.id,
+                meter_start_wh: 1000,
+                started_at: at(10 * H),
+                last_meter_wh: None,
+                last_meter_at: None,
+            },
+        ]
+    );
+    assert_eq!(store.running_meters(1).await.unwrap(), running[..1]);
 }

@@ -31,8 +31,8 @@ use crate::domain::reservation::{
 };
 use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
-    DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
-    StopRequest, Transaction, TransactionFilter,
+    DispatchAgenda, MeterReadings, RunningMeter, StartOutcome, StartPolicy, StartRequest,
+    StopOutcome, StopRequest, Transaction, TransactionFilter,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +254,8 @@ pub trait Store: Send + Sync + 'static {
         readings: &MeterReadings,
     ) -> Result<Option<Transaction>, StoreError>;
     async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError>;
+    /// The meters of the newest `limit` running transactions, newest first.
+    async fn running_meters(&self, limit: u32) -> Result<Vec<RunningMeter>, StoreError>;
     /// Newest first.
     async fn transactions(
         &self,

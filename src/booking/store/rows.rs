@@ -14,7 +14,7 @@ use crate::domain::customer::{Customer, TagAuth, TagRecord, TagStatus, tag_verdi
 use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::try_from_millis;
 use crate::domain::reservation::{ChargerAck, Reservation, ReservationStatus, TimeSlot};
-use crate::domain::transaction::{Authorization, Transaction, TransactionStatus};
+use crate::domain::transaction::{Authorization, RunningMeter, Transaction, TransactionStatus};
 
 use super::StoreError;
 
@@ -88,6 +88,18 @@ impl Dialect {
         format!(
             "SELECT {} FROM transactions WHERE id = $1",
             self.transaction_columns
+        )
+    }
+
+    /// The newest `$1` running transactions' meters (`running_meter` reads a row).
+    pub fn running_meters(&self) -> String {
+        let at =
+            |column: &str| format!("{} AS {column}", self.instant_column.replace("{}", column));
+        format!(
+            "SELECT id, meter_start_wh, {}, last_meter_wh, {} FROM transactions \
+             WHERE status = 'ACTIVE' ORDER BY id DESC LIMIT $1",
+            at("started_at"),
+            at("last_meter_at")
         )
     }
 
@@ -444,6 +456,16 @@ pub(crate) fn reservation(r: &impl Columns) -> Result<Reservation, StoreError> {
 pub(crate) fn slot(r: &impl Columns) -> Result<TimeSlot, StoreError> {
     TimeSlot::parse(r.instant("start_ms")?, r.instant("end_ms")?)
         .map_err(|e| StoreError::Database(decode("slot", e)))
+}
+
+pub(crate) fn running_meter(r: &impl Columns) -> Result<RunningMeter, StoreError> {
+    Ok(RunningMeter {
+        id: r.int32("id")?,
+        meter_start_wh: r.int("meter_start_wh")?,
+        started_at: r.instant("started_at")?,
+        last_meter_wh: r.opt_int("last_meter_wh")?,
+        last_meter_at: r.opt_instant("last_meter_at")?,
+    })
 }
 
 pub(crate) fn transaction(r: &impl Columns) -> Result<Transaction, StoreError> {

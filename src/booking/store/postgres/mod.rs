@@ -30,7 +30,7 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 
-use super::rows::Dialect;
+use super::rows::{self, Dialect};
 use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
@@ -45,8 +45,8 @@ use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
 use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
-    DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
-    StopRequest, Transaction, TransactionFilter,
+    DispatchAgenda, MeterReadings, RunningMeter, StartOutcome, StartPolicy, StartRequest,
+    StopOutcome, StopRequest, Transaction, TransactionFilter,
 };
 
 /// A value written, and the seq of the last event appended with it (if any).
@@ -444,6 +444,14 @@ impl Store for PgStore {
 
     async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError> {
         transactions::transaction(&self.pool, id).await
+    }
+
+    async fn running_meters(&self, limit: u32) -> Result<Vec<RunningMeter>, StoreError> {
+        let rows = sqlx::query(&D.running_meters())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows::all(&rows, rows::running_meter)
     }
 
     async fn transactions(

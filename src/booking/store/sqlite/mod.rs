@@ -43,7 +43,7 @@ use checkpoint::Checkpointer;
 pub use checkpoint::Durability;
 use writer::{WalSync, Writer};
 
-use super::rows::Dialect;
+use super::rows::{self, Dialect};
 use super::{BookError, CancelError, CustomerDeletion, Head, Page, Store, StoreError};
 use crate::domain::ChargeBoxId;
 use crate::domain::availability::{AvailabilityChange, ConnectorAvailability};
@@ -58,8 +58,8 @@ use crate::domain::local_list::LocalListState;
 use crate::domain::reservation::{ChargerAck, NewReservation, Reservation, ReservationFilter};
 use crate::domain::security::SecurityEvent;
 use crate::domain::transaction::{
-    DispatchAgenda, MeterReadings, StartOutcome, StartPolicy, StartRequest, StopOutcome,
-    StopRequest, Transaction, TransactionFilter,
+    DispatchAgenda, MeterReadings, RunningMeter, StartOutcome, StartPolicy, StartRequest,
+    StopOutcome, StopRequest, Transaction, TransactionFilter,
 };
 use crate::settings::sqlite_path;
 
@@ -457,6 +457,14 @@ impl Store for SqliteStore {
 
     async fn transaction(&self, id: i32) -> Result<Option<Transaction>, StoreError> {
         transactions::transaction(&self.pool, id).await
+    }
+
+    async fn running_meters(&self, limit: u32) -> Result<Vec<RunningMeter>, StoreError> {
+        let rows = sqlx::query(&D.running_meters())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows::all(&rows, rows::running_meter)
     }
 
     async fn transactions(
