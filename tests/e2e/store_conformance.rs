@@ -107,6 +107,7 @@ conformance!(
     deleting_a_customer_cancels_anonymises_and_forgets,
     race_delete_and_bookings_leave_no_live_booking,
     security_events_newest_first_paged_and_kept,
+    a_flush_of_many_chargers_keeps_each_connectors_last_state,
     running_meters_are_the_running_transactions_newest_first,
 );
 
@@ -3315,6 +3316,84 @@ async fn security_events_newest_first_paged_and_kept(store: Arc<dyn Store>) {
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// One flush carries many chargers and connectors (the store writes them in one statement
+/// each): every connector ends with the state of the last flush that carried it, every charger
+/// with its latest sighting, and a charger deleted meanwhile is skipped without failing the rest.
+async fn a_flush_of_many_chargers_keeps_each_connectors_last_state(store: Arc<dyn Store>) {
+    let at = datetime!(2030-01-01 10:00 UTC);
+    let status = |connector_id: u32, status: &'static str, min: i64| ConnectorStatus {
+        connector_id,
+        status: status.into(),
+        error_code: "NoError".into(),
+        info: (connector_id == 2).then(|| format!("info {min}")),
+        vendor_error_code: None,
+        reported_at: Some(at + Duration::minutes(min)),
+        updated_at: at + Duration::minutes(min),
+    };
+    let ids: Vec<String> = (0..70).map(|i| format!("CB-{i:02}")).collect();
+    for id in &ids {
+        add_charger(&store, id, 3).await;
+    }
+    let first: Vec<ChargerState> = ids
+        .iter()
+        .map(|id| ChargerState {
+            id: cb(id),
+            last_seen_at: Some(at + Duration::minutes(1)),
+            boot: None,
+            connector_status: vec![
+                status(1, "Available", 1),
+                status(2, "Preparing", 1),
+                status(3, "Available", 1),
+            ],
+        })
+        .chain(std::iter::once(ChargerState {
+            id: cb("deleted-meanwhile"),
+            last_seen_at: Some(at),
+            boot: None,
+            connector_status: vec![status(1, "Available", 1)],
+        }))
+        .collect();
+    store.save_charger_states(&first).await.unwrap();
+    // The next flush: the even chargers' connector 2 started charging; every charger was seen
+    // again, the odd ones with an older timestamp (which must not move last_seen back).
+    let second: Vec<ChargerState> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ChargerState {
+            id: cb(id),
+            last_seen_at: Some(at + Duration::minutes(if i % 2 == 0 { 2 } else { 0 })),
+            boot: None,
+            connector_status: if i % 2 == 0 {
+                vec![status(2, "Charging", 2)]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    store.save_charger_states(&second).await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let c = store.charger(&cb(id)).await.unwrap().unwrap();
+        let (seen, two) = if i % 2 == 0 {
+            (2, status(2, "Charging", 2))
+        } else {
+            (1, status(2, "Preparing", 1))
+        };
+        assert_eq!(c.last_seen_at, Some(at + Duration::minutes(seen)), "{id}");
+        assert_eq!(
+            c.connector_status,
+            vec![status(1, "Available", 1), two, status(3, "Available", 1)],
+            "{id}"
+        );
+    }
+    assert!(
+        store
+            .charger(&cb("deleted-meanwhile"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 
