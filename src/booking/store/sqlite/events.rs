@@ -1,7 +1,7 @@
 //! The event log on SQLite: appending inside a writer's transaction, reading after a seq.
 //! AUTOINCREMENT never reuses a number and one writer commits at a time: seq is gap-free.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::D;
@@ -31,6 +31,32 @@ pub(super) async fn append_event(
     .fetch_one(tx)
     .await?;
     Ok(seq)
+}
+
+/// Run `before` (statements that return no rows, built with `push_bind`) and append one event
+/// after it, as one statement string: one hand-off to SQLite's thread for both instead of one
+/// each. The event's seq.
+pub(super) async fn append_event_after<'a>(
+    tx: &mut SqliteConnection,
+    mut before: QueryBuilder<'a, Sqlite>,
+    kind: EventKind,
+    charger_id: Option<&'a str>,
+    customer_id: Option<i64>,
+    reservation_id: Option<i32>,
+    data: &serde_json::Value,
+) -> Result<i64, StoreError> {
+    before.push(
+        "; INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) VALUES (",
+    );
+    let mut values = before.separated(", ");
+    values.push_bind(to_millis(OffsetDateTime::now_utc()));
+    values.push_bind(kind.as_str());
+    values.push_bind(charger_id);
+    values.push_bind(customer_id);
+    values.push_bind(reservation_id);
+    values.push_bind(data.to_string());
+    before.push(") RETURNING seq");
+    Ok(before.build_query_scalar().fetch_one(tx).await?)
 }
 
 /// The last event's seq (0 for an empty log).

@@ -4,7 +4,7 @@
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
-use super::events::append_event;
+use super::events::{append_event, append_event_after};
 use super::reservations::{reservation_on, set_reservation_status};
 use super::{D, RESERVATION_COLUMNS, TRANSACTION_COLUMNS, Written};
 use crate::booking::store::{StoreError, implausible_meter, list_query, rows};
@@ -337,9 +337,9 @@ pub(super) async fn record_meter_values(
     q.push_values(&readings, |mut row, (at, wh)| {
         row.push_bind(t.id).push_bind(to_millis(*at)).push_bind(*wh);
     });
-    q.build().execute(&mut *conn).await?;
-    let seq = append_event(
+    let seq = append_event_after(
         conn,
+        q,
         kind::METER_VALUES_RECORDED,
         Some(m.charger_id.as_str()),
         t.customer_id,
