@@ -186,18 +186,23 @@ impl Session {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.central.shutdown.clone();
+        // Made once, not per message: each `cancelled()` future joins the token's waiter list
+        // under its lock and leaves it when dropped, and the shutdown token is every session's.
+        let shutting_down = shutdown.cancelled();
+        let ended = end.cancelled();
+        tokio::pin!(shutting_down, ended);
 
         loop {
             let deadline = self.in_flight.as_ref().map(|c| c.deadline);
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut shutting_down => {
                     return Ending {
                         close: Some((close_code::GOING_AWAY, "central system shutting down")),
                         why: "shutdown",
                     };
                 }
-                _ = end.cancelled() => {
+                _ = &mut ended => {
                     return match end_reason.get() {
                         Some(EndReason::Deregistered) => Ending {
                             close: Some((close_code::POLICY, "charger deregistered")),
