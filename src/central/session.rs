@@ -73,7 +73,9 @@ pub(crate) async fn run(
 ) {
     let connection = central.sessions.next_connection_id();
     let (calls, mut queue) = mpsc::channel(central.settings.call_queue);
-    let end = CancellationToken::new();
+    // A child of the shutdown token: a shutdown ends the session through it, so the session
+    // polls one token per message, not two (each poll of a token takes its lock).
+    let end = central.shutdown.child_token();
     let end_reason = Arc::new(OnceLock::new());
     central.sessions.register(
         id.clone(),
@@ -187,22 +189,21 @@ impl Session {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.central.shutdown.clone();
         // Made once, not per message: each `cancelled()` future joins the token's waiter list
-        // under its lock and leaves it when dropped, and the shutdown token is every session's.
-        let shutting_down = shutdown.cancelled();
+        // under its lock and leaves it when dropped. `end` is a child of the shutdown token.
         let ended = end.cancelled();
-        tokio::pin!(shutting_down, ended);
+        tokio::pin!(ended);
 
         loop {
             let deadline = self.in_flight.as_ref().map(|c| c.deadline);
             tokio::select! {
                 biased;
-                _ = &mut shutting_down => {
-                    return Ending {
-                        close: Some((close_code::GOING_AWAY, "central system shutting down")),
-                        why: "shutdown",
-                    };
-                }
                 _ = &mut ended => {
+                    if shutdown.is_cancelled() {
+                        return Ending {
+                            close: Some((close_code::GOING_AWAY, "central system shutting down")),
+                            why: "shutdown",
+                        };
+                    }
                     return match end_reason.get() {
                         Some(EndReason::Deregistered) => Ending {
                             close: Some((close_code::POLICY, "charger deregistered")),
