@@ -222,6 +222,7 @@ pub(super) async fn delete_charger(
 
 /// Reported state, telemetry rather than a ledger change: appends no event. States of a charger
 /// deleted meanwhile are dropped.
+///
 /// Every charger's last-seen time in one statement and every connector's status in another,
 /// whatever the number of chargers in the flush: each statement is a hand-off to SQLite's
 /// thread, and one per charger and connector was a quarter of all the statements the server ran

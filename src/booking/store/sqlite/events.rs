@@ -9,6 +9,14 @@ use crate::booking::store::{StoreError, rows};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::instant::to_millis;
 
+/// The event INSERT both appends share, up to its values (a macro, so that `concat!` builds
+/// the whole statement at compile time rather than per event).
+macro_rules! insert_event {
+    () => {
+        "INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) VALUES"
+    };
+}
+
 /// Append one event inside the caller's transaction; its seq.
 pub(super) async fn append_event(
     tx: &mut SqliteConnection,
@@ -18,10 +26,10 @@ pub(super) async fn append_event(
     reservation_id: Option<i32>,
     data: &serde_json::Value,
 ) -> Result<i64, StoreError> {
-    let seq = sqlx::query_scalar(
-        "INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-    )
+    let seq = sqlx::query_scalar(concat!(
+        insert_event!(),
+        " ($1, $2, $3, $4, $5, $6) RETURNING seq"
+    ))
     .bind(to_millis(OffsetDateTime::now_utc()))
     .bind(kind.as_str())
     .bind(charger_id)
@@ -45,9 +53,7 @@ pub(super) async fn append_event_after<'a>(
     reservation_id: Option<i32>,
     data: &serde_json::Value,
 ) -> Result<i64, StoreError> {
-    before.push(
-        "; INSERT INTO events (at, kind, charger_id, customer_id, reservation_id, data) VALUES (",
-    );
+    before.push(concat!("; ", insert_event!(), " ("));
     let mut values = before.separated(", ");
     values.push_bind(to_millis(OffsetDateTime::now_utc()));
     values.push_bind(kind.as_str());
